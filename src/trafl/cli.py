@@ -1,0 +1,64 @@
+"""The ``trafl`` command. Each subcommand lives with the layer it drives and exposes
+``add_arguments(parser)`` and ``run(args) -> int``; this file only dispatches."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from trafl import __version__
+from trafl.errors import TraflError
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "sft": ("trafl.sft.cli", "Masked-diffusion supervised fine-tuning on a JSONL of prompt/completion pairs."),
+    "sample": ("trafl.sampling.cli", "Sample completions from a dLLM with the LLaDA sampler."),
+    "train": ("trafl.train.cli", "RL post-training with TraFL, ESPO, JustGRPO or diffu-GRPO."),
+    "eval": ("trafl.eval.cli", "pass@k and diversity evaluation of one or more models."),
+    "demo": ("trafl.demo", "The CPU trajectory-locking study: base vs TraFL vs baselines."),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="trafl", description="trafl: post-train masked diffusion language models with verifiable rewards.")
+    parser.add_argument("--version", action="version", version=f"trafl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None
+    if argv:
+        wanted = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        # Only import the chosen subcommand's module (imports of torch & co. are slow).
+        if wanted is not None and wanted != name:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args._run(args) or 0)
+    except TraflError as exc:
+        print(f"trafl {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"trafl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

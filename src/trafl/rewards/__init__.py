@@ -1,0 +1,1 @@
+"""trafl.rewards"""

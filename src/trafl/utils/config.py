@@ -1,0 +1,318 @@
+"""Typed dataclass configs: help text on every field, YAML loading, command-line overrides,
+validation at load time.
+
+A config is a ``@dataclass`` whose fields are declared with :func:`option`::
+
+    @dataclass
+    class SFTConfig:
+        learning_rate: float = option(3e-4, "Peak learning rate of AdamW.", min=0.0)
+        schedule: str = option("cosine", "Learning-rate schedule.", choices=("cosine", "constant"))
+
+        def validate(self) -> None:      # optional cross-field checks
+            ...
+
+:func:`load_config` merges, in order, the dataclass defaults, a YAML file and ``key=value`` or
+``--key value`` overrides, checks every key and type, and raises :class:`trafl.errors.ConfigError`
+naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+
+from trafl.errors import ConfigError
+
+T = TypeVar("T")
+
+_MISSING = dataclasses.MISSING
+
+
+def option(
+    default: Any = _MISSING,
+    help: str = "",
+    *,
+    choices: tuple | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    default_factory: Any = _MISSING,
+) -> Any:
+    """Declare a config field with its help text and optional constraints.
+
+    ``min`` / ``max`` are inclusive bounds for numbers; ``choices`` restricts the allowed values.
+    Mutable defaults (lists, dicts) must be given with ``default_factory``.
+    """
+    if not help:
+        raise ValueError("every config field needs help text")
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if default_factory is not _MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _describe(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in get_args(tp))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        args = get_args(tp)
+        return f"a list of {_describe(args[0])}" if args else "a list"
+    if origin is dict:
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Convert ``value`` (from YAML or a command-line string) to ``tp`` or raise ConfigError."""
+    origin = get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"config field '{name}': expected {_describe(tp)}, got {value!r}")
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"config field '{name}': expected {_describe(tp)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        (item_tp,) = get_args(tp)[:1] or (Any,)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v != ""]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config field '{name}': expected {_describe(tp)}, got {value!r}")
+        return [_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config field '{name}': expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"config field '{name}': expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config field '{name}': expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                try:
+                    f = float(value)
+                except ValueError:
+                    f = None
+                if f is not None and f.is_integer():
+                    return int(f)
+        raise ConfigError(f"config field '{name}': expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"config field '{name}': expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config field '{name}': expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config field '{name}': expected a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise ConfigError(f"config field '{name}': expected a path, got {value!r}")
+    return value
+
+
+def _check_constraints(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        meta = f.metadata
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if v is None:
+                continue
+            if meta.get("choices") is not None and v not in meta["choices"]:
+                choices = ", ".join(repr(c) for c in meta["choices"])
+                raise ConfigError(f"config field '{f.name}': expected one of {choices}, got {v!r}")
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                if meta.get("min") is not None and v < meta["min"]:
+                    raise ConfigError(f"config field '{f.name}': must be >= {meta['min']}, got {v!r}")
+                if meta.get("max") is not None and v > meta["max"]:
+                    raise ConfigError(f"config field '{f.name}': must be <= {meta['max']}, got {v!r}")
+
+
+def _unknown_key_error(cls: type, key: str, source: str) -> ConfigError:
+    names = [f.name for f in dataclasses.fields(cls)]
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return ConfigError(
+        f"unknown config key '{key}' in {source}{hint}; valid keys of {cls.__name__}: {', '.join(names)}"
+    )
+
+
+def config_from_dict(cls: type[T], values: dict[str, Any], source: str = "config") -> T:
+    """Build and validate ``cls`` from a mapping of field names to raw values."""
+    hints = _type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        name = key.replace("-", "_")
+        if name not in fields:
+            raise _unknown_key_error(cls, key, source)
+        kwargs[name] = _coerce(raw, hints[name], name)
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is _MISSING and f.default_factory is _MISSING
+    ]
+    if missing:
+        raise ConfigError(f"{source}: required config field(s) missing: {', '.join(missing)}")
+    cfg = cls(**kwargs)
+    _check_constraints(cfg)
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parse ``["key=value", "--key", "value", "--flag"]`` into a dict of raw strings."""
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item.startswith("--"):
+            body = item[2:]
+            if "=" in body:
+                key, value = body.split("=", 1)
+            elif i + 1 < len(items) and not items[i + 1].startswith("--"):
+                key, value = body, items[i + 1]
+                i += 1
+            else:
+                key, value = body, "true"
+        elif "=" in item:
+            key, value = item.split("=", 1)
+        else:
+            raise ConfigError(f"cannot parse override {item!r}: expected key=value or --key value")
+        out[key.replace("-", "_")] = value
+        i += 1
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys to values at the top level")
+    return data
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+) -> T:
+    """Defaults, then the YAML file at ``path``, then ``overrides``; validated."""
+    values: dict[str, Any] = {}
+    source = "config"
+    if path is not None:
+        values.update(load_yaml(path))
+        source = str(path)
+    if overrides:
+        extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
+        for key in extra:
+            if key.replace("-", "_") not in {f.name for f in dataclasses.fields(cls)}:
+                raise _unknown_key_error(cls, key, "command-line overrides")
+        values.update({k.replace("-", "_"): v for k, v in extra.items()})
+    return config_from_dict(cls, values, source)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A YAML-safe dict of a config (paths as strings)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = str(v) if isinstance(v, Path) else v
+    return out
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    from trafl.utils.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Expose every field of ``cls`` as ``--field-name`` (default None = keep config value)."""
+    hints = _type_hints(cls)
+    group = parser.add_argument_group(f"{cls.__name__} fields (override the YAML config)")
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not _MISSING else (
+            f.default_factory() if f.default_factory is not _MISSING else "required"
+        )
+        help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
+        group.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f"cfg__{f.name}", default=None, metavar="V",
+            help=help_text.replace("%", "%%"),
+        )
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--field`` values the user actually gave on the command line."""
+    return {k[5:]: v for k, v in vars(args).items() if k.startswith("cfg__") and v is not None}
+
+
+def format_help(cls: type) -> str:
+    """A Markdown table of the fields of ``cls`` (used to generate docs)."""
+    hints = _type_hints(cls)
+    rows = ["| field | type | default | help |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not _MISSING else (
+            f.default_factory() if f.default_factory is not _MISSING else "required"
+        )
+        rows.append(f"| `{f.name}` | {_describe(hints[f.name])} | `{default!r}` | {f.metadata.get('help', '')} |")
+    return "\n".join(rows)
