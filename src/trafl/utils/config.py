@@ -295,9 +295,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             f.default_factory() if f.default_factory is not _MISSING else "required"
         )
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
+        extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
         group.add_argument(
             "--" + f.name.replace("_", "-"), dest=f"cfg__{f.name}", default=None, metavar="V",
-            help=help_text.replace("%", "%%"),
+            help=help_text.replace("%", "%%"), **extra,
         )
 
 
