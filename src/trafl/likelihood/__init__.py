@@ -1,1 +1,32 @@
-"""trafl.likelihood"""
+"""Sequence log-likelihood surrogates of masked diffusion language models.
+
+* :func:`elbo` — Monte-Carlo ELBO with stratified mask counts and antithetic pairs
+  (masks drawn by :func:`draw_elbo_masks`, shared across models: common random numbers);
+* :func:`onestep` — d1's fully-masked one-pass mean-field surrogate;
+* :func:`autoregressive` — exact left-to-right log-likelihood, positions batched in chunks;
+* :func:`trajectory` — exact log-likelihood along the sampler's own unmasking order;
+* :func:`normalising_length` — ``canvas`` (L) or ``tokens`` (|y| through the first EOS).
+
+All take a :class:`CanvasBatch` and any denoiser (see :mod:`trafl.models.interface`).
+"""
+
+from trafl.likelihood.batch import (
+    LENGTH_NORMS,
+    CanvasBatch,
+    loss_positions,
+    normalising_length,
+    tokens_through_first_eos,
+)
+from trafl.likelihood.elbo import elbo, elbo_weights
+from trafl.likelihood.masks import ElboMasks, antithetic_partner, draw_elbo_masks, draw_prompt_masks, stratified_counts
+from trafl.likelihood.onestep import onestep
+from trafl.likelihood.ordered import autoregressive, ordered_loglik, trajectory
+from trafl.likelihood.output import SurrogateOutput
+from trafl.likelihood.surrogate import SURROGATES, Surrogate
+
+__all__ = [
+    "LENGTH_NORMS", "SURROGATES", "CanvasBatch", "ElboMasks", "Surrogate", "SurrogateOutput",
+    "antithetic_partner", "autoregressive", "draw_elbo_masks", "draw_prompt_masks", "elbo", "elbo_weights",
+    "loss_positions", "normalising_length", "onestep", "ordered_loglik", "stratified_counts",
+    "tokens_through_first_eos", "trajectory",
+]

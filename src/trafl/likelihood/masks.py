@@ -1,0 +1,112 @@
+"""Drawing the random masks of the Monte-Carlo ELBO (kept apart from evaluating it).
+
+Drawing and evaluation are separate so that one draw serves the policy, the old policy and the
+reference within an update (common random numbers): differences such as ``ELBO_theta - ELBO_ref``
+then carry much less noise than either term.
+
+One draw for a completion of length ``L`` is a mask set ``M`` with ``|M| = m``, where
+``m ~ U{1..L}`` and ``M`` is uniform among the ``C(L, m)`` subsets of that size. Two variance
+reductions, both leaving every draw's marginal law unchanged (so the estimator stays unbiased):
+
+* **stratified counts**: the ``K`` base draws of a row take ``m_k = floor((k + u_k) L / K) + 1``
+  with ``u_k ~ U(0,1)``, one draw per stratum of ``{1..L}``; the equal mixture of the strata is
+  ``U{1..L}``.
+* **antithetic pairs**: each base draw ``M`` (size ``m``) is paired with
+  ``M' = complement(M) + {one uniform element of M}``, of size ``L + 1 - m``. ``L + 1 - m`` is
+  again uniform on ``{1..L}`` and ``M'`` is exchangeable, so ``M'`` has the same law as ``M``;
+  but ``M`` and ``M'`` together cover every position, and a lightly masked draw is paired with a
+  heavily masked one, which makes their two estimates negatively correlated. (The plain complement
+  has size ``L - m``, which can be 0: it does not have the law of a draw.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trafl.errors import ConfigError
+
+
+@dataclass
+class ElboMasks:
+    """``masked``: ``[N, K, L]`` bool, the masked completion positions of each of the ``K`` draws."""
+
+    masked: torch.Tensor
+
+    @property
+    def counts(self) -> torch.Tensor:
+        """``[N, K]`` mask sizes ``m``."""
+        return self.masked.sum(dim=-1)
+
+    @property
+    def num_mc(self) -> int:
+        return self.masked.shape[1]
+
+    def select(self, rows: torch.Tensor | slice) -> "ElboMasks":
+        return ElboMasks(self.masked[rows])
+
+
+def stratified_counts(num_rows: int, num_strata: int, gen_length: int, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """``[N, K]`` counts ``m_k = floor((k + u_k) * L / K) + 1``: one draw per stratum of ``{1..L}``."""
+    u = torch.rand(num_rows, num_strata, generator=generator, device=device, dtype=torch.float64)
+    k = torch.arange(num_strata, device=device, dtype=torch.float64)
+    m = torch.floor((k + u) * gen_length / num_strata).long() + 1
+    return m.clamp(1, gen_length)
+
+
+def uniform_subsets(counts: torch.Tensor, gen_length: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform subsets of sizes ``counts`` ``[...]``: returns ``(masked [..., L], rank [..., L])``.
+
+    Position ``i`` is masked when its rank under i.i.d. uniform scores is below ``m``; ``rank == 0``
+    marks a uniformly chosen element of every non-empty subset.
+    """
+    scores = torch.rand(*counts.shape, gen_length, generator=generator, device=counts.device)
+    rank = scores.argsort(dim=-1).argsort(dim=-1)
+    return rank < counts.unsqueeze(-1), rank
+
+
+def antithetic_partner(masked: torch.Tensor, rank: torch.Tensor) -> torch.Tensor:
+    """``M' = complement(M) + {the rank-0 element of M}``; ``|M'| = L + 1 - |M|``."""
+    return ~masked | (rank == 0)
+
+
+def draw_elbo_masks(
+    num_rows: int,
+    gen_length: int,
+    num_mc: int,
+    *,
+    antithetic: bool = True,
+    stratified: bool = True,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> ElboMasks:
+    """Draw ``num_mc`` ELBO masks for each of ``num_rows`` completions of length ``gen_length``.
+
+    With ``antithetic`` the draws come in adjacent pairs ``(M, M')`` and ``num_mc`` must be even.
+    """
+    if num_mc < 1:
+        raise ConfigError(f"num_mc must be >= 1, got {num_mc}")
+    if antithetic and num_mc % 2:
+        raise ConfigError(f"num_mc ({num_mc}) must be even when antithetic pairs are used (each mask comes with its partner)")
+    base = num_mc // 2 if antithetic else num_mc
+    if stratified:
+        counts = stratified_counts(num_rows, base, gen_length, generator, device)
+    else:
+        counts = torch.randint(1, gen_length + 1, (num_rows, base), generator=generator, device=device)
+    masked, rank = uniform_subsets(counts, gen_length, generator)
+    if antithetic:
+        masked = torch.stack([masked, antithetic_partner(masked, rank)], dim=2).flatten(1, 2)
+    return ElboMasks(masked)
+
+
+def draw_prompt_masks(attention_mask: torch.Tensor, prompt_length: int, p_mask_prompt: float,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """d1's prompt corruption: each real prompt token is masked with probability ``p_mask_prompt``.
+
+    Returns ``[N, P]`` bool (padding is never masked).
+    """
+    real = attention_mask[:, :prompt_length].bool()
+    u = torch.rand(real.shape, generator=generator, device=attention_mask.device)
+    return (u < p_mask_prompt) & real

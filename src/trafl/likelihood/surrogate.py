@@ -1,0 +1,75 @@
+"""One object that names a surrogate, draws its randomness and evaluates it.
+
+    spec  = Surrogate("elbo", num_mc=2, antithetic=True)
+    noise = spec.draw(batch, generator)            # once per rollout batch
+    s_pol = spec.evaluate(policy, batch, noise)    # with gradients
+    with torch.no_grad():
+        s_ref = spec.evaluate(reference, batch, noise)   # same masks: common random numbers
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from trafl.errors import ConfigError
+from trafl.likelihood.batch import CanvasBatch
+from trafl.likelihood.elbo import elbo
+from trafl.likelihood.masks import ElboMasks, draw_elbo_masks, draw_prompt_masks
+from trafl.likelihood.onestep import onestep
+from trafl.likelihood.ordered import autoregressive, trajectory
+from trafl.likelihood.output import SurrogateOutput
+
+SURROGATES = ("elbo", "onestep", "autoregressive", "trajectory")
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A sequence log-likelihood surrogate and its options.
+
+    Attributes:
+        name: ``elbo``, ``onestep``, ``autoregressive`` or ``trajectory`` (needs commit steps).
+        num_mc: ELBO mask draws per sequence.
+        antithetic: pair each ELBO mask with its complement-plus-one partner.
+        p_mask_prompt: one-step surrogate's prompt masking probability.
+        chunk_size: canvases per forward pass of the ordered surrogates.
+        micro_batch_size: canvases per forward pass of the ELBO / one-step surrogates (None: all).
+    """
+
+    name: str = "elbo"
+    num_mc: int = 2
+    antithetic: bool = True
+    p_mask_prompt: float = 0.15
+    chunk_size: int = 64
+    micro_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in SURROGATES:
+            raise ConfigError(f"surrogate must be one of {SURROGATES}, got {self.name!r}")
+        if self.name == "elbo" and self.antithetic and self.num_mc % 2:
+            raise ConfigError(f"num_mc ({self.num_mc}) must be even when antithetic is true")
+        if not 0.0 <= self.p_mask_prompt <= 1.0:
+            raise ConfigError(f"p_mask_prompt must lie in [0, 1], got {self.p_mask_prompt}")
+
+    def draw(self, batch: CanvasBatch, generator: torch.Generator | None = None):
+        """The randomness of one evaluation: ELBO masks, prompt masks, or ``None`` (deterministic)."""
+        if self.name == "elbo":
+            return draw_elbo_masks(len(batch), batch.gen_length, self.num_mc, antithetic=self.antithetic,
+                                   generator=generator, device=batch.input_ids.device)
+        if self.name == "onestep":
+            return draw_prompt_masks(batch.attention_mask, batch.prompt_length, self.p_mask_prompt, generator)
+        return None
+
+    def evaluate(self, model, batch: CanvasBatch, noise=None, commit_step: torch.Tensor | None = None) -> SurrogateOutput:
+        if self.name == "elbo":
+            if not isinstance(noise, ElboMasks):
+                raise ValueError("the elbo surrogate needs the masks returned by draw()")
+            return elbo(model, batch, noise, micro_batch_size=self.micro_batch_size)
+        if self.name == "onestep":
+            return onestep(model, batch, noise, micro_batch_size=self.micro_batch_size)
+        if self.name == "autoregressive":
+            return autoregressive(model, batch, chunk_size=self.chunk_size)
+        if commit_step is None:
+            raise ValueError("the trajectory surrogate needs the rollout's commit steps")
+        return trajectory(model, batch, commit_step, chunk_size=self.chunk_size)
