@@ -1,0 +1,143 @@
+"""Configuration of ``trafl train``.
+
+Field names follow TRL's ``GRPOConfig`` where the concept is the same (``num_generations``,
+``max_completion_length``, ``num_iterations``, ``beta``, ``epsilon``, ``learning_rate``,
+``per_device_train_batch_size``, ...). Batch semantics, as in TRL: ``per_device_train_batch_size``
+counts *completions* per process per micro-step; one optimizer step consumes
+``per_device_train_batch_size * gradient_accumulation_steps * num_processes`` completions, i.e.
+that number divided by ``num_generations`` prompts. Each micro-batch holds whole groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trafl.errors import ConfigError
+from trafl.utils.config import option
+
+METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train -------------------------------------------------------------------------
+    model: str = option("", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct).")
+    method: str = option("trafl", "Post-training objective.", choices=METHODS)
+    task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
+    dataset_path: str | None = option(None, "Local JSONL/JSON file for the task's training split (default: the task's own source).")
+    dataset_split: str | None = option(None, "Split to train on (default: the task's train split).")
+    max_prompts: int | None = option(None, "Use only the first N training prompts (after shuffling with seed).", min=1)
+    output_dir: str = option("runs/train", "Run directory: checkpoints, metrics.jsonl, final model.")
+    trust_remote_code: bool = option(False, "Allow transformers remote code (needed for Dream).")
+
+    # --- rollouts (the sampler is the policy) -------------------------------------------------
+    num_generations: int = option(8, "G: completions sampled per prompt (the group).", min=2)
+    max_completion_length: int = option(256, "Completion canvas length L (the sampler's gen_length).", min=1)
+    max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
+    diffusion_steps: int = option(128, "Sampler denoising steps for the whole completion.", min=1)
+    block_length: int = option(32, "Sampler semi-autoregressive block length (divides max_completion_length).", min=1)
+    temperature: float = option(0.9, "Rollout sampling temperature.", min=0.0)
+    remasking: str = option("low_confidence", "Sampler remasking rule.", choices=("low_confidence", "random"))
+    generation_batch_size: int | None = option(None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1)
+
+    # --- optimisation ---------------------------------------------------------------------------
+    max_steps: int = option(100, "Optimizer steps (each on one rollout batch, repeated num_iterations times).", min=1)
+    per_device_train_batch_size: int = option(8, "Completions per process per micro-step; a multiple of num_generations.", min=1)
+    gradient_accumulation_steps: int = option(1, "Micro-steps accumulated per optimizer step.", min=1)
+    num_iterations: int = option(1, "mu: inner updates on each rollout batch (old policy = the rollout policy).", min=1)
+    learning_rate: float = option(1e-5, "Peak learning rate of AdamW for the policy (LoRA or full).", min=0.0)
+    logz_lr: float = option(1e-3, "Learning rate of TraFL's logZ head (its own parameter group).", min=0.0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
+    adam_beta1: float = option(0.9, "AdamW beta1.", min=0.0, max=1.0)
+    adam_beta2: float = option(0.99, "AdamW beta2.", min=0.0, max=1.0)
+    lr_scheduler_type: str = option("constant", "Schedule after warm-up.", choices=("constant", "cosine", "linear"))
+    warmup_steps: int = option(0, "Linear warm-up steps.", min=0)
+    max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
+    gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass to save memory.")
+    bf16: bool = option(False, "bf16 autocast (CUDA only; ignored on CPU).")
+
+    # --- LoRA ------------------------------------------------------------------------------------
+    use_peft: bool = option(False, "Train LoRA adapters (reference = adapters disabled, no second copy).")
+    lora_r: int = option(128, "LoRA rank.", min=1)
+    lora_alpha: int = option(256, "LoRA alpha.", min=1)
+    lora_dropout: float = option(0.05, "LoRA dropout.", min=0.0, max=1.0)
+    lora_target_modules: list[str] = option(
+        ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"],
+        "Module names LoRA adapts (LLaDA's names).",
+    )
+
+    save_merged: bool = option(True, "With use_peft: also save the base with the adapters merged in (output_dir/final-merged).")
+
+    # --- objective ------------------------------------------------------------------------------
+    beta: float = option(
+        0.05,
+        "TraFL: reward temperature per token of the normalised surrogate (target pi_ref * exp(L*beta*r~)); "
+        "ESPO / diffu-GRPO: KL coefficient; JustGRPO: unused.",
+        min=0.0,
+    )
+    epsilon: float = option(0.2, "Clipping range (PPO clip for baselines, importance-weight clip for TraFL).", min=0.0)
+    epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
+    reward_transform: str = option("group_norm", "TraFL reward transform r~.", choices=("group_norm", "loo", "raw"))
+    logz: str = option("learned", "TraFL log-partition: learned head on the reference, on the policy, or VarGrad.",
+                       choices=("learned", "learned_policy", "vargrad"))
+    importance_weight: str = option("clipped", "TraFL off-policy weight w.", choices=("none", "clipped"))
+    surrogate: str | None = option(
+        None,
+        "Sequence log-likelihood surrogate (default: the method's own: trafl/espo elbo, justgrpo autoregressive, "
+        "diffu_grpo onestep). trajectory: exact log-likelihood of the rollout's own unmasking order (needs remasking=random).",
+        choices=("elbo", "onestep", "autoregressive", "trajectory"),
+    )
+    length_norm: str = option("canvas", "Normalise the surrogate by L (canvas) or by |y| up to the first EOS (tokens).",
+                              choices=("canvas", "tokens"))
+    num_mc: int = option(2, "ELBO Monte-Carlo mask draws per sequence.", min=1)
+    antithetic: bool = option(True, "Pair each ELBO mask with its complement.")
+    p_mask_prompt: float = option(0.15, "diffu-GRPO one-step surrogate: prompt masking probability.", min=0.0, max=1.0)
+    ar_chunk_size: int = option(64, "JustGRPO autoregressive surrogate: positions per batched forward.", min=1)
+    reward_weights: list[float] | None = option(None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest).")
+    nan_rewards: str = option(
+        "zero",
+        "What to do when a reward function returns NaN: 'zero' replaces it by 0 and counts it in "
+        "metrics (rewards/nan_count); 'error' stops the run.",
+        choices=("zero", "error"),
+    )
+
+    # --- bookkeeping ------------------------------------------------------------------------------
+    seed: int = option(0, "Random seed (prompt order, rollouts, masks, initialisation).")
+    save_steps: int = option(50, "Write a resumable checkpoint every N optimizer steps (0: only at the end).", min=0)
+    save_total_limit: int = option(2, "Keep at most this many checkpoints.", min=1)
+    logging_steps: int = option(1, "Write metrics every N steps.", min=1)
+    report_to: list[str] = option([], "Extra loggers: tensorboard and/or wandb (only when installed).")
+    resume: bool = option(False, "Continue from the newest checkpoint in output_dir.")
+    device: str = option("auto", "'auto', 'cpu', 'cuda' (under accelerate launch the process's device is used).")
+    num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
+
+    def validate(self) -> None:
+        for name in ("model", "task"):
+            if not getattr(self, name):
+                raise ConfigError(f"config field '{name}' is required")
+        if self.per_device_train_batch_size % self.num_generations:
+            raise ConfigError(
+                f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
+                f"multiple of 'num_generations' ({self.num_generations}): each micro-batch holds whole groups"
+            )
+        if self.max_completion_length % self.block_length:
+            raise ConfigError(
+                f"config field 'block_length' ({self.block_length}) must divide 'max_completion_length' "
+                f"({self.max_completion_length})"
+            )
+        blocks = self.max_completion_length // self.block_length
+        if self.diffusion_steps % blocks:
+            raise ConfigError(
+                f"config field 'diffusion_steps' ({self.diffusion_steps}) must be a multiple of the number "
+                f"of blocks ({blocks} = max_completion_length / block_length)"
+            )
+        if self.surrogate == "trajectory" and self.remasking != "random":
+            raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
+        for logger in self.report_to:
+            if logger not in ("tensorboard", "wandb"):
+                raise ConfigError(f"config field 'report_to': unknown logger '{logger}' (tensorboard, wandb)")
+
+    @property
+    def resolved_surrogate(self) -> str:
+        default = {"trafl": "elbo", "espo": "elbo", "justgrpo": "autoregressive", "diffu_grpo": "onestep"}
+        return self.surrogate or default[self.method]

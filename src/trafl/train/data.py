@@ -1,0 +1,50 @@
+"""Prompt order and per-step prompt selection for the RL loop.
+
+The prompt stream is a seeded permutation of the dataset, re-shuffled each epoch. Step ``k`` takes
+the next ``prompts_per_step`` prompts; process ``rank`` gets a contiguous slice of them, split into
+micro-batches of ``prompts_per_micro`` prompts. Everything is a pure function of
+``(seed, step, rank)``, so a resumed run and a run on a different number of processes see the same
+global batch at the same step.
+"""
+
+from __future__ import annotations
+
+import random
+
+
+def prompt_indices_for_step(num_prompts: int, prompts_per_step: int, step: int, seed: int) -> list[int]:
+    """The global prompt indices of optimizer step ``step`` (0-based)."""
+    start = step * prompts_per_step
+    out = []
+    for pos in range(start, start + prompts_per_step):
+        epoch, offset = divmod(pos, num_prompts)
+        order = _epoch_order(num_prompts, seed, epoch)
+        out.append(order[offset])
+    return out
+
+
+_ORDER_CACHE: dict[tuple[int, int, int], list[int]] = {}
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    key = (n, seed, epoch)
+    if key not in _ORDER_CACHE:
+        order = list(range(n))
+        random.Random(f"{seed}-{epoch}").shuffle(order)
+        if len(_ORDER_CACHE) > 8:
+            _ORDER_CACHE.clear()
+        _ORDER_CACHE[key] = order
+    return _ORDER_CACHE[key]
+
+
+def split_for_process(indices: list[int], rank: int, world: int) -> list[int]:
+    """Contiguous equal slice of the step's prompts for process ``rank``."""
+    if len(indices) % world:
+        raise ValueError(f"{len(indices)} prompts per step cannot be split evenly over {world} processes")
+    per = len(indices) // world
+    return indices[rank * per : (rank + 1) * per]
+
+
+def row_seed(seed: int, step: int, prompt_index: int, sample: int, salt: str = "rollout") -> int:
+    """A 63-bit seed that depends only on what a row *is*, not on where it is computed."""
+    return random.Random(f"{salt}-{seed}-{step}-{prompt_index}-{sample}").getrandbits(63)
