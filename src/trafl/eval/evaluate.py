@@ -1,0 +1,225 @@
+"""The evaluation loop: every (model, task, temperature, length) cell, ``n`` samples per problem.
+
+For each cell the problems not yet in the cell's cache are generated ``batch_size`` problems at a
+time, graded with the task's correctness check, and appended to the cache; then the cell's numbers
+(:mod:`trafl.eval.passk`, :mod:`trafl.eval.diversity`) are computed from the cache alone. Noise
+seeds depend on (problem id, sample index, temperature, length, seed) only, so ``batch_size``
+and interruptions do not change the results.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from trafl.errors import ConfigError, DataError
+from trafl.eval.cache import Cell, CellCache, cache_path
+from trafl.eval.diversity import distinct_correct, normalise_text, summarise_distinct
+from trafl.eval.generation import SamplerSettings, TextGenerator, sample_seed
+from trafl.eval.passk import summarise_pass_at_k
+from trafl.tasks.base import Task
+from trafl.utils.io import atomic_write_json
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class EvalPlan:
+    """What to evaluate. ``batch_size`` (problems per generator call) does not change the results."""
+
+    n: int = 16
+    temperatures: list[float] = field(default_factory=lambda: [0.3, 0.6, 0.9])
+    gen_lengths: list[int] = field(default_factory=lambda: [256, 512])
+    seed: int = 0
+    limit: int | None = None
+    batch_size: int = 4
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {self.n}")
+        if not self.temperatures or any(t < 0 for t in self.temperatures):
+            raise ConfigError(f"--temperatures must be a non-empty list of values >= 0, got {self.temperatures}")
+        if not self.gen_lengths or any(length < 1 for length in self.gen_lengths):
+            raise ConfigError(f"--gen-lengths must be a non-empty list of positive integers, got {self.gen_lengths}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1, got {self.limit}")
+
+
+@dataclass
+class ModelSpec:
+    """A model to evaluate: its label in tables and plots, where it came from, and a factory that
+    builds its :class:`TextGenerator` when its turn comes (so only one model is in memory)."""
+
+    label: str
+    path: str
+    make_generator: Callable[[], TextGenerator]
+    sampler: SamplerSettings | None = None
+
+    def sampler_settings(self, gen_length: int) -> dict:
+        return self.sampler.describe(gen_length) if self.sampler is not None else {}
+
+
+@dataclass
+class TaskSpec:
+    """A task, its evaluation rows (already loaded) and the name it is reported under
+    (default: the task's registry name)."""
+
+    task: Task
+    rows: list[dict]
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.task.name or type(self.task).__name__
+
+
+def load_task_rows(task: Task, *, path: str | None = None, limit: int | None = None) -> list[dict]:
+    """The task's evaluation split (or the local file ``path``), at most ``limit`` rows."""
+    rows = task.load(task.eval_split, path=path, limit=limit)
+    if limit is not None:
+        rows = rows[:limit]
+    if not rows:
+        where = f"file {path}" if path else f"split {task.eval_split!r}"
+        raise DataError(f"task '{task.name}': {where} has no rows to evaluate")
+    return rows
+
+
+def problem_ids(rows: Sequence[dict]) -> list[str]:
+    """Stable problem identities: the rows' ``id`` (or ``task_id``) when present and unique,
+    else the row's position."""
+    for key in ("id", "task_id"):
+        ids = [str(r[key]) for r in rows if r.get(key) is not None]
+        if len(ids) == len(rows) and len(set(ids)) == len(ids):
+            return ids
+    return [str(i) for i in range(len(rows))]
+
+
+def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict], ids: Sequence[str],
+                       cell: Cell, n: int, seed: int) -> list[dict]:
+    """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys."""
+    prompts = [task.format_prompt(r, getattr(generator, "tokenizer", None)) for r in rows]
+    seeds = [[sample_seed(seed, pid, j, cell.temperature, cell.gen_length) for j in range(n)] for pid in ids]
+    completions = generator.generate(prompts, n=n, temperature=cell.temperature, gen_length=cell.gen_length, seeds=seeds)
+    if len(completions) != len(rows) or any(len(c) != n for c in completions):
+        raise ValueError(f"generator returned {[len(c) for c in completions]} completions; expected {n} for each of {len(rows)} prompts")
+    flat = [c for per_problem in completions for c in per_problem]
+    flat_rows = [r for r in rows for _ in range(n)]
+    correct = [bool(x) for x in task.grade_batch(flat, flat_rows)]
+    records = []
+    for i, (pid, row) in enumerate(zip(ids, rows)):
+        comps = completions[i]
+        records.append({
+            "problem_id": pid,
+            "completions": comps,
+            "correct": correct[i * n:(i + 1) * n],
+            "answer_keys": [task.answer_key(c, row) for c in comps],
+        })
+    return records
+
+
+def summarise_cell(cell: Cell, task: Task, records: Sequence[dict], n: int, sampler: dict) -> dict:
+    """The results.json entry of one cell (see docs/eval.md for the schema)."""
+    num_correct = [sum(r["correct"]) for r in records]
+    passk = summarise_pass_at_k(num_correct, n)
+    answers = [distinct_correct(r["answer_keys"], r["correct"]) for r in records]
+    texts = [distinct_correct([normalise_text(c) for c in r["completions"]], r["correct"]) for r in records]
+    return {
+        "model": cell.model,
+        "task": cell.task,
+        "task_kind": task.kind,
+        "temperature": cell.temperature,
+        "gen_length": cell.gen_length,
+        "n": n,
+        "num_problems": len(records),
+        "k": list(range(1, n + 1)),
+        "pass_at_k": passk.mean,
+        "stderr": passk.stderr,
+        "distinct_correct": summarise_distinct(answers).to_dict(),
+        "distinct_correct_texts": summarise_distinct(texts).to_dict(),
+        "sampler": sampler,
+        "problem_ids": [r["problem_id"] for r in records],
+        "num_correct": num_correct,
+        "num_distinct_correct": answers,
+    }
+
+
+def evaluate_cell(generator_fn: Callable[[], TextGenerator], spec: TaskSpec, cell: Cell, plan: EvalPlan,
+                  out_dir: Path, meta: dict, progress: Callable[[str], None] | None = None) -> dict:
+    """Fill the cell's cache (skipping finished problems) and summarise it.
+
+    ``generator_fn`` is only called when some problem still needs generating.
+    """
+    ids = problem_ids(spec.rows)
+    cache = CellCache(cache_path(out_dir, cell), meta)
+    todo = [i for i, pid in enumerate(ids) if pid not in cache]
+    if todo:
+        generator = generator_fn()
+        for start in range(0, len(todo), plan.batch_size):
+            chunk = todo[start:start + plan.batch_size]
+            for record in generate_and_grade(generator, spec.task, [spec.rows[i] for i in chunk],
+                                             [ids[i] for i in chunk], cell, plan.n, plan.seed):
+                cache.add(record)
+            if progress:
+                progress(f"{cell.slug()}: {len(ids) - len(todo) + start + len(chunk)}/{len(ids)} problems")
+    records = [cache.records[pid] for pid in ids]
+    return summarise_cell(cell, spec.task, records, plan.n, meta["sampler"])
+
+
+def versions() -> dict:
+    import torch
+    import transformers
+
+    import trafl
+
+    return {"trafl": trafl.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": platform.python_version()}
+
+
+def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan: EvalPlan, out_dir: str | Path, *,
+                   base: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+    """Evaluate every cell, write ``results.json`` atomically after each one, return the results."""
+    plan.validate()
+    labels = [m.label for m in models]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"model labels must be distinct, got {labels}; name them with --model LABEL=DIR")
+    if base is not None and base not in labels:
+        raise ConfigError(f"--base '{base}' is not one of the evaluated models {labels}")
+    out_dir = Path(out_dir)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "versions": versions(),
+        "settings": {"n": plan.n, "temperatures": list(plan.temperatures), "gen_lengths": list(plan.gen_lengths),
+                     "seed": plan.seed, "limit": plan.limit},
+        "models": {m.label: m.path for m in models},
+        "tasks": {t.name: t.task.kind for t in tasks},
+        "base": base,
+        "results": [],
+    }
+    for model in models:
+        generator: list[TextGenerator] = []
+
+        def lazy() -> TextGenerator:
+            if not generator:
+                generator.append(model.make_generator())
+            return generator[0]
+
+        for spec in tasks:
+            for length in plan.gen_lengths:
+                for temperature in plan.temperatures:
+                    cell = Cell(model.label, spec.name, float(temperature), int(length))
+                    meta = {"model_path": model.path, "task": spec.name, "temperature": cell.temperature,
+                            "gen_length": cell.gen_length, "n": plan.n, "seed": plan.seed,
+                            "sampler": model.sampler_settings(cell.gen_length)}
+                    results["results"].append(evaluate_cell(lazy, spec, cell, plan, out_dir, meta, progress))
+                    atomic_write_json(out_dir / "results.json", results)
+        generator.clear()
+    atomic_write_json(out_dir / "results.json", results)
+    return results
+
+
+def log_to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

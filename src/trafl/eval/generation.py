@@ -1,0 +1,127 @@
+"""Where completions come from: a small text-generation interface and its default implementation.
+
+The evaluator only needs :class:`TextGenerator`: ``n`` completions per prompt, with the random
+noise of sample ``j`` of prompt ``i`` fixed by ``seeds[i][j]``. Seeds are derived by
+:func:`sample_seed` from (problem id, sample index, temperature, length, run seed), never from a
+position in a batch, so the numbers do not depend on how problems are batched or on which problems
+an interrupted run had already finished.
+
+:class:`SamplerGenerator` is the default: a dLLM from :func:`trafl.models.load_pretrained`
+sampled with :func:`trafl.sampling.generate`, one ``torch.Generator`` per output row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import torch
+
+from trafl.errors import ConfigError
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """Anything that turns prompts into ``n`` completions each.
+
+    ``tokenizer`` (may be ``None``) is handed to :meth:`Task.format_prompt` for chat templates.
+    """
+
+    tokenizer: Any
+
+    def generate(
+        self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
+    ) -> list[list[str]]:
+        """``result[i][j]``: completion ``j`` of ``prompts[i]`` drawn with noise seed ``seeds[i][j]``."""
+        ...
+
+
+def sample_seed(seed: int, problem_id: str, sample_index: int, temperature: float, gen_length: int) -> int:
+    """A 63-bit seed that is a pure function of its arguments (SHA-256, stable across processes)."""
+    key = f"{seed}|{problem_id}|{sample_index}|{float(temperature)!r}|{gen_length}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """LLaDA sampler settings; ``steps=None`` means one token per step (``steps = gen_length``),
+    ``steps`` may also map each completion length to its own number of steps."""
+
+    steps: int | dict[int, int] | None = None
+    block_length: int = 32
+    remasking: str = "low_confidence"
+
+    def steps_for(self, gen_length: int) -> int:
+        if self.steps is None:
+            return gen_length
+        if isinstance(self.steps, dict):
+            if gen_length not in self.steps:
+                raise ConfigError(f"--steps gives no value for gen_length {gen_length} (has {sorted(self.steps)})")
+            return self.steps[gen_length]
+        return self.steps
+
+    def block_for(self, gen_length: int) -> int:
+        return min(self.block_length, gen_length)
+
+    def check(self, gen_length: int) -> None:
+        """The sampler's divisibility rules, checked before any model is loaded."""
+        block, steps = self.block_for(gen_length), self.steps_for(gen_length)
+        if block < 1 or gen_length % block:
+            raise ConfigError(f"block_length {block} must divide gen_length {gen_length}")
+        blocks = gen_length // block
+        if steps < 1 or steps % blocks or steps > gen_length:
+            raise ConfigError(
+                f"steps {steps} must be a multiple of the number of blocks "
+                f"({blocks} = gen_length {gen_length} / block_length {block}) and at most gen_length"
+            )
+
+    def describe(self, gen_length: int) -> dict:
+        return {"steps": self.steps_for(gen_length), "block_length": self.block_for(gen_length),
+                "remasking": self.remasking}
+
+
+class SamplerGenerator:
+    """A dLLM sampled with :func:`trafl.sampling.generate` (``n`` samples per prompt in one call)."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, settings: SamplerSettings, *,
+                 device: str | torch.device | None = None) -> None:
+        if tokenizer is None:
+            raise ConfigError("the model has no tokenizer; evaluation needs one to encode prompts and decode completions")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, path: str, settings: SamplerSettings, *, device: str | None = None,
+                        dtype: str | None = None, trust_remote_code: bool = False) -> "SamplerGenerator":
+        from trafl.models import load_pretrained
+
+        model, tokenizer = load_pretrained(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        return cls(model, tokenizer, settings, device=device)
+
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        self.tokenizer.padding_side = "left"
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], *, n: int, temperature: float, gen_length: int,
+                 seeds: list[list[int]]) -> list[list[str]]:
+        from trafl.models.interface import mask_token_id_of
+        from trafl.sampling import decode_completions, generate
+
+        if len(seeds) != len(prompts) or any(len(s) != n for s in seeds):
+            raise ValueError("seeds must hold n seeds for every prompt")
+        input_ids, attention_mask = self.encode(prompts)
+        generators = [torch.Generator(device=self.device).manual_seed(s) for row in seeds for s in row]
+        eos = getattr(self.tokenizer, "eos_token_id", None)
+        out = generate(
+            self.model, input_ids, attention_mask, gen_length=gen_length,
+            steps=self.settings.steps_for(gen_length), block_length=self.settings.block_for(gen_length),
+            temperature=temperature, remasking=self.settings.remasking, num_samples=n,
+            mask_token_id=mask_token_id_of(self.model), eos_token_id=eos, generator=generators,
+        )
+        texts = decode_completions(self.tokenizer, out.completion, eos)
+        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

@@ -1,0 +1,74 @@
+"""``results.md``: the numbers of ``results.json`` as Markdown tables (percentages, +- one
+standard error over problems)."""
+
+from __future__ import annotations
+
+from trafl.errors import ConfigError
+
+
+def table_ks(n: int) -> list[int]:
+    """Powers of two up to ``n``, plus ``n`` itself."""
+    ks, k = [], 1
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    return ks if ks[-1] == n else ks + [n]
+
+
+def _pct(mean: float, stderr: float) -> str:
+    return f"{100 * mean:.1f} ± {100 * stderr:.1f}"
+
+
+def find_cell(results: dict, model: str, task: str, temperature: float, gen_length: int) -> dict | None:
+    for entry in results["results"]:
+        if (entry["model"], entry["task"], entry["temperature"], entry["gen_length"]) == (model, task, temperature, gen_length):
+            return entry
+    return None
+
+
+def render_markdown(results: dict) -> str:
+    n = results["settings"]["n"]
+    ks = table_ks(n)
+    base = results.get("base")
+    lines = ["# trafl eval results", ""]
+    lines.append(f"n = {n} samples per problem, seed {results['settings']['seed']}; "
+                 "pass@k in %, ± one standard error over problems.")
+    lines.append("")
+    for task in results["tasks"]:
+        entries = [e for e in results["results"] if e["task"] == task]
+        if not entries:
+            continue
+        kind = entries[0].get("task_kind") or ""
+        what = "programs" if kind == "code" else "answers"
+        lines += [f"## {task}", "", f"{entries[0]['num_problems']} problems.", ""]
+        header = ["model", "T", "length"] + [f"pass@{k}" for k in ks] + [f"distinct correct {what}"]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for e in sorted(entries, key=lambda e: (e["gen_length"], e["temperature"], list(results["models"]).index(e["model"]))):
+            cells = [e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
+            cells += [_pct(e["pass_at_k"][k - 1], e["stderr"][k - 1]) for k in ks]
+            d = e["distinct_correct"]
+            cells.append(f"{d['mean']:.2f} ± {d['stderr']:.2f}")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        if base is not None:
+            lines += [f"Gap to base `{base}` (pass@k difference, percentage points):", ""]
+            header = ["model", "T", "length"] + [f"Δpass@{k}" for k in ks]
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
+            for e in entries:
+                if e["model"] == base:
+                    continue
+                ref = find_cell(results, base, task, e["temperature"], e["gen_length"])
+                if ref is None:
+                    continue
+                gaps = [100 * (e["pass_at_k"][k - 1] - ref["pass_at_k"][k - 1]) for k in ks]
+                lines.append("| " + " | ".join([e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
+                                               + [f"{g:+.1f}" for g in gaps]) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def check_bar_k(k: int, n: int) -> None:
+    if not 1 <= k <= n:
+        raise ConfigError(f"--bar-k {k} must lie in 1..n (n = {n} samples per problem)")
