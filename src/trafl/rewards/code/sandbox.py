@@ -1,0 +1,401 @@
+"""Running one untrusted program: a subprocess behind resource limits and, where possible, bubblewrap.
+
+Layers of defence, outermost first:
+
+1. **Isolation** (``isolation="bwrap"``, chosen automatically when ``bwrap`` works): the program runs
+   in fresh user, PID, network, IPC, UTS and cgroup namespaces. The whole filesystem is mounted
+   read-only except the program's own temporary directory; there is no network interface but a
+   private loopback; when the sandbox is torn down, the kernel kills every process of the PID
+   namespace, however it was spawned. Without bubblewrap (``isolation="rlimits"``) only the layers
+   below remain and a warning says so once.
+2. **Identity**: when the caller is root, each run gets its own unprivileged user id (from a large
+   unused range), so the program cannot write files it does not own, cannot read root-only files,
+   cannot signal or inspect other processes, and the process count limit is really enforced
+   (Linux ignores ``RLIMIT_NPROC`` for root). Cleanup then kills *every* process of that user id.
+3. **Resource limits** (``setrlimit`` in the child): CPU seconds, address space, file size (which
+   also caps stdout and stderr: they are files), number of processes, open files, no core dumps.
+4. **Wall clock**: after ``timeout`` seconds the program's session is killed with SIGKILL (no
+   SIGTERM that it could catch), as are any processes left behind when it exits normally.
+
+The program sees a minimal environment (no secrets of the caller), its own directory as working
+directory, HOME and TMPDIR, and an empty stdin unless one is given.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from trafl.errors import ConfigError
+
+ISOLATIONS = ("auto", "bwrap", "rlimits")
+
+# A run's private user id is drawn from this range; such ids belong to no account on a normal host.
+_UID_RANGE = (1_500_000_000, 1_900_000_000)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits of one run. ``cpu_seconds=None`` means ``ceil(timeout) + 1``."""
+
+    memory_bytes: int = 4 << 30
+    file_size_bytes: int = 16 << 20
+    processes: int = 64
+    open_files: int = 256
+    cpu_seconds: int | None = None
+    output_bytes: int = 1 << 20  # how much of stdout / stderr is kept in the result
+
+
+@dataclass
+class Execution:
+    """What happened to one run."""
+
+    returncode: int | None  # negative: killed by that signal
+    stdout: str
+    stderr: str
+    timed_out: bool
+    elapsed: float
+    isolation: str  # "bwrap" or "rlimits"
+    extra: dict[str, str] = field(default_factory=dict)  # side files the caller asked to read back
+
+
+# --------------------------------------------------------------------------------------------
+# Environment probing (cached per process)
+# --------------------------------------------------------------------------------------------
+
+_PROBE_LOCK = threading.Lock()
+_BWRAP_OK: dict[tuple[str | None, bool], bool] = {}
+_WARNED = False
+
+
+def _is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def world_executable(path: str | os.PathLike) -> bool:
+    """Whether a user with no privileges can execute ``path`` (every directory on the way must be
+    searchable by others, the file executable by others)."""
+    real = Path(os.path.realpath(path))
+    try:
+        if not real.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(parent.stat().st_mode & stat.S_IXOTH for parent in real.parents)
+    except OSError:
+        return False
+
+
+def default_python(drop_privileges: bool) -> str:
+    """The interpreter that runs programs: this one, unless a private user id could not execute
+    it (e.g. a virtualenv under ``/root``), in which case the system ``python3``."""
+    if not drop_privileges or world_executable(sys.executable):
+        return sys.executable
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3")):
+        if candidate and world_executable(candidate):
+            return candidate
+    raise ConfigError(
+        f"sandbox: {sys.executable} is not executable by an unprivileged user and no world-executable "
+        "python3 was found; pass python=... or drop_privileges=False"
+    )
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def bwrap_usable(drop_privileges: bool) -> bool:
+    """Whether bubblewrap is installed and can create its namespaces here (probed once)."""
+    path = bwrap_path()
+    key = (path, drop_privileges)
+    with _PROBE_LOCK:
+        if key not in _BWRAP_OK:
+            ok = False
+            if path is not None:
+                kwargs = _identity_kwargs(_fresh_uid()) if drop_privileges else {}
+                try:
+                    probe = subprocess.run(
+                        [path, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
+                         "/bin/sh", "-c", "exit 0"],
+                        stdin=subprocess.DEVNULL, capture_output=True, timeout=20, **kwargs,
+                    )
+                    ok = probe.returncode == 0
+                except (OSError, subprocess.SubprocessError):
+                    ok = False
+            _BWRAP_OK[key] = ok
+        return _BWRAP_OK[key]
+
+
+def resolve_isolation(isolation: str, drop_privileges: bool) -> str:
+    """``auto`` -> ``bwrap`` when usable, else ``rlimits`` with a one-time warning."""
+    global _WARNED
+    if isolation not in ISOLATIONS:
+        raise ConfigError(f"sandbox isolation must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    if isolation == "rlimits":
+        return "rlimits"
+    if bwrap_usable(drop_privileges):
+        return "bwrap"
+    if isolation == "bwrap":
+        raise ConfigError(
+            "sandbox isolation 'bwrap' requested but bubblewrap is not installed or cannot create namespaces "
+            "(install it with `apt-get install bubblewrap`; see docs/sandbox.md)"
+        )
+    if not _WARNED:
+        _WARNED = True
+        warnings.warn(
+            "bubblewrap (bwrap) is not available: untrusted code runs with resource limits only, WITHOUT "
+            "network or filesystem isolation. Install it (`apt-get install bubblewrap`); see docs/sandbox.md.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return "rlimits"
+
+
+# --------------------------------------------------------------------------------------------
+# Building the child
+# --------------------------------------------------------------------------------------------
+
+
+def _fresh_uid() -> int:
+    return random.SystemRandom().randrange(*_UID_RANGE)
+
+
+def _identity_kwargs(uid: int | None) -> dict:
+    if uid is None:
+        return {}
+    return {"user": uid, "group": uid, "extra_groups": []}
+
+
+def _bwrap_namespace_args() -> list[str]:
+    return ["--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
+
+
+def _bwrap_argv(workdir: str) -> list[str]:
+    """Read-only view of the host, a private writable ``workdir``, fresh /dev and /proc, no network."""
+    return [
+        bwrap_path() or "bwrap",
+        *_bwrap_namespace_args(),
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/dev/shm",
+        "--bind", workdir, workdir,
+        "--chdir", workdir,
+        "--",
+    ]
+
+
+def _live_processes() -> list[tuple[int, int, int, int]]:
+    """``(pid, uid, pgrp, session)`` of every process that is not a zombie."""
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            uid = entry.stat().st_uid
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()  # after "(comm)": state ppid pgrp session
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in (b"Z", b"X"):
+            out.append((int(entry.name), uid, int(fields[2]), int(fields[3])))
+    return out
+
+
+def _processes_of_uid(uid: int) -> int:
+    return sum(1 for _pid, owner, _pg, _sid in _live_processes() if owner == uid)
+
+
+def _limit_setter(limits: Limits, timeout: float, nproc: int):
+    cpu = limits.cpu_seconds if limits.cpu_seconds is not None else int(timeout) + 2
+
+    def apply() -> None:  # runs in the child between fork and exec: system calls only
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if nproc > 0:
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    return apply
+
+
+def _minimal_env(workdir: str) -> dict[str, str]:
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Killing everything the program started
+# --------------------------------------------------------------------------------------------
+
+
+def _kill_uid(uid: int) -> None:
+    """``kill(-1, SIGKILL)`` from a process running as ``uid`` kills every process of that user,
+    however deeply it forked or detached. Repeated until the user has no live process left."""
+    for _ in range(100):
+        if _processes_of_uid(uid) == 0:
+            return
+        subprocess.run(["/bin/true"], preexec_fn=lambda: os.kill(-1, signal.SIGKILL), **_identity_kwargs(uid))
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL the process group and every process of the session ``sid`` (the program's own
+    ``setsid`` escapes this; the private uid or bubblewrap's PID namespace catch those)."""
+    for _ in range(100):
+        members = [pid for pid, _uid, pg, s in _live_processes() if (s == sid or pg == sid) and pid != os.getpid()]
+        if not members:
+            return
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.005)
+
+
+def _read_capped(path: Path, cap: int) -> str:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(cap + 1)
+    except OSError:
+        return ""
+    text = data[:cap].decode("utf-8", errors="replace")
+    return text + ("\n[output truncated]" if len(data) > cap else "")
+
+
+# --------------------------------------------------------------------------------------------
+# The entry point
+# --------------------------------------------------------------------------------------------
+
+
+def execute(
+    source: str,
+    *,
+    stdin: str = "",
+    timeout: float = 10.0,
+    limits: Limits | None = None,
+    isolation: str = "auto",
+    drop_privileges: bool | None = None,
+    python: str | None = None,
+    side_channel: bool = False,
+) -> Execution:
+    """Run the Python ``source`` as ``python main.py`` in a fresh sandbox and return what happened.
+
+    ``side_channel=True`` opens an extra write-only file descriptor for the program; its number is
+    in the environment variable ``TRAFL_SIDE_FD`` and what was written to it comes back in
+    ``extra["side"]`` (test harnesses report results there, out of reach of the program's prints).
+    """
+    limits = limits or Limits()
+    if timeout <= 0:
+        raise ConfigError(f"sandbox timeout must be > 0 seconds, got {timeout}")
+    drop = _is_root() if drop_privileges is None else drop_privileges
+    if drop and not _is_root():
+        raise ConfigError("sandbox drop_privileges=True needs root (it switches to a private user id)")
+    mode = resolve_isolation(isolation, drop)
+    interpreter = python or default_python(drop)
+    uid = _fresh_uid() if drop else None
+
+    workdir = tempfile.mkdtemp(prefix="trafl-sandbox-")
+    private = tempfile.mkdtemp(prefix="trafl-sandbox-io-")  # the caller's side: outputs, never visible to a uid-dropped child
+    opened: list[int] = []
+    try:
+        os.chmod(private, 0o700)
+        side_fd = -1
+        if side_channel:
+            side_fd = os.open(os.path.join(private, "side"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            opened.append(side_fd)
+        Path(workdir, "main.py").write_text(source, encoding="utf-8")
+        Path(private, "stdin").write_text(stdin, encoding="utf-8")
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+            os.chown(os.path.join(workdir, "main.py"), uid, uid)
+        os.chmod(workdir, 0o700)
+
+        nproc = limits.processes if uid is not None else limits.processes + _processes_of_uid(os.getuid())
+        env = _minimal_env(workdir)
+        if side_fd >= 0:
+            env["TRAFL_SIDE_FD"] = str(side_fd)
+        argv = [interpreter, "-I", "-B", os.path.join(workdir, "main.py")]
+        if mode == "bwrap":
+            argv = _bwrap_argv(workdir) + argv
+        with open(os.path.join(private, "stdin"), "rb") as fin, \
+                open(os.path.join(private, "stdout"), "wb") as fout, \
+                open(os.path.join(private, "stderr"), "wb") as ferr:
+            start = time.monotonic()
+            proc = subprocess.Popen(
+                argv, stdin=fin, stdout=fout, stderr=ferr, cwd=workdir, env=env,
+                start_new_session=True, close_fds=True, pass_fds=tuple(opened),
+                preexec_fn=_limit_setter(limits, timeout, nproc), **_identity_kwargs(uid),
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                # Everything goes: the session (and, with a private uid, every process of that uid).
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+                _kill_session(proc.pid)
+                if uid is not None:
+                    _kill_uid(uid)
+            elapsed = time.monotonic() - start
+        for fd in opened:
+            os.close(fd)
+        opened.clear()
+        extra = {"side": _read_capped(Path(private, "side"), limits.output_bytes)} if side_channel else {}
+        return Execution(
+            returncode=None if timed_out else proc.returncode,
+            stdout=_read_capped(Path(private, "stdout"), limits.output_bytes),
+            stderr=_read_capped(Path(private, "stderr"), limits.output_bytes),
+            timed_out=timed_out,
+            elapsed=elapsed,
+            isolation=mode,
+            extra=extra,
+        )
+    finally:
+        for fd in opened:
+            os.close(fd)
+        _remove_tree(workdir)
+        _remove_tree(private)
+
+
+def _remove_tree(path: str) -> None:
+    """Delete a directory the program may have made unreadable (chmod 000) for its owner."""
+
+    def make_writable(func, p, _exc):
+        try:
+            os.chmod(os.path.dirname(p), 0o700)
+            os.chmod(p, 0o700)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=make_writable)
+
+
+__all__: Sequence[str] = ["Execution", "Limits", "ISOLATIONS", "execute", "bwrap_usable", "resolve_isolation"]

@@ -1,0 +1,107 @@
+"""Synthetic multi-answer tasks: exact verifiers (checked by enumeration), disjoint splits, many
+answers per prompt, uniform SFT data, short prompts/completions over a small alphabet."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections import Counter
+
+import pytest
+
+from trafl.errors import DataError
+from trafl.tasks import get_task
+from trafl.tasks.synthetic import Countdown, SubsetSum, evaluate
+
+
+@pytest.mark.parametrize("expr", ["1", "2+3", "2*3+5", "9-2*3", "2*3*4-1", "1-2-3", "8-1+1*2", "5*5-5*5"])
+def test_evaluate_matches_python(expr):
+    assert evaluate(expr) == eval(expr)  # noqa: S307 - trusted test input
+
+
+def test_countdown_verifier_agrees_with_enumeration():
+    task = Countdown(max_terms=3)
+    row = {"prompt": "11=[235]", "digits": "235", "target": 11}
+    sols = set(task.solutions(row))
+    # every expression over all ten digits with up to 3 terms: accepted iff in the solution set
+    for n in (1, 2, 3):
+        for operands in itertools.product("0123456789", repeat=n):
+            for ops in itertools.product("+-*", repeat=n - 1):
+                expr = operands[0] + "".join(o + d for o, d in zip(ops, operands[1:]))
+                assert task.verify(expr, row) == (expr in sols), expr
+    assert {"2*3+5", "5+3+3", "3*2+5"} <= sols and "2+3+3+3" not in sols  # 4 terms > max_terms
+    for bad in ("", "11", "2*3+5 ", "(2*3)+5", "2**3", "5+6"):
+        assert not task.verify(bad, row)
+    assert task.is_correct(" 2*3+5\n", row)
+
+
+def test_subset_sum_verifier_agrees_with_enumeration():
+    task = SubsetSum()
+    row = {"prompt": "15=?+?+?", "k": 3, "target": 15}
+    sols = task.solutions(row)
+    assert len(sols) == 15 and sols == sorted(sols)
+    keys = set()
+    for digits in itertools.product("0123456789", repeat=3):
+        expr = "+".join(digits)
+        ok = sum(map(int, digits)) == 15
+        assert task.verify(expr, row) == ok
+        if ok:
+            keys.add(task.answer_key(expr, row))
+    assert keys == set(sols)  # answer identity = the multiset, written sorted
+    assert not task.verify("7+8", row) and not task.verify("5+5+5+0", row) and not task.verify("a+b+c", row)
+
+
+@pytest.mark.parametrize("name", ["countdown", "subset_sum"])
+def test_splits_are_disjoint_seeded_and_rich(name):
+    task = get_task(name)
+    train, test = task.load("train"), task.load("test")
+    assert len(train) == task.num_train and len(test) == task.num_eval
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in test}
+    assert train == get_task(name).load("train")  # deterministic
+    assert [r["prompt"] for r in get_task(name, seed=1).load("test")] != [r["prompt"] for r in test]
+    for row in train + test:
+        sols = task.solutions(row)
+        assert row["num_solutions"] == len(sols) >= 5
+        assert task.verify(row["answer"], row)
+        assert len(row["prompt"]) <= 16 and max(len(s) for s in sols) <= 12
+        assert set(row["prompt"] + "".join(sols)) <= set(task.alphabet)
+    assert sorted(r["num_solutions"] for r in train)[len(train) // 2] >= 10  # median: dozens-ish
+    with pytest.raises(DataError, match="unknown split"):
+        task.load("validation")
+
+
+def test_sft_data_is_uniform_over_correct_answers(tmp_path):
+    task = SubsetSum()
+    row = {"prompt": "6=?+?+?", "k": 3, "target": 6}
+    sols = task.solutions(row)  # 7 multisets
+    pairs = task.sft_pairs([row], samples_per_prompt=7000, seed=3)
+    counts = Counter(p["completion"] for p in pairs)
+    assert set(counts) == set(sols)
+    # each of the 7 answers has probability 1/7: 1000 expected, sd ~ 29; allow 5 sd
+    assert all(abs(c - 1000) < 150 for c in counts.values()), counts
+    assert all(p["prompt"] == row["prompt"] for p in pairs)
+    path = tmp_path / "sft.jsonl"
+    n = get_task("countdown").write_sft(path, samples_per_prompt=2)
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    assert n == len(lines) == 2 * get_task("countdown").num_train
+    cd = get_task("countdown")
+    by_prompt = {r["prompt"]: r for r in cd.load("train")}
+    assert all(cd.is_correct(p["completion"], by_prompt[p["prompt"]]) for p in lines)
+
+
+def test_rewards_and_local_path_roundtrip(tmp_path):
+    task = get_task("subset_sum")
+    rows = task.load("test")[:2]
+    prompts = [r["prompt"] for r in rows]
+    columns = {k: [r[k] for r in rows] for k in rows[0] if k != "prompt"}
+    good = [r["answer"] for r in rows]
+    correct, fmt = task.reward_functions()
+    assert correct(prompts, good, **columns) == [1.0, 1.0]
+    assert correct(prompts, ["9+9+9+9+9", "x"], **columns) == [0.0, 0.0]
+    assert fmt(prompts, ["1+2", "hello"], **columns) == [1.0, 0.0]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert task.load(path=str(path)) == rows
+    path.write_text(json.dumps({"prompt": "x"}) + "\n")
+    with pytest.raises(DataError, match="need field"):
+        task.load(path=str(path))
