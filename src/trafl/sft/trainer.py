@@ -189,7 +189,7 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        record = {"step": step + 1, "loss": float(loss), "lr": scheduler.get_last_lr()[0]}
+        record = {"step": step + 1, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0]}
         done = step + 1
         if eval_pairs and cfg.eval_every and done % cfg.eval_every == 0:
             record["eval_loss"] = evaluate_loss(model, eval_pairs, pad_id, mask_id, device)
