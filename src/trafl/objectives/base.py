@@ -26,6 +26,11 @@ from trafl.likelihood import LENGTH_NORMS, Surrogate, SurrogateOutput, loss_posi
 from trafl.objectives.group import RolloutGroup
 
 
+def clip_range(epsilon: float, epsilon_high: float | None) -> tuple[float, float]:
+    """``(eps_low, eps_high)`` of a clipped ratio; ``epsilon_high`` defaults to ``epsilon``."""
+    return epsilon, (epsilon if epsilon_high is None else epsilon_high)
+
+
 class Objective(nn.Module):
     """Base class: holds the surrogate and the length normalisation; subclasses define ``loss``."""
 

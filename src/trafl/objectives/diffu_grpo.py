@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from trafl.objectives.base import Objective
+from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, k3_kl, mean_centred, ppo_clip
 from trafl.objectives.group import RolloutGroup
 
@@ -27,8 +27,7 @@ class DiffuGRPO(Objective):
         super().__init__(**surrogate_options)
         self.needs_reference = beta > 0
         self.beta = beta
-        self.eps_low = epsilon
-        self.eps_high = epsilon if epsilon_high is None else epsilon_high
+        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         current = self.policy_surrogate(policy, group)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from trafl.objectives.base import Objective
+from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, loo_advantage, ppo_clip
 from trafl.objectives.group import RolloutGroup
 
@@ -26,8 +26,7 @@ class ESPO(Objective):
         super().__init__(**surrogate_options)
         self.needs_reference = beta > 0
         self.beta = beta
-        self.eps_low = epsilon
-        self.eps_high = epsilon if epsilon_high is None else epsilon_high
+        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         lengths = group.lengths(self.length_norm)

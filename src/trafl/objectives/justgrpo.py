@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from trafl.objectives.base import Objective
+from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, group_normalise, ppo_clip
 from trafl.objectives.group import RolloutGroup
 
@@ -26,8 +26,7 @@ class JustGRPO(Objective):
     def __init__(self, *, epsilon: float = 0.2, epsilon_high: float | None = None, beta: float = 0.0,
                  **surrogate_options: Any):
         super().__init__(**surrogate_options)
-        self.eps_low = epsilon
-        self.eps_high = epsilon if epsilon_high is None else epsilon_high
+        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         current = self.policy_surrogate(policy, group)

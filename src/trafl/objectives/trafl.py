@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from trafl.errors import ConfigError
-from trafl.objectives.base import Objective
+from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import (
     REWARD_TRANSFORMS,
     clip_fraction,
@@ -53,8 +53,7 @@ class TraFL(Objective):
         self.reward_transform = reward_transform
         self.logz_mode = logz
         self.importance_weight = importance_weight
-        self.eps_low = epsilon
-        self.eps_high = epsilon if epsilon_high is None else epsilon_high
+        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
         self.logz_head: LogZHead | None = None
         if logz != "vargrad":
             if hidden_size is None:
