@@ -198,7 +198,8 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
         bar.set_postfix(loss=f"{record['loss']:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {}))
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.max_steps:
             save_checkpoint(out, done, model=model, optimizer=optimizer, scheduler=scheduler,
-                            extra={"order": epoch_order, "cursor": cursor, "data_rng": data_rng.getstate()}, save_model_files=False)
+                            extra={"order": epoch_order, "cursor": cursor, "data_rng": data_rng.getstate()},
+                            tokenizer=tokenizer)
 
     final = evaluate_loss(model, eval_pairs, pad_id, mask_id, device) if eval_pairs else float("nan")
     with atomic_directory(out / "model") as tmp:
