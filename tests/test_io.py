@@ -35,3 +35,18 @@ def test_jsonl_tolerates_torn_last_line(tmp_path):
 def test_atomic_json(tmp_path):
     atomic_write_json(tmp_path / "x" / "r.json", {"k": [1, 2]})
     assert json.loads((tmp_path / "x" / "r.json").read_text()) == {"k": [1, 2]}
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "r.json", {})
+        with atomic_directory(tmp_path / "d") as d:
+            (d / "f").write_text("x")
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
