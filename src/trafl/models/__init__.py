@@ -7,7 +7,8 @@
 * :func:`load_pretrained`: a directory or Hub id -> (model, tokenizer), LLaDA natively, Dream
   through its remote code behind :class:`DreamAdapter`;
 * :func:`build_char_tokenizer`: character-level tokenizers for tiny synthetic models;
-* :mod:`trafl.models.interface`: the denoiser contract everything else codes against.
+* :mod:`trafl.models.interface`: the denoiser contract everything else codes against;
+* :class:`BlockKVCache`: the opt-in block key/value cache of the sampler (prefix / dual cache).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
@@ -15,6 +16,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 from trafl.models.adapters import DreamAdapter, shift_logits_right
 from trafl.models.configuration_llada import LLaDAConfig
 from trafl.models.interface import get_logits, mask_token_id_of
+from trafl.models.kv_cache import CACHE_MODES, BlockKVCache
 from trafl.models.loading import load_pretrained
 from trafl.models.modeling_llada import LLaDAModelLM, SequenceTooLongError
 from trafl.models.presets import PRESETS, build_model, preset_config
@@ -31,6 +33,8 @@ def _register() -> None:
 _register()
 
 __all__ = [
+    "BlockKVCache",
+    "CACHE_MODES",
     "DreamAdapter",
     "LLaDAConfig",
     "LLaDAModelLM",

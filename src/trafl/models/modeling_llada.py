@@ -35,6 +35,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from trafl.errors import TraflError
 from trafl.models.configuration_llada import LLaDAConfig
+from trafl.models.kv_cache import BlockKVCache, KVHook
 from trafl.models.layers import (
     apply_rope,
     bidirectional_attention,
@@ -104,20 +105,26 @@ class LLaDABlock(_BlockBase):
         return x.view(b, t, heads, self.head_dim).transpose(1, 2)
 
     def attention(
-        self, n: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
+        self, n: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+        kv_hook: KVHook | None = None,
     ) -> torch.Tensor:
+        """Attention of the positions of ``n``; ``kv_hook`` (block KV cache, see
+        :mod:`trafl.models.kv_cache`) may record the rotated keys/values or splice them into cached ones."""
         q = apply_rope(self._split_heads(self.q_proj(n), self.n_heads), cos, sin, self.rope_full_precision)
         k = apply_rope(self._split_heads(self.k_proj(n), self.n_kv_heads), cos, sin, self.rope_full_precision)
         v = self._split_heads(self.v_proj(n), self.n_kv_heads)
+        if kv_hook is not None:
+            k, v = kv_hook(k, v)
         p = self.attention_dropout if self.training else 0.0
         att = bidirectional_attention(q, k, v, mask, dropout_p=p)
         b, _, t, _ = att.shape
         return self.attn_out(att.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None,
+        kv_hook: KVHook | None = None,
     ) -> torch.Tensor:
-        x = x + self.dropout(self.attention(self.attn_norm(x), cos, sin, mask))
+        x = x + self.dropout(self.attention(self.attn_norm(x), cos, sin, mask, kv_hook))
         m = self.ff_norm(x)
         return x + self.dropout(self.ff_out(gated_mlp(self.ff_proj(m), self.up_proj(m), self.activation)))
 
@@ -173,13 +180,59 @@ class LLaDAModel(nn.Module):
         x = self.transformer.ln_f(x)
         if output_hidden_states:
             hidden.append(x)
+        return self._lm_head(x), (tuple(hidden) if output_hidden_states else None)
+
+    def _lm_head(self, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
         if cfg.weight_tying:
             logits = F.linear(x, self.transformer.wte.weight)
         else:
             logits = self.transformer.ff_out(x)
         if cfg.scale_logits:
             logits = logits / math.sqrt(cfg.d_model)
-        return logits, (tuple(hidden) if output_hidden_states else None)
+        return logits
+
+    def forward_window(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        cache: BlockKVCache,
+        start: int = 0,
+        logits_range: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Logits with a block KV cache (:mod:`trafl.models.kv_cache`), for inference.
+
+        If ``cache`` is empty, ``input_ids`` is the whole canvas ``[B, T]`` and this full forward
+        records every layer's keys and values. Otherwise ``input_ids`` ``[B, w]`` holds the window
+        ``[start, start + w)`` of the canvas; only its positions are computed, attending to the
+        cached keys/values outside the window. ``attention_mask`` always covers the whole canvas
+        ``[B, T]``. Returns logits ``[B, e - s, V]`` for the absolute positions
+        ``logits_range = (s, e)`` (default: every computed position); the head runs on those only.
+        """
+        cfg = self.config
+        recording = not cache.recorded
+        if recording and start != 0:
+            raise ValueError("forward_window: an empty cache is recorded by a full forward (start=0)")
+        width = input_ids.shape[1]
+        total = width if recording else cache.keys[0].shape[-2]
+        if start < 0 or start + width > total:
+            raise ValueError(f"forward_window: window [{start}, {start + width}) outside a canvas of {total}")
+        if total > cfg.max_sequence_length:
+            raise SequenceTooLongError(
+                f"input has {total} tokens but the model's max_sequence_length is {cfg.max_sequence_length}"
+            )
+        x = self.transformer.wte(input_ids)
+        if cfg.input_emb_norm:
+            x = x * math.sqrt(cfg.d_model)
+        angles = rope_angles(total, cfg.head_dim, cfg.rope_theta, device=x.device)[start : start + width]
+        cos, sin = angles.cos(), angles.sin()
+        mask = key_padding_mask(attention_mask)
+        for i, block in enumerate(self.transformer.blocks):
+            x = block(x, cos, sin, mask, cache.hook(i, None if recording else start))
+        lo, hi = logits_range if logits_range is not None else (start, start + width)
+        if not start <= lo <= hi <= start + width:
+            raise ValueError(f"forward_window: logits_range ({lo}, {hi}) outside the window [{start}, {start + width})")
+        return self._lm_head(self.transformer.ln_f(x[:, lo - start : hi - start]))
 
 
 class LLaDAModelLM(PreTrainedModel):
@@ -220,6 +273,18 @@ class LLaDAModelLM(PreTrainedModel):
                 _init.ones_(module.weight)
             if module.bias is not None:
                 _init.zeros_(module.bias)
+
+    @torch.no_grad()
+    def forward_window(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        cache: BlockKVCache,
+        start: int = 0,
+        logits_range: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """Block-KV-cached logits for the sampler; see :meth:`LLaDAModel.forward_window`."""
+        return self.model.forward_window(input_ids, attention_mask, cache, start, logits_range)
 
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.transformer.wte

@@ -13,10 +13,11 @@ from trafl.sampling.exact import exact_distribution
 from trafl.sampling.generate import SampleOutput, generate
 from trafl.sampling.noise import row_generators, row_seed
 from trafl.sampling.remasking import REMASKING
-from trafl.sampling.schedule import num_transfer_tokens, select_top_k
+from trafl.sampling.schedule import above_threshold, num_transfer_tokens, select_top_k
 
 __all__ = [
     "REMASKING",
+    "above_threshold",
     "SampleOutput",
     "completion_lengths",
     "decode_completions",

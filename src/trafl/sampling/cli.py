@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-length", type=int, default=32, help="Semi-autoregressive block length (divides L).")
     parser.add_argument("--temperature", type=float, default=0.0, help="Sampling temperature (0 = greedy).")
     parser.add_argument("--remasking", choices=REMASKING, default="low_confidence", help="Which proposals each step commits.")
+    parser.add_argument("--cache", choices=("none", "prefix", "dual"), default="none",
+                        help="Opt-in block KV cache (approximate, faster; see docs/performance.md).")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="Opt-in parallel decoding: also commit every masked position with confidence above this.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the per-(prompt, sample) generators.")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu).")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="auto", help="Model dtype (auto: as stored).")
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             gen_length=args.gen_length, steps=args.steps, block_length=args.block_length,
             temperature=args.temperature, remasking=args.remasking, num_samples=args.n,
             eos_token_id=eos or None, generator=row_generators(args.seed, len(batch), args.n, device, first_prompt=start),
+            cache=args.cache, threshold=args.threshold,
         )
         texts = decode_completions(tokenizer, out.completion.cpu(), eos or None)
         for r, text in enumerate(texts):

@@ -21,8 +21,20 @@ unchanged whenever the model gives the mask token no probability: proposals excl
 (its logit is set to ``-inf`` before sampling and before the confidence softmax), and noise is only
 drawn for the current block (positions outside it cannot be committed).
 
-The step is split into ``_block_logits`` (where a block KV cache would plug in) and
-``_choose_commits`` (where a confidence-threshold parallel-decoding rule would plug in).
+The step is split into ``_block_logits`` (the forward pass) and ``_choose_commits`` (which
+positions to commit). Two opt-in speed-ups plug in there, both off by default (``cache="none"``,
+``threshold=None`` is the exact sampler above):
+
+* ``cache="prefix"`` / ``"dual"``: a block KV cache (:mod:`trafl.models.kv_cache`, Fast-dLLM): the
+  first step of a block runs the full forward and records every layer's keys and values; the
+  block's later steps recompute only ``[lo, T)`` (prefix) or ``[lo, hi)`` (dual) and reuse the
+  recorded (then stale) keys and values elsewhere. An approximation of the sampler's law.
+* ``threshold=tau``: confidence-threshold parallel decoding (Fast-dLLM): a step commits the
+  scheduled ``k_j`` most confident positions *and* every other masked position of the block whose
+  confidence exceeds ``tau`` (:func:`~trafl.sampling.schedule.above_threshold`); a block whose
+  positions are all committed ends early, so a sample may take fewer than ``steps`` forward passes.
+  With ``steps = gen_length`` (``k_j = 1``) this is exactly Fast-dLLM's rule "every position above
+  the threshold, at least the most confident one".
 """
 
 from __future__ import annotations
@@ -34,10 +46,11 @@ import torch
 
 from trafl.errors import ConfigError
 from trafl.models.interface import get_logits, mask_token_id_of
+from trafl.models.kv_cache import CACHE_MODES, BlockKVCache, block_cache_model, cache_window
 from trafl.sampling import eos as eos_utils
 from trafl.sampling.noise import Generators, gumbel_argmax, uniform
 from trafl.sampling.remasking import REMASKING, low_confidence, needs_uniforms
-from trafl.sampling.schedule import num_transfer_tokens, select_top_k
+from trafl.sampling.schedule import above_threshold, num_transfer_tokens, select_top_k
 
 NOT_COMMITTED = -1
 
@@ -49,7 +62,9 @@ class SampleOutput:
     ``sequences``: ``[R, P + L]`` final canvases (left-padded prompt, then the completion);
     ``commit_step``: ``[R, L]`` global step (0-based) at which each completion position was committed;
     ``attention_mask``: ``[R, P + L]`` 0 on prompt padding, 1 elsewhere;
-    ``prompt_length``: ``P``, the padded prompt width.
+    ``prompt_length``: ``P``, the padded prompt width;
+    ``num_forward``: the model forward passes made (full or windowed), ``steps`` unless a
+    threshold ended blocks early.
     """
 
     sequences: torch.Tensor
@@ -59,6 +74,7 @@ class SampleOutput:
     num_samples: int = 1
     steps: int = 0
     block_length: int = 0
+    num_forward: int = 0
 
     @property
     def completion(self) -> torch.Tensor:
@@ -88,6 +104,8 @@ def validate(
     remasking: str,
     num_samples: int,
     max_length: int | None,
+    cache: str = "none",
+    threshold: float | None = None,
 ) -> None:
     """Raise :class:`ConfigError` naming the offending argument when the request is not well formed."""
     if gen_length < 1:
@@ -111,6 +129,10 @@ def validate(
         raise ConfigError(f"remasking must be one of {list(REMASKING)}, got {remasking!r}")
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+    if cache not in CACHE_MODES:
+        raise ConfigError(f"cache must be one of {list(CACHE_MODES)}, got {cache!r}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:  # also rejects NaN
+        raise ConfigError(f"threshold must lie in [0, 1] (a confidence), or be None; got {threshold}")
     if max_length is not None and prompt_length + gen_length > max_length:
         raise ConfigError(
             f"prompt length {prompt_length} + gen_length {gen_length} = {prompt_length + gen_length} exceeds "
@@ -159,6 +181,23 @@ def _block_logits(
     return logits
 
 
+def _cached_block_logits(
+    cached_model: Any, cache: BlockKVCache, mode: str, canvas: torch.Tensor, attention_mask: torch.Tensor,
+    lo: int, hi: int, mask_token_id: int,
+) -> torch.Tensor:
+    """As :func:`_block_logits` with a block KV cache: records it when empty (a full forward),
+    else recomputes only the window :func:`~trafl.models.kv_cache.cache_window` of ``mode``."""
+    if not cache.recorded:
+        logits = cached_model.forward_window(canvas, attention_mask, cache, 0, (lo, hi))
+    else:
+        a, b = cache_window(mode, lo, hi, canvas.shape[1])
+        logits = cached_model.forward_window(canvas[:, a:b], attention_mask, cache, a, (lo, hi))
+    logits = logits.to(torch.float64)
+    if mask_token_id < logits.shape[-1]:
+        logits[..., mask_token_id] = -torch.inf
+    return logits
+
+
 def _propose(
     logits: torch.Tensor, temperature: float, remasking: str, generator: Generators
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,9 +216,15 @@ def _propose(
     return proposal, confidence
 
 
-def _choose_commits(confidence: torch.Tensor, masked: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``[R, N]`` positions committed this step: the ``k_r`` most confident masked ones of each row."""
-    return select_top_k(confidence, k, masked)
+def _choose_commits(
+    confidence: torch.Tensor, masked: torch.Tensor, k: torch.Tensor, threshold: float | None = None
+) -> torch.Tensor:
+    """``[R, N]`` positions committed this step: the ``k_r`` most confident masked ones of each row,
+    and with a ``threshold`` also every masked one whose confidence exceeds it."""
+    commit = select_top_k(confidence, k, masked)
+    if threshold is not None:
+        commit = commit | above_threshold(confidence, masked, threshold)
+    return commit
 
 
 @torch.no_grad()
@@ -198,6 +243,8 @@ def generate(
     eos_token_id: int | list[int] | None = None,
     generator: Generators = None,
     fill_eos: bool = False,
+    cache: str = "none",
+    threshold: float | None = None,
 ) -> SampleOutput:
     """Sample ``num_samples`` completions of ``gen_length`` tokens for each left-padded prompt.
 
@@ -216,6 +263,10 @@ def generate(
             then a row's sample depends only on its prompt and its generator, not on the batch.
         fill_eos: when True, every completion position after a row's first EOS is set to that EOS
             in the returned canvas (``commit_step`` still records when each position was sampled).
+        cache: ``"none"`` (exact, default), ``"prefix"`` or ``"dual"``: opt-in block KV cache
+            (approximate; needs a model with ``forward_window``, i.e. the native LLaDA model).
+        threshold: ``None`` (default) or ``tau`` in ``[0, 1]``: opt-in confidence-threshold parallel
+            decoding; also commit every masked position of the block with confidence ``> tau``.
     """
     if mask_token_id is None:
         mask_token_id = mask_token_id_of(model)
@@ -224,7 +275,7 @@ def generate(
     validate(
         prompt_length=prompt_length, gen_length=gen_length, steps=steps, block_length=block_length,
         temperature=temperature, remasking=remasking, num_samples=num_samples,
-        max_length=context_length_of(model),
+        max_length=context_length_of(model), cache=cache, threshold=threshold,
     )
     _check_generators(generator, rows)
     device = prompts.device
@@ -235,19 +286,30 @@ def generate(
 
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
+    cached_model = block_cache_model(model) if cache != "none" else None
+    kv = BlockKVCache()
+    num_forward = 0
     for block in range(num_blocks):
         lo = prompt_length + block * block_length
         hi = lo + block_length
         counts = num_transfer_tokens(canvas[:, lo:hi] == mask_token_id, steps_per_block)  # [R, s']
+        kv.clear()
         for j in range(steps_per_block):
             tokens = canvas[:, lo:hi]
             masked = tokens == mask_token_id
-            logits = _block_logits(model, canvas, attn, lo, hi, mask_token_id)
+            if threshold is not None and not bool(masked.any()):
+                break  # the threshold committed the whole block early
+            if cached_model is None:
+                logits = _block_logits(model, canvas, attn, lo, hi, mask_token_id)
+            else:
+                logits = _cached_block_logits(cached_model, kv, cache, canvas, attn, lo, hi, mask_token_id)
+            num_forward += 1
             proposal, confidence = _propose(logits, temperature, remasking, generator)
-            commit = _choose_commits(confidence, masked, counts[:, j])
+            commit = _choose_commits(confidence, masked, counts[:, j], threshold)
             canvas[:, lo:hi] = torch.where(commit, proposal, tokens)
             step = block * steps_per_block + j
             commit_step[:, lo - prompt_length : hi - prompt_length].masked_fill_(commit, step)
+    kv.clear()
 
     if fill_eos:
         if eos_token_id is None:
@@ -257,5 +319,5 @@ def generate(
         canvas[:, prompt_length:] = eos_utils.fill_after_eos(canvas[:, prompt_length:], eos_token_id)
     return SampleOutput(
         sequences=canvas, commit_step=commit_step, attention_mask=attn, prompt_length=prompt_length,
-        num_samples=num_samples, steps=steps, block_length=block_length,
+        num_samples=num_samples, steps=steps, block_length=block_length, num_forward=num_forward,
     )

@@ -42,3 +42,14 @@ def select_top_k(confidence: torch.Tensor, k: torch.Tensor, candidates: torch.Te
         -1, order, torch.arange(order.shape[-1], device=order.device).expand_as(order)
     )
     return (rank < k.unsqueeze(-1)) & candidates
+
+
+def above_threshold(confidence: torch.Tensor, candidates: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``[B, N]`` boolean: the candidates whose confidence exceeds ``threshold`` (parallel decoding).
+
+        commit_i = candidate_i and c_i > tau
+
+    Used on top of the scheduled top-k (which commits at least one position per step), so a step
+    commits every position the model is already sure of instead of only its quota.
+    """
+    return candidates & (confidence > threshold)

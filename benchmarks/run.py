@@ -1,0 +1,311 @@
+"""trafl's benchmark: every figure side by side in one run, printed as ratios of medians over repeats.
+
+    python benchmarks/run.py                  # all sections (about 10-15 min on 2 CPU cores)
+    python benchmarks/run.py --quick          # smaller shapes, a smoke run (about 1-2 min)
+    python benchmarks/run.py --sections sampler,elbo --repeats 5
+
+Sections:
+
+* ``sampler``: tokens/s of the LLaDA reference loop (:mod:`reference_sampler`, full forward every
+  step, no cache) and of trafl's sampler without cache, with the prefix / dual block KV cache and
+  with threshold decoding, at several (batch, gen length, steps, block) settings on a
+  random-weight tiny model; checks that trafl's uncached sampler is token-identical to the
+  reference at temperature 0 (the run exits with status 1 if not).
+* ``threshold``: the same variants on the trained subset-sum model at a long canvas (a trained model
+  is needed: threshold decoding only helps where the model is confident, e.g. on EOS tails).
+* ``accuracy``: pass@1 / pass@16 on the subset_sum held-out prompts for every variant with the trained model
+  at its own completion length, and the fraction of samples identical to the exact sampler's.
+* ``elbo``: the Monte-Carlo ELBO estimator's cost over the bare forward passes it needs.
+* ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings.
+
+Peak memory is reported per variant. Every section's record (with the machine) is appended to the
+JSON-lines file ``--out`` (default ``benchmarks/results.jsonl``) so that changes can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import format_table, machine, peak_memory, side_by_side  # noqa: E402
+from benchmarks.reference_sampler import reference_generate  # noqa: E402
+from benchmarks.steps import METHODS, build_objective, make_trainable, random_group, update_step  # noqa: E402
+from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
+from trafl.likelihood.tokens import mask_completion  # noqa: E402
+from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
+from trafl.sampling import generate, row_generators  # noqa: E402
+from trafl.utils.io import append_jsonl  # noqa: E402
+
+SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train")
+from trafl.demo import ASSET_BASE  # noqa: E402
+
+DEFAULT_TRAINED = str(ASSET_BASE)  # the trained subset-sum base shipped for trafl demo
+TRAINED_TASK = "subset_sum"
+
+# (batch, gen_length, steps, block_length)
+SAMPLER_SETTINGS = [(1, 256, 256, 32), (4, 256, 256, 32), (4, 256, 128, 32)]
+SAMPLER_SETTINGS_QUICK = [(2, 64, 64, 16)]
+
+# name -> (cache, threshold)
+VARIANTS: dict[str, tuple[str, float | None]] = {
+    "trafl": ("none", None),
+    "prefix": ("prefix", None),
+    "dual": ("dual", None),
+    "thr0.9": ("none", 0.9),
+    "dual+thr0.9": ("dual", 0.9),
+}
+
+
+def _sampler_fn(model, ids, attn, gen_length, steps, block, cache, threshold, temperature=0.0, num_samples=1,
+                seed=0) -> Callable[[], Any]:
+    def run():
+        gens = row_generators(seed, ids.shape[0], num_samples) if temperature > 0 else None
+        return generate(model, ids, attn, gen_length=gen_length, steps=steps, block_length=block,
+                        temperature=temperature, num_samples=num_samples, generator=gens, cache=cache,
+                        threshold=threshold)
+    return run
+
+
+def _memory_of(fns: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    return {name: round(peak_memory(fn)[0], 1) for name, fn in fns.items()}
+
+
+def _print_side_by_side(title: str, rows: list[dict], columns: list[str]) -> None:
+    print(f"\n## {title}\n")
+    print(format_table(rows, columns))
+
+
+# ----------------------------------------------------------------------------------------------
+def bench_sampler(args, record: dict) -> bool:
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    mask_id = model.config.mask_token_id
+    settings = SAMPLER_SETTINGS_QUICK if args.quick else SAMPLER_SETTINGS
+    identical_all, rows = True, []
+    for batch, gen_length, steps, block in settings:
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(3, model.config.vocab_size, (batch, 16), generator=g)
+        attn = torch.ones_like(ids)
+        attn[0, :4] = 0  # one left-padded prompt
+        fns = {"reference": lambda: reference_generate(model, ids, attn, gen_length=gen_length, steps=steps,
+                                                       block_length=block, mask_token_id=mask_id)}
+        for name, (cache, thr) in VARIANTS.items():
+            fns[name] = _sampler_fn(model, ids, attn, gen_length, steps, block, cache, thr)
+        ref_tokens = fns["reference"]()
+        ours = fns["trafl"]()
+        identical = torch.equal(ref_tokens, ours.sequences)
+        identical_all &= identical
+        sbs = side_by_side(fns, baseline="reference", repeats=args.repeats)
+        memory = _memory_of(fns)
+        agree = {name: float((fns[name]().completion == ours.completion).float().mean()) for name in VARIANTS}
+        for name in fns:
+            rows.append({
+                "batch": batch, "L": gen_length, "steps": steps, "block": block, "variant": name,
+                "tokens/s": batch * gen_length / sbs.median_time(name),
+                "median_s": sbs.median_time(name), "x_reference": sbs.speedup(name),
+                "x_trafl": statistics.median(t / v for t, v in zip(sbs.times["trafl"], sbs.times[name])),
+                "agree_exact": agree.get(name, 1.0), "peak_MiB": memory[name],
+                "identical_T0": identical if name == "trafl" else "",
+            })
+    _print_side_by_side("sampler, random-weight tiny model, T=0 (x_*: median speed-up over repeats)", rows,
+                        ["batch", "L", "steps", "block", "variant", "tokens/s", "median_s", "x_reference", "x_trafl",
+                         "agree_exact", "peak_MiB", "identical_T0"])
+    print(f"\ntoken identity of trafl's uncached sampler with the reference loop at T=0: "
+          f"{'PASS' if identical_all else 'FAIL'}")
+    record["sampler"] = {"rows": rows, "token_identical": identical_all}
+    return identical_all
+
+
+def _trained(args):
+    path = Path(args.trained_model)
+    if not (path / "config.json").exists():
+        print(f"\n(skipped: no trained model at {path}; pass --trained-model DIR)")
+        return None, None
+    model, tok = load_pretrained(str(path))
+    return model.eval(), tok
+
+
+def bench_threshold(args, record: dict) -> None:
+    model, tok = _trained(args)
+    if model is None:
+        return
+    from trafl.sampling import decode_completions
+    from trafl.tasks import get_task
+
+    task = get_task(TRAINED_TASK)
+    rows_data = task.load("test")[: (2 if args.quick else 8)]
+    enc = tok([task.format_prompt(r, tok) for r in rows_data], return_tensors="pt", padding=True)
+    prompt_len = enc.input_ids.shape[1]
+    room = model.config.max_sequence_length - prompt_len
+    block = 32
+    gen_length = min(256 if not args.quick else 64, room // block * block)
+    fns, nfe = {}, {}
+    for name, (cache, thr) in VARIANTS.items():
+        fns[name] = _sampler_fn(model, enc.input_ids, enc.attention_mask, gen_length, gen_length, block, cache, thr)
+        nfe[name] = fns[name]().num_forward
+    sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
+    exact = fns["trafl"]()
+    rows = []
+    for name in fns:
+        out = fns[name]()
+        answers = decode_completions(tok, out.completion, tok.eos_token_id)
+        rows.append({"variant": name, "L": gen_length, "block": block, "forward_passes": nfe[name],
+                     "median_s": sbs.median_time(name), "x_trafl": sbs.speedup(name),
+                     "agree_exact": float((out.completion == exact.completion).float().mean()),
+                     "solved": sum(task.is_correct(a, r) for a, r in zip(answers, rows_data))})
+    _print_side_by_side(f"threshold decoding and cache, trained subset-sum model, {len(rows_data)} prompts, T=0, "
+                        f"steps=L (one token per step)", rows,
+                        ["variant", "L", "block", "forward_passes", "median_s", "x_trafl", "agree_exact", "solved"])
+    record["threshold"] = {"rows": rows, "model": args.trained_model}
+
+
+def bench_accuracy(args, record: dict) -> None:
+    model, tok = _trained(args)
+    if model is None:
+        return
+    from trafl.eval.passk import pass_at_k
+    from trafl.sampling import decode_completions
+    from trafl.tasks import get_task
+
+    task = get_task(TRAINED_TASK)
+    data = task.load("test")[: (20 if args.quick else 100)]
+    n, gen_length = 16, args.accuracy_length
+    enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True)
+    rows, exact = [], None
+    for name, (cache, thr) in VARIANTS.items():
+        t0 = time.perf_counter()
+        out = _sampler_fn(model, enc.input_ids, enc.attention_mask, gen_length, gen_length, args.accuracy_block, cache,
+                          thr, temperature=args.accuracy_temperature, num_samples=n)()
+        seconds = time.perf_counter() - t0
+        exact = out if exact is None else exact
+        texts = decode_completions(tok, out.completion, tok.eos_token_id)
+        correct = torch.tensor([task.is_correct(texts[i], data[i // n]) for i in range(len(texts))]).view(len(data), n)
+        c = correct.sum(dim=1).tolist()
+        p1 = torch.tensor([pass_at_k(n, ci, 1) for ci in c])
+        p16 = torch.tensor([pass_at_k(n, ci, 16) for ci in c])
+        se = lambda x: float(x.std(unbiased=True) / len(x) ** 0.5)  # noqa: E731
+        rows.append({"variant": name, "pass@1": 100 * float(p1.mean()), "se1": 100 * se(p1),
+                     "pass@16": 100 * float(p16.mean()), "se16": 100 * se(p16),
+                     "same_as_exact": float((out.completion == exact.completion).all(dim=1).float().mean()),
+                     "forward_passes": out.num_forward, "seconds": seconds})
+    _print_side_by_side(
+        f"accuracy on subset_sum ({len(data)} test prompts x {n} samples, T={args.accuracy_temperature}, "
+        f"L={gen_length}, block={args.accuracy_block}, steps=L; pass@k in %, se = standard error over prompts; "
+        f"same_as_exact = share of samples identical to the exact sampler's with the same seeds)", rows,
+        ["variant", "pass@1", "se1", "pass@16", "se16", "same_as_exact", "forward_passes", "seconds"])
+    record["accuracy"] = {"rows": rows, "model": args.trained_model, "n": n, "prompts": len(data),
+                          "temperature": args.accuracy_temperature, "gen_length": gen_length,
+                          "block_length": args.accuracy_block}
+
+
+def bench_elbo(args, record: dict) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    n, k, p, gen_length = (4, 2, 16, 32) if args.quick else (16, 2, 16, 128)
+    group = random_group(1, n, p, gen_length, model.config.vocab_size, model.config.eos_token_id,
+                         model.config.mask_token_id)
+    batch = CanvasBatch(group.input_ids, group.attention_mask, p)
+    masks = draw_elbo_masks(n, gen_length, k, generator=torch.Generator().manual_seed(0))
+    noisy = mask_completion(batch.input_ids.repeat_interleave(k, 0), masks.masked.reshape(n * k, -1), p,
+                            model.config.mask_token_id)
+    attn = batch.attention_mask.repeat_interleave(k, 0)
+
+    def bare_nograd():
+        with torch.no_grad():
+            return get_logits(model, noisy, attn)
+
+    def elbo_nograd():
+        with torch.no_grad():
+            return elbo(model, batch, masks).value
+
+    def bare_grad():
+        model.zero_grad(set_to_none=True)
+        get_logits(model, noisy, attn)[:, p:].float().logsumexp(-1).sum().backward()
+
+    def elbo_grad():
+        model.zero_grad(set_to_none=True)
+        elbo(model, batch, masks).value.sum().backward()
+
+    fns = {"bare forward": bare_nograd, "elbo (no grad)": elbo_nograd,
+           "bare fwd+bwd": bare_grad, "elbo fwd+bwd": elbo_grad}
+    sbs = side_by_side(fns, baseline="bare forward", repeats=args.repeats)
+    memory = _memory_of(fns)
+    bare_of = {"bare forward": "bare forward", "elbo (no grad)": "bare forward",
+               "bare fwd+bwd": "bare fwd+bwd", "elbo fwd+bwd": "bare fwd+bwd"}
+    rows = [{"variant": name, "median_s": sbs.median_time(name), "memory_MiB": memory[name],
+             "cost_over_bare": statistics.median(v / b for v, b in zip(sbs.times[name], sbs.times[bare_of[name]]))}
+            for name in fns]
+    _print_side_by_side(f"ELBO estimator over its bare forward passes (N={n} completions x K={k} masks, P={p}, "
+                        f"L={gen_length}, tiny model)", rows, ["variant", "median_s", "cost_over_bare", "memory_MiB"])
+    record["elbo"] = {"rows": rows, "N": n, "K": k, "L": gen_length}
+
+
+def bench_train(args, record: dict) -> None:
+    g, p, gen_length = (4, 8, 16) if args.quick else (8, 16, 32)
+    rows, fns, losses = [], {}, {}
+    for method in METHODS:
+        torch.manual_seed(0)
+        policy = build_model("tiny")
+        objective = build_objective(method, policy.config.d_model)
+        reference, opt = make_trainable(policy, objective)
+        group = random_group(1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id,
+                             policy.config.mask_token_id)
+        fns[method] = (lambda o=objective, m=policy, r=reference, gr=group, op=opt: update_step(o, m, r, gr, op))
+    sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
+    memory = _memory_of(fns)
+    for method in METHODS:
+        rows.append({"method": method, "median_s": sbs.median_time(method),
+                     "time_over_trafl": sbs.median_time(method) / sbs.median_time("trafl"), "peak_MiB": memory[method]})
+    _print_side_by_side(f"one update per objective (G={g}, P={p}, L={gen_length}, default surrogates: TraFL/ESPO "
+                        f"ELBO K=2, JustGRPO autoregressive, diffu-GRPO one-step; tiny model, full fine-tuning)",
+                        rows, ["method", "median_s", "time_over_trafl", "peak_MiB"])
+    record["train"] = {"rows": rows, "G": g, "P": p, "L": gen_length}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--quick", action="store_true", help="small shapes: a smoke run")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per measurement (median)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (default 1: on a shared 2-core machine two threads ran ~40x slower; 0: torch's default)")
+    parser.add_argument("--trained-model", default=DEFAULT_TRAINED, help="trained subset-sum model directory")
+    parser.add_argument("--accuracy-length", type=int, default=10, help="completion length of the accuracy check")
+    parser.add_argument("--accuracy-block", type=int, default=5, help="block length of the accuracy check")
+    parser.add_argument("--accuracy-temperature", type=float, default=0.6)
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = [s for s in args.sections.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    info = machine()
+    print(f"# trafl benchmark  {time.strftime('%Y-%m-%d %H:%M:%S')}\nmachine: {json.dumps(info)}")
+    record: dict[str, Any] = {"time": time.time(), "machine": info, "quick": args.quick, "repeats": args.repeats}
+    ok = True
+    for section in sections:
+        t0 = time.perf_counter()
+        if section == "sampler":
+            ok &= bench_sampler(args, record)
+        else:
+            {"threshold": bench_threshold, "accuracy": bench_accuracy, "elbo": bench_elbo,
+             "train": bench_train}[section](args, record)
+        print(f"({section}: {time.perf_counter() - t0:.0f} s)")
+    append_jsonl(args.out, record)
+    print(f"\nappended to {args.out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The benchmark harness and the GPU check script, on CPU at tiny shapes (no timing assertions)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import gpu_check, run  # noqa: E402
+from benchmarks.harness import SideBySide, side_by_side  # noqa: E402
+from benchmarks.steps import build_objective, make_trainable, random_group, update_step  # noqa: E402
+from trafl.models import build_model, preset_config  # noqa: E402
+
+
+def test_speedup_is_the_median_of_per_repeat_ratios():
+    sbs = SideBySide("a", {"a": [2.0, 4.0, 9.0], "b": [1.0, 1.0, 1.0]})
+    assert sbs.speedup("b") == 4.0 and sbs.median_time("a") == 4.0 and sbs.speedup("a") == 1.0
+    calls = []
+    result = side_by_side({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, "a", repeats=2, warmup=1)
+    assert calls == ["a", "b"] * 3 and len(result.times["b"]) == 2
+    with pytest.raises(ValueError):
+        side_by_side({"a": lambda: None}, "z")
+
+
+def test_forward_flops_by_hand():
+    cfg = preset_config("micro")  # d=32, 2 layers, MLP 64, vocab 64, no GQA
+    per_layer = 4 * 32 * 32 + 3 * 32 * 64
+    n_matmul = 2 * per_layer + 32 * 64
+    assert gpu_check.forward_flops(cfg, rows=3, seq_len=10) == 3 * (2 * n_matmul * 10 + 2 * 4 * 100 * 32)
+
+
+def test_row_chunks_give_the_full_group_gradient():
+    torch.manual_seed(0)
+    base = build_model("micro")
+    group = random_group(1, 6, 4, 8, 64, base.config.eos_token_id, base.config.mask_token_id, seed=3)
+    grads = []
+    for chunks in (1, 3):
+        policy = copy.deepcopy(base)
+        torch.manual_seed(1)
+        objective = build_objective("trafl", policy.config.d_model)
+        reference, opt = make_trainable(policy, objective, lr=0.0)
+        update_step(objective, policy, reference, group, opt, chunks=chunks)
+        grads.append(torch.cat([p.grad.flatten() for p in list(policy.parameters()) + list(objective.parameters())
+                                if p.grad is not None]))
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
+
+
+def test_gpu_check_runs_at_a_tiny_shape(tmp_path):
+    out = tmp_path / "check.json"
+    rc = gpu_check.main(["--shape", "micro", "--device", "cpu", "--dtype", "float32", "--gen-lengths", "8",
+                         "--group-size", "4", "--prompt-length", "4", "--block-length", "4", "--lora-r", "4",
+                         "--micro-batch", "2", "--chunks", "2", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    row = report["lengths"][0]
+    assert row["gen_length"] == 8 and row["rollout_dual_forward_passes"] == 8
+    assert row["trafl_step_s"] > 0 and row["policy_fwd_bwd_tflops"] > 0 and row["mfu"] is None
+    assert 0 < report["trainable"] < report["parameters"]  # LoRA: only adapters train
+
+
+def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run, "SAMPLER_SETTINGS_QUICK", [(2, 8, 8, 4)])
+    threads = torch.get_num_threads()
+    out = tmp_path / "results.jsonl"
+    try:
+        rc = run.main(["--quick", "--sections", "sampler,train", "--repeats", "1", "--out", str(out),
+                       "--trained-model", str(tmp_path / "none")])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "token identity of trafl's uncached sampler with the reference loop at T=0: PASS" in text
+    record = json.loads(out.read_text().splitlines()[-1])
+    assert record["sampler"]["token_identical"] and {r["method"] for r in record["train"]["rows"]} == {
+        "trafl", "espo", "justgrpo", "diffu_grpo"}
