@@ -1,7 +1,8 @@
 """``trafl demo``: the trajectory-locking study at CPU scale.
 
 A tiny LLaDA-architecture model, trained by ``trafl sft`` on uniformly random correct answers of the
-``countdown`` task (dozens of correct expressions per prompt), is post-trained with TraFL, ESPO,
+``subset_sum`` task ("19=?+?+?+?+?": k digits adding up to the target; dozens of correct multisets
+per prompt), is post-trained with TraFL, ESPO,
 JustGRPO and diffu-GRPO at equal rollout budgets, then every model is evaluated on held-out prompts:
 pass@1..16 at temperatures 0.3 / 0.6 / 0.9 and the number of distinct correct answers per prompt.
 
@@ -14,6 +15,7 @@ interrupted demo resumes where it stopped. The base checkpoint ships with the pa
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,9 +29,10 @@ METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
 
 #: How the shipped base checkpoint was made (``--retrain-base`` runs exactly this).
 BASE_SFT = {
-    "samples_per_prompt": 16,
-    "sft": dict(model="tiny", completion_length=8, max_steps=3000, batch_size=64, learning_rate=2e-3,
-                warmup_steps=100, eval_every=500, save_every=500, seed=0),
+    "task": "subset_sum",
+    "samples_per_prompt": 64,
+    "sft": dict(model="tiny", completion_length=10, max_steps=800, batch_size=64, learning_rate=2e-3,
+                warmup_steps=50, eval_every=200, save_every=200, seed=0, num_threads=2),
 }
 
 
@@ -40,9 +43,9 @@ class DemoConfig:
     base: str | None = option(None, "Base model directory (default: the checkpoint shipped with trafl).")
     retrain_base: bool = option(False, "Rebuild the base with trafl sft (BASE_SFT in trafl/demo.py) instead of using the shipped one.")
     methods: list[str] = option(list(METHODS), "Post-training methods to compare.")
-    task: str = option("countdown", "Synthetic task with many correct answers per prompt.")
-    gen_length: int = option(8, "Completion canvas length (countdown answers are at most 7 characters + EOS).", min=1)
-    diffusion_steps: int = option(8, "Sampler steps (one token per step).", min=1)
+    task: str = option("subset_sum", "Synthetic task with many correct answers per prompt (the shipped base knows subset_sum).")
+    gen_length: int = option(10, "Completion canvas length (subset_sum answers are at most 9 characters + EOS).", min=1)
+    diffusion_steps: int = option(10, "Sampler steps (one token per step).", min=1)
     max_steps: int = option(120, "RL optimizer steps per method (equal rollout budget for every method).", min=1)
     prompts_per_step: int = option(8, "Training prompts per RL step.", min=1)
     num_generations: int = option(8, "Completions per prompt (the group).", min=2)
@@ -87,12 +90,14 @@ def ensure_base(cfg: DemoConfig, out: Path) -> Path:
     from trafl.sft.trainer import run_sft
     from trafl.tasks import get_task
 
+    if cfg.task != BASE_SFT["task"]:
+        raise ConfigError(f"--retrain-base trains on {BASE_SFT['task']}; for task '{cfg.task}' pass --base DIR")
     task = get_task(cfg.task, seed=cfg.seed)
     data = out / "base" / "sft.jsonl"
     n = task.write_sft(data, samples_per_prompt=BASE_SFT["samples_per_prompt"], seed=cfg.seed)
     _log(f"training the base model with trafl sft on {n} pairs ({data})")
     sft_cfg = load_config(SFTConfig, None, {**BASE_SFT["sft"], "data": str(data), "output_dir": str(out / "base"),
-                                            "resume": True, "num_threads": cfg.num_threads})
+                                            "resume": True})
     run_sft(sft_cfg)
     return target
 
@@ -190,26 +195,30 @@ def run_demo(cfg: DemoConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "demo_config.json", to_dict(cfg))
-    timings: dict[str, float] = {}
+    # Wall time per stage; a stage skipped on a rerun keeps the time it took when it ran.
+    previous = out / "study.json"
+    timings: dict[str, float] = json.loads(previous.read_text())["timings_s"] if previous.is_file() else {}
     t0 = time.perf_counter()
     base = ensure_base(cfg, out)
-    timings["base"] = time.perf_counter() - t0
+    timings["base"] = max(timings.get("base", 0.0), time.perf_counter() - t0)
     models = {"base": base}
     for method in cfg.methods:
         t = time.perf_counter()
+        already = (out / "runs" / method / "final" / "config.json").is_file()
         models[method] = train_method(cfg, method, base, out)
-        timings[method] = time.perf_counter() - t
+        if not already or method not in timings:
+            timings[method] = time.perf_counter() - t
     t = time.perf_counter()
     _log(f"evaluating {len(models)} models on {cfg.eval_prompts} held-out prompts x {cfg.eval_n} samples "
          f"at T = {', '.join(map(str, cfg.eval_temperatures))}")
     results = evaluate_all(cfg, models, out)
-    timings["eval"] = time.perf_counter() - t
+    timings["eval"] = max(timings.get("eval", 0.0), time.perf_counter() - t)  # cached reruns are shorter
     from trafl.eval.plots import write_plots
     from trafl.eval.report import render_markdown
 
     plots = write_plots(results, out, base="base", bar_k=min(5, cfg.eval_n))
     checks = study_checks(results) if "trafl" in models else {"pass_at_k_vs_base": {}, "distinct_vs_baselines": {}, "base": {}}
-    timings["total"] = time.perf_counter() - t0
+    timings["total"] = sum(v for k, v in timings.items() if k != "total")
     summary = render_summary(results, checks, timings)
     report = "# trafl demo: trajectory locking at CPU scale\n\n" + summary + "\n" + render_markdown(results)
     report += "\n## Plots\n\n" + "\n".join(f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in plots) + "\n"
