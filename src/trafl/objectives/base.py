@@ -72,6 +72,12 @@ class Objective(nn.Module):
         """The rollout policy's surrogate; with one inner iteration it is the current one, detached."""
         return group.old if group.old is not None else current.detach()
 
+    def token_log_ratio(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log pi_theta,t, log pi_theta,t - log pi_old,t)``, both ``[N, L]``, for token-level objectives."""
+        current = self.policy_surrogate(policy, group)
+        logp = current.token_logp
+        return logp, logp - self.old_surrogate(group, current).token_logp.to(logp.dtype)
+
     def ref_surrogate(self, group: RolloutGroup) -> SurrogateOutput:
         if group.ref is None:
             raise ConfigError(f"objective '{self.name}' needs reference surrogates: call prepare(group, reference=...)")

@@ -29,9 +29,7 @@ class JustGRPO(Objective):
         self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
-        current = self.policy_surrogate(policy, group)
-        logp = current.token_logp
-        log_ratio = logp - self.old_surrogate(group, current).token_logp.to(logp.dtype)
+        logp, log_ratio = self.token_log_ratio(policy, group)
         advantage = group_normalise(group.rewards.to(logp.dtype)).reshape(-1, 1)
         per_token = ppo_clip(log_ratio, advantage, self.eps_low, self.eps_high)
         loss = -(per_token * self.token_weights(group).to(logp.dtype)).sum(dim=1).mean()

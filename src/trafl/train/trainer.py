@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -194,19 +195,10 @@ class RLTrainer:
             attn[i, width - len(x):] = 1
         return ids.to(self.device), attn.to(self.device)
 
-    def decode(self, completion: torch.Tensor) -> list[str]:
-        eos = self.tokenizer.eos_token_id
-        texts = []
-        for row in completion.tolist():
-            if eos is not None and eos in row:
-                row = row[: row.index(eos)]
-            texts.append(self.tokenizer.decode(row, skip_special_tokens=True))
-        return texts
-
     @torch.no_grad()
     def rollout(self, rows: list[dict], step: int, first_position: int) -> tuple[RolloutGroup, dict[str, float], list[str]]:
         """Sample G completions for each row, score them; returns the group and reward metrics."""
-        from trafl.sampling import generate
+        from trafl.sampling import completion_lengths, decode_completions, generate
 
         cfg = self.cfg
         G = cfg.num_generations
@@ -224,7 +216,7 @@ class RLTrainer:
             eos_token_id=self.tokenizer.eos_token_id, generator=gens, fill_eos=True,
         )
         self.model.train(was_training)
-        texts = self.decode(out.completion)
+        texts = decode_completions(self.tokenizer, out.completion, self.tokenizer.eos_token_id)
         prompts = [row["prompt"] for row in rows for _ in range(G)]
         columns = {k: [row.get(k) for row in rows for _ in range(G)] for k in rows[0] if k != "prompt"}
         rewards, _, metrics = compute_rewards(self.reward_fns, self.reward_weights, prompts, texts, columns,
@@ -234,10 +226,8 @@ class RLTrainer:
             rewards=rewards.view(len(rows), G).to(self.device), eos_token_id=self.tokenizer.eos_token_id,
             commit_step=out.commit_step,
         )
-        eos = self.tokenizer.eos_token_id
-        comp = out.completion
-        lengths = (comp != eos).cumprod(dim=1).sum(dim=1).float() if eos is not None else torch.full((len(comp),), float(comp.shape[1]))
-        metrics["completion_length"] = float(lengths.mean())
+        lengths = completion_lengths(out.completion, self.tokenizer.eos_token_id)
+        metrics["completion_length"] = float(lengths.float().mean())
         return group, metrics, texts
 
     # ------------------------------------------------------------------------------------------
@@ -271,7 +261,7 @@ class RLTrainer:
                 self.head_optimizer.zero_grad(set_to_none=True)
             for m, group in enumerate(groups):
                 last = m == len(groups) - 1
-                ctx = self.accelerator.no_sync(self.wrapped) if not last else _nullcontext()
+                ctx = self.accelerator.no_sync(self.wrapped) if not last else nullcontext()
                 with ctx, self._autocast():
                     loss, metrics = self.objective(self.policy, group)
                     if not torch.isfinite(loss):
@@ -305,7 +295,7 @@ class RLTrainer:
     def _autocast(self):
         if self.cfg.bf16 and self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        return _nullcontext()
+        return nullcontext()
 
     def _sync_head_grads(self) -> None:
         if self.world == 1 or self.head_optimizer is None:
@@ -391,14 +381,6 @@ class RLTrainer:
 def _average(dicts: list[dict[str, float]]) -> dict[str, float]:
     keys = {k for d in dicts for k in d}
     return {k: sum(d.get(k, 0.0) for d in dicts) / len(dicts) for k in sorted(keys)}
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 class _ExtraLoggers:
