@@ -45,6 +45,7 @@ def split_for_process(indices: list[int], rank: int, world: int) -> list[int]:
     return indices[rank * per : (rank + 1) * per]
 
 
-def row_seed(seed: int, step: int, prompt_index: int, sample: int, salt: str = "rollout") -> int:
-    """A 63-bit seed that depends only on what a row *is*, not on where it is computed."""
+def step_seed(seed: int, step: int, prompt_index: int, sample: int, salt: str = "rollout") -> int:
+    """A 63-bit seed for one draw of RL step ``step`` (a rollout row, a micro-batch's masks, a process's
+    global RNG, told apart by ``salt``): it depends only on what is drawn, not on where."""
     return random.Random(f"{salt}-{seed}-{step}-{prompt_index}-{sample}").getrandbits(63)

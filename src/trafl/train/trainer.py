@@ -36,7 +36,7 @@ from trafl.objectives.logz import hidden_size_of
 from trafl.objectives.reference import make_reference
 from trafl.sft.trainer import make_scheduler
 from trafl.train.config import TrainConfig
-from trafl.train.data import prompt_indices_for_step, row_seed, split_for_process
+from trafl.train.data import prompt_indices_for_step, step_seed, split_for_process
 from trafl.train.rewards import compute_rewards
 from trafl.utils.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trafl.utils.config import save_config, to_dict
@@ -204,7 +204,7 @@ class RLTrainer:
         G = cfg.num_generations
         prompt_ids, prompt_mask = self.encode_prompts(rows)
         gens = [
-            torch.Generator(device=self.device).manual_seed(row_seed(cfg.seed, step, first_position + i, j))
+            torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, first_position + i, j))
             for i in range(len(rows)) for j in range(G)
         ]
         was_training = self.model.training
@@ -233,7 +233,7 @@ class RLTrainer:
     # ------------------------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
         cfg = self.cfg
-        torch.manual_seed(row_seed(cfg.seed, step, self.rank, 0, "global"))  # dropout etc.
+        torch.manual_seed(step_seed(cfg.seed, step, self.rank, 0, "global"))  # dropout etc.
         indices = prompt_indices_for_step(len(self.rows), self.prompts_per_step, step, cfg.seed)
         mine = split_for_process(indices, self.rank, self.world)
         offset = self.rank * len(mine)
@@ -244,7 +244,7 @@ class RLTrainer:
             sl = slice(m * self.prompts_per_micro, (m + 1) * self.prompts_per_micro)
             rows = [self.rows[i] for i in mine[sl]]
             group, metrics, _ = self.rollout(rows, step, offset + sl.start)
-            gen = torch.Generator(device=self.device).manual_seed(row_seed(cfg.seed, step, offset + sl.start, 0, "noise"))
+            gen = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, offset + sl.start, 0, "noise"))
             old = self.rollout_view if cfg.num_iterations > 1 else None
             self.model.eval()
             group = self.objective.prepare(group, reference=self.reference, old_policy=old, generator=gen)
