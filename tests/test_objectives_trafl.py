@@ -175,3 +175,23 @@ def test_baseline_gradient_raises_the_likelihood_of_above_average_completions(na
     after = obj.policy_surrogate(policy, group).value.detach()
     gain = after - before
     assert gain[0] > 0 and gain[0] > gain[1:].max()  # the rewarded completion gains the most
+
+
+@pytest.mark.parametrize("surrogate", ["elbo", "trajectory"])
+def test_select_prompts_keeps_every_per_row_field_aligned(surrogate):
+    """Micro-batching an update by whole prompt groups: the loss over the parts, weighted by their
+    share of prompts, equals the loss over the whole group (tensors, masks and caches all sliced)."""
+    g = torch.Generator().manual_seed(7)
+    policy, ref = TableDenoiser(V, L, generator=g), TableDenoiser(V, L, generator=g)
+    ys = all_completions(V, L)[:8]
+    order = torch.tensor([[0, 1], [1, 0]] * 4)
+    prompt = torch.zeros(8, 1, dtype=torch.long)
+    ids = torch.cat([prompt, ys], dim=1)
+    group = RolloutGroup(ids, torch.ones_like(ids), 1, torch.rand(4, 2, generator=g), commit_step=order)
+    obj = get_objective("trafl", beta=0.5, logz="vargrad", surrogate=surrogate)
+    group = obj.prepare(group, reference=ref, generator=g)
+    whole, _ = obj(policy, group)
+    halves = [group.select_prompts(slice(0, 1)), group.select_prompts(slice(1, 4))]
+    assert halves[1].commit_step.shape == (6, 2) and torch.equal(halves[1].commit_step, order[2:])
+    parts = sum(obj(policy, h)[0] * h.num_prompts / group.num_prompts for h in halves)
+    torch.testing.assert_close(parts, whole)

@@ -88,6 +88,8 @@ class RolloutGroup:
         def pick(x):
             if x is None:
                 return None
+            if isinstance(x, torch.Tensor):
+                return x[rows]
             if hasattr(x, "select"):
                 return x.select(rows)
             return x[rows]
