@@ -62,10 +62,14 @@ def test_study_checks_reads_the_claims():
     assert checks["pass_at_k_vs_base"]["0.9"] == {"k_below_base": [], "ok": True}
     assert checks["pass_at_k_vs_base"]["0.3"] == {"k_below_base": [2], "ok": False}
     assert checks["distinct_vs_baselines"]["0.9"]["ok"] and not checks["distinct_vs_baselines"]["0.3"]["ok"]
+    # pass@k beyond k_max (here k = 2) is not part of the claim
+    assert study_checks(results, k_max=1)["pass_at_k_vs_base"]["0.3"] == {"k_below_base": [], "ok": True}
 
 
 def test_demo_config_errors():
     from trafl.errors import ConfigError
 
+    with pytest.raises(ConfigError, match="'k_max': 64 exceeds eval_n = 32"):
+        load_config(DemoConfig, None, {"k_max": 64})
     with pytest.raises(ConfigError, match="'methods': unknown \\['ppo'\\]"):
         load_config(DemoConfig, None, {"methods": "trafl,ppo"})

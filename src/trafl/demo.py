@@ -46,7 +46,7 @@ class DemoConfig:
     task: str = option("subset_sum", "Synthetic task with many correct answers per prompt (the shipped base knows subset_sum).")
     gen_length: int = option(10, "Completion canvas length (subset_sum answers are at most 9 characters + EOS).", min=1)
     diffusion_steps: int = option(10, "Sampler steps (one token per step).", min=1)
-    max_steps: int = option(120, "RL optimizer steps per method (equal rollout budget for every method).", min=1)
+    max_steps: int = option(100, "RL optimizer steps per method (equal rollout budget for every method).", min=1)
     prompts_per_step: int = option(8, "Training prompts per RL step.", min=1)
     num_generations: int = option(8, "Completions per prompt (the group).", min=2)
     temperature: float = option(0.9, "Rollout temperature during RL.", min=0.0)
@@ -54,12 +54,16 @@ class DemoConfig:
     beta: float = option(0.25, "TraFL's per-token reward temperature (target tilt L * beta on the group-normalised reward).", min=0.0)
     logz: str = option("vargrad", "TraFL's log-partition estimate.", choices=("learned", "learned_policy", "vargrad"))
     eval_prompts: int = option(100, "Held-out prompts evaluated.", min=1)
-    eval_n: int = option(16, "Samples per prompt (pass@1..n).", min=1)
+    eval_n: int = option(32, "Samples per prompt: pass@k uses the unbiased estimator over n samples, so n > k_max "
+                                "lowers the noise of every pass@k.", min=1)
+    k_max: int = option(16, "Largest k in the study's table and checks (pass@1..k_max).", min=1)
     eval_temperatures: list[float] = option([0.3, 0.6, 0.9], "Evaluation temperatures.")
     seed: int = option(0, "Seed of everything (base split, rollouts, evaluation noise).")
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
     def validate(self) -> None:
+        if self.k_max > self.eval_n and not self.quick:
+            raise ConfigError(f"config field 'k_max': {self.k_max} exceeds eval_n = {self.eval_n} samples per prompt")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"config field 'methods': unknown {unknown}; valid: {', '.join(METHODS)}")
@@ -69,7 +73,7 @@ class DemoConfig:
         if not self.quick:
             return self
         return replace(self, max_steps=min(self.max_steps, 15), eval_prompts=min(self.eval_prompts, 24),
-                       eval_n=min(self.eval_n, 8), eval_temperatures=[0.6, 0.9] if len(self.eval_temperatures) > 2 else self.eval_temperatures)
+                       eval_n=min(self.eval_n, 8), k_max=min(self.k_max, 8), eval_temperatures=[0.6, 0.9] if len(self.eval_temperatures) > 2 else self.eval_temperatures)
 
 
 def _log(msg: str) -> None:
@@ -149,9 +153,9 @@ def evaluate_all(cfg: DemoConfig, models: dict[str, Path], out: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-def study_checks(results: dict, method: str = "trafl", base: str = "base") -> dict:
-    """The study's claims, read off results.json: is ``method`` >= ``base`` at every k and
-    temperature, and does it find more distinct correct answers than every baseline?"""
+def study_checks(results: dict, method: str = "trafl", base: str = "base", k_max: int | None = None) -> dict:
+    """The study's claims, read off results.json: is ``method`` >= ``base`` at every k <= ``k_max``
+    and temperature, and does it find more distinct correct answers than every baseline?"""
     cells = {(r["model"], r["temperature"]): r for r in results["results"]}
     temps = sorted({t for (_, t) in cells})
     models = sorted({m for (m, _) in cells})
@@ -160,7 +164,8 @@ def study_checks(results: dict, method: str = "trafl", base: str = "base") -> di
         b, m = cells.get((base, t)), cells.get((method, t))
         out["base"][str(t)] = {"pass@1": b["pass_at_k"][0], "distinct_correct_mean": b["distinct_correct"]["mean"]}
         if m is not None:
-            below = [k for k, (x, y) in enumerate(zip(m["pass_at_k"], b["pass_at_k"]), start=1) if x < y]
+            pairs = list(zip(m["pass_at_k"], b["pass_at_k"]))[:k_max]
+            below = [k for k, (x, y) in enumerate(pairs, start=1) if x < y]
             out["pass_at_k_vs_base"][str(t)] = {"k_below_base": below, "ok": not below}
             others = {o: cells[(o, t)]["distinct_correct"]["mean"] for o in models if o not in (base, method) and (o, t) in cells}
             mine = m["distinct_correct"]["mean"]
@@ -168,10 +173,10 @@ def study_checks(results: dict, method: str = "trafl", base: str = "base") -> di
     return out
 
 
-def render_summary(results: dict, checks: dict, timings: dict) -> str:
-    """A compact Markdown table: pass@1/4/16 and distinct correct answers per model and temperature."""
+def render_summary(results: dict, checks: dict, timings: dict, k_max: int = 16) -> str:
+    """A compact Markdown table: pass@1/2/4/8/16 and distinct correct answers per model and temperature."""
     n = results["settings"]["n"]
-    ks = [k for k in (1, 2, 4, 8, 16) if k <= n]
+    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= min(n, k_max)]
     lines = ["| model | T | " + " | ".join(f"pass@{k}" for k in ks) + " | distinct correct / prompt |",
              "|---|---|" + "---|" * (len(ks) + 1)]
     for r in sorted(results["results"], key=lambda r: (r["temperature"], r["model"] != "base", r["model"])):
@@ -179,7 +184,7 @@ def render_summary(results: dict, checks: dict, timings: dict) -> str:
         lines.append(f"| {r['model']} | {r['temperature']} | {cells} | {r['distinct_correct']['mean']:.2f} |")
     verdict = []
     for t, c in checks["pass_at_k_vs_base"].items():
-        verdict.append(f"- T={t}: TraFL pass@k >= base at every k: {'yes' if c['ok'] else 'no, below at k=' + str(c['k_below_base'])}")
+        verdict.append(f"- T={t}: TraFL pass@k >= base at every k <= {k_max}: {'yes' if c['ok'] else 'no, below at k=' + str(c['k_below_base'])}")
     for t, c in checks["distinct_vs_baselines"].items():
         verdict.append(f"- T={t}: TraFL finds more distinct correct answers than every baseline: {'yes' if c['ok'] else 'no'}")
     time_line = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
@@ -217,9 +222,9 @@ def run_demo(cfg: DemoConfig) -> dict:
     from trafl.eval.report import render_markdown
 
     plots = write_plots(results, out, base="base", bar_k=min(5, cfg.eval_n))
-    checks = study_checks(results) if "trafl" in models else {"pass_at_k_vs_base": {}, "distinct_vs_baselines": {}, "base": {}}
+    checks = study_checks(results, k_max=cfg.k_max) if "trafl" in models else {"pass_at_k_vs_base": {}, "distinct_vs_baselines": {}, "base": {}}
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    summary = render_summary(results, checks, timings)
+    summary = render_summary(results, checks, timings, k_max=cfg.k_max)
     report = "# trafl demo: trajectory locking at CPU scale\n\n" + summary + "\n" + render_markdown(results)
     report += "\n## Plots\n\n" + "\n".join(f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in plots) + "\n"
     atomic_write_text(out / "report.md", report)
