@@ -62,7 +62,7 @@ class DemoConfig:
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
     def validate(self) -> None:
-        if self.k_max > self.eval_n and not self.quick:
+        if self.k_max > self.eval_n:
             raise ConfigError(f"config field 'k_max': {self.k_max} exceeds eval_n = {self.eval_n} samples per prompt")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
