@@ -1,9 +1,19 @@
-"""Write the LLaDA-8B-Instruct run configs under configs/paper/ (one YAML per task x length x method).
+"""Write the LLaDA-8B-Instruct run configs under configs/paper/.
 
-The shared settings follow the public d1 / diffu-GRPO recipe for LLaDA-8B-Instruct (LoRA r=128,
-alpha=64, dropout 0.05; temperature 0.9; 128 denoising steps over 256 tokens in blocks of 32;
-p_mask_prompt 0.15). Everything else is documented in configs/README.md. Rerun after changing a
-value here: ``python scripts/make_paper_configs.py``.
+Two families (configs/README.md lists every value's source and every deliberate deviation):
+
+* ``configs/paper/published/<method>_<task>.yaml``: each baseline as its authors ran it (their
+  hyper-parameters, LoRA or full fine-tuning, batch geometry on 8 GPUs), read from their public
+  recipes (ML-GSAI/ESPO ``recipes/train.yaml`` + ``run_gsm8k_llada.sh``; dllm-reasoning/d1
+  ``diffu-grpo/slurm_scripts/train.yaml``; LeapLabTHU/JustGRPO ``train.py``). The objectives'
+  own mechanics (inner iterations, mask laws, reductions, KL) are their options' defaults, so
+  these files only set what the trainer needs.
+* ``configs/paper/llada8b_<task>_<length>_<method>.yaml``: the *matched-budget* comparison: every
+  method sees the same prompts per step, samples per prompt, sampler (except JustGRPO, which
+  samples left to right by definition), LoRA and optimiser, and differs only in its objective
+  (with its authors' mechanics).
+
+Rerun after changing a value here: ``python scripts/make_paper_configs.py``.
 """
 
 from __future__ import annotations
@@ -13,74 +23,105 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent / "configs" / "paper"
-
-COMMON = {
-    "model": "GSAI-ML/LLaDA-8B-Instruct",
-    "use_peft": True,
-    "lora_r": 128,
-    "lora_alpha": 64,
-    "lora_dropout": 0.05,
-    "gradient_checkpointing": True,
-    "bf16": True,
-    "temperature": 0.9,
-    "remasking": "low_confidence",
-    "block_length": 32,
-    "max_prompt_length": 512,
-    "max_steps": 2000,
-    "save_steps": 100,
-    "save_total_limit": 3,
-    "lr_scheduler_type": "constant",
-    "warmup_steps": 0,
-    "max_grad_norm": 0.2,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.99,
-    "weight_decay": 0.1,
-    "seed": 42,
-}
-
+LLADA = "GSAI-ML/LLaDA-8B-Instruct"
+LORA = {"use_peft": True, "lora_r": 128, "lora_alpha": 64, "lora_dropout": 0.05,
+        "lora_target_modules": ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]}
 TASKS = {"gsm8k": "gsm8k", "math": "math", "code": "kodcode"}
+TRAIN_PROMPTS = {"gsm8k": 7473, "math": 7500}
 
-# Per-method settings (see configs/README.md for where each comes from).
-METHODS = {
-    "trafl": {"learning_rate": 3e-6, "logz_lr": 1e-3, "num_generations": 8, "num_iterations": 1,
-              "epsilon": 0.2, "reward_transform": "group_norm", "logz": "learned",
-              "importance_weight": "clipped", "num_mc": 2, "antithetic": True},
-    "espo": {"learning_rate": 3e-6, "num_generations": 8, "num_iterations": 1, "epsilon": 0.2,
-             "epsilon_high": 0.28, "beta": 0.0, "num_mc": 2, "antithetic": True},
-    "justgrpo": {"learning_rate": 3e-6, "num_generations": 8, "num_iterations": 1, "epsilon": 0.2,
-                 "beta": 0.0, "ar_chunk_size": 32},
-    "diffu_grpo": {"learning_rate": 3e-6, "num_generations": 6, "num_iterations": 12, "epsilon": 0.5,
-                   "beta": 0.04, "p_mask_prompt": 0.15},
+# ---- as published (per device, 8 GPUs) ------------------------------------------------------------------
+PUBLISHED = {
+    # d1 slurm_scripts/train.yaml + gsm_base.sbatch: 1 prompt x G 6 per device, GA 2 -> 16 prompts/step, 10 epochs.
+    "diffu_grpo": {
+        "common": {**LORA, "learning_rate": 3e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
+                   "weight_decay": 0.1, "adam_beta1": 0.9, "adam_beta2": 0.99, "max_grad_norm": 0.2,
+                   "num_generations": 6, "per_device_train_batch_size": 6, "gradient_accumulation_steps": 2,
+                   "temperature": 0.9, "max_completion_length": 256, "diffusion_steps": 128, "block_length": 32,
+                   "seed": 42},
+        "gsm8k": {"max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16},
+        "math": {"max_steps": TRAIN_PROMPTS["math"] * 10 // 16},
+    },
+    # ESPO recipes/train.yaml overridden by run_gsm8k_llada.sh: G 6, 16 prompts/step (math: G 16, 32), 1 epoch.
+    "espo": {
+        "common": {**LORA, "learning_rate": 3e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
+                   "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.99, "max_grad_norm": 0.2,
+                   "temperature": 1.0, "max_completion_length": 256, "diffusion_steps": 256, "block_length": 32,
+                   "seed": 42},
+        "gsm8k": {"num_generations": 6, "per_device_train_batch_size": 6, "gradient_accumulation_steps": 2,
+                  "max_steps": TRAIN_PROMPTS["gsm8k"] // 16},
+        "math": {"num_generations": 16, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 4,
+                 "max_steps": TRAIN_PROMPTS["math"] // 32},
+    },
+    # JustGRPO train.py: full fine-tuning, 1 prompt x G 16 per device, GA 8 -> 64 prompts/step, 125 steps.
+    "justgrpo": {
+        "common": {"use_peft": False, "learning_rate": 5e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
+                   "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_grad_norm": 1.0,
+                   "num_generations": 16, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 8,
+                   "max_completion_length": 256, "max_steps": 125, "seed": 1234},
+        "gsm8k": {},
+        "math": {},
+    },
+}
+SHARED_RUNTIME = {"model": LLADA, "gradient_checkpointing": True, "bf16": True, "remasking": "low_confidence",
+                  "max_prompt_length": 512, "save_steps": 100, "save_total_limit": 3}
+
+# ---- matched budget ---------------------------------------------------------------------------------------
+MATCHED_COMMON = {
+    **SHARED_RUNTIME, **LORA, "temperature": 0.9, "block_length": 32, "max_steps": 2000,
+    "lr_scheduler_type": "constant", "warmup_steps": 0, "max_grad_norm": 0.2, "adam_beta1": 0.9, "adam_beta2": 0.99,
+    "weight_decay": 0.1, "learning_rate": 3e-6, "num_generations": 8, "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 2, "seed": 42,
+}
+MATCHED_METHODS = {
+    "trafl": {"logz_lr": 1e-3, "reward_transform": "group_norm", "logz": "learned"},
+    "espo": {},
+    "justgrpo": {"ar_chunk_size": 32},
+    "diffu_grpo": {},
 }
 
 
-def config(task: str, length: int, method: str) -> dict:
-    cfg = dict(COMMON)
-    cfg.update(METHODS[method])
-    cfg["task"] = TASKS[task]
-    cfg["method"] = method
-    cfg["max_completion_length"] = length
-    cfg["diffusion_steps"] = length // 2
-    g = cfg["num_generations"]
-    cfg["per_device_train_batch_size"] = g
-    cfg["gradient_accumulation_steps"] = 2
+def published(method: str, task: str) -> dict:
+    spec = PUBLISHED[method]
+    cfg = {**SHARED_RUNTIME, **spec["common"], **spec[task], "task": TASKS[task], "method": method}
+    cfg["output_dir"] = f"runs/published_{method}_{task}"
+    return cfg
+
+
+def matched(task: str, length: int, method: str) -> dict:
+    cfg = {**MATCHED_COMMON, **MATCHED_METHODS[method], "task": TASKS[task], "method": method,
+           "max_completion_length": length}
+    if method == "justgrpo":
+        # Left-to-right rollouts at T = 1 (its premise): block 1 and one step per token come from its recipe.
+        for key in ("block_length", "temperature"):
+            cfg.pop(key)
+    else:
+        cfg["diffusion_steps"] = length // 2
     if method == "trafl":
-        # beta is per token of the canvas-normalised ELBO: the target tilt is L * beta on a
-        # group-normalised reward. Keep L * beta = 2.56 at both lengths.
+        # beta is per token of the canvas-normalised ELBO: keep the tilt L * beta = 2.56 at both lengths.
         cfg["beta"] = 2.56 / length
     cfg["output_dir"] = f"runs/llada8b_{task}_{length}_{method}"
     return cfg
 
 
+def _write(path: Path, header: str, cfg: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(cfg, sort_keys=False))
+
+
 def main() -> None:
-    ROOT.mkdir(parents=True, exist_ok=True)
     for task in TASKS:
         for length in (256, 512):
-            for method in METHODS:
-                path = ROOT / f"llada8b_{task}_{length}_{method}.yaml"
-                header = (f"# LLaDA-8B-Instruct, {task}, completion length {length}, {method}.\n"
-                          "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources.\n")
-                path.write_text(header + yaml.safe_dump(config(task, length, method), sort_keys=False))
+            for method in MATCHED_METHODS:
+                _write(ROOT / f"llada8b_{task}_{length}_{method}.yaml",
+                       f"# LLaDA-8B-Instruct, {task}, completion length {length}, {method}: matched budget.\n"
+                       "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources.\n",
+                       matched(task, length, method))
+    for method in PUBLISHED:
+        for task in ("gsm8k", "math"):
+            _write(ROOT / "published" / f"{method}_{task}.yaml",
+                   f"# {method} on {task} as its authors ran it (8 GPUs; per-device values).\n"
+                   "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources and deviations.\n",
+                   published(method, task))
 
 
 if __name__ == "__main__":

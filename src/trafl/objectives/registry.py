@@ -74,6 +74,30 @@ def objective_from_config(cfg: Any, *, hidden_size: int | None = None, micro_bat
     return cls(cfg.objective, **kwargs)
 
 
+def add_objective_arguments(parser: Any) -> None:
+    """Every objective option as ``--option-name`` (flat, next to the trainer's fields); the help names
+    the methods that have it and their defaults. Values reach ``overrides_from_args`` like any field."""
+    group = parser.add_argument_group("objective options (each method's own; defaults are its authors')")
+    for opt in all_option_names():
+        owners, help_text = [], ""
+        for name, cls in OBJECTIVES.items():
+            fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+            if opt in fields:
+                owners.append(f"{name} {fields[opt].default!r}")
+                help_text = help_text or fields[opt].metadata.get("help", "")
+        extra = {"nargs": "?", "const": "true"} if isinstance(_default(opt), bool) else {}
+        group.add_argument("--" + opt.replace("_", "-"), dest=f"cfg__{opt}", default=None, metavar="V",
+                           help=f"{help_text} [defaults: {'; '.join(owners)}]".replace("%", "%%"), **extra)
+
+
+def _default(opt: str) -> Any:
+    for cls in OBJECTIVES.values():
+        for f in dataclasses.fields(cls.Options):
+            if f.name == opt:
+                return f.default
+    return None
+
+
 def defaults_table() -> str:
     """A Markdown table of every method's option defaults and recipe trainer defaults (docs/objectives.md)."""
     names = list(OBJECTIVES)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from trafl.objectives.registry import add_objective_arguments
 from trafl.train.config import TrainConfig
 from trafl.utils.config import add_config_arguments, load_config, overrides_from_args
 
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of TrainConfig fields (command-line flags override it).")
     parser.add_argument("--quiet", action="store_true", help="No progress bar.")
     add_config_arguments(parser, TrainConfig)
+    add_objective_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
