@@ -213,3 +213,48 @@ def test_old_cache_without_paths_still_loads(tmp_path):
     path.write_text("".join(json.dumps(line) + "\n" for line in stripped))
     cell = run(tmp_path / "mixed", PathFakeGenerator())["results"][0]
     assert cell["paths"]["num_problems"] == 4 and cell["paths"]["problem_ids"] == ["p3", "p4", "p5", "p6"]
+
+
+def test_paths_plot(tmp_path):
+    from test_eval_plots import png_size
+    from trafl.eval.plots import figure_size_pixels, write_plots
+
+    results = run(tmp_path, PathFakeGenerator())
+    files = write_plots(results, tmp_path, base="base", bar_k=2)
+    paths = sorted(p for p in files if p.name.startswith("paths_"))
+    assert [p.name for p in paths] == ["paths_L32.png", "paths_L64.png"]
+    assert png_size(paths[0]) == figure_size_pixels(1, 2) and paths[0].stat().st_size > 5_000
+
+
+# --- the real sampler: trafl eval on a micro LLaDA model ------------------------------------------
+
+def test_sampler_generator_paths_end_to_end(tmp_path):
+    from rl_toys import make_model_dir
+    from trafl.cli import main
+    from trafl.eval.generation import SamplerGenerator
+
+    model_dir = make_model_dir(tmp_path / "micro", seed=1)
+    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSettings(block_length=4))
+    kw = dict(n=3, temperature=1.0, gen_length=8, seeds=[[1, 2, 3], [4, 5, 6]])
+    out = gen.generate_with_paths(["1+1=", "22+3="], **kw)
+    assert out.texts == gen.generate(["1+1=", "22+3="], **kw)
+    assert len(out.commit_steps) == 2 and all(len(row) == 3 and all(len(s) == 8 for s in row) for row in out.commit_steps)
+    # one token per step, blocks of 4: each sample commits every position once, block 0 in steps 0..3
+    for row in out.commit_steps:
+        for s in row:
+            assert sorted(s[:4]) == [0, 1, 2, 3] and sorted(s[4:]) == [4, 5, 6, 7]
+    assert all(1 <= c <= 8 for row in out.content_lengths for c in row)
+
+    assert main(["eval", "--model", f"base={model_dir}", "--task", "rl_toys:DigitTask", "--n", "4",
+                 "--temperatures", "0.0,1.0", "--gen-lengths", "8", "--block-length", "4", "--limit", "3",
+                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    greedy, sampled = (next(e for e in results["results"] if e["temperature"] == t) for t in (0.0, 1.0))
+    assert greedy["paths"]["num_problems"] == 3
+    assert greedy["paths"]["distinct_orders"] == {"mean": 1.0, "stderr": 0.0}  # T = 0 is deterministic
+    assert greedy["paths"]["order_entropy"]["mean"] == 0.0 and greedy["paths"]["position_entropy"]["mean"] == 0.0
+    assert sampled["paths"]["distinct_orders"]["mean"] > 1.0
+    records = read_jsonl(cache_path(tmp_path / "out", Cell("base", "rl_toys:DigitTask", 1.0, 8)))[1:]
+    assert len(records) == 3 and all(len(r["commit_steps"]) == 4 and len(r["content_lengths"]) == 4 for r in records)
+    assert (tmp_path / "out" / "plots" / "paths_L8.png").exists()
+    assert "Denoising paths" in (tmp_path / "out" / "results.md").read_text()
