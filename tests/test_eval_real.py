@@ -26,7 +26,8 @@ def run_cli(model_dir, out, batch_size, *extra):
 def test_cli_end_to_end_is_batch_independent(model_dir, tmp_path, capsys):
     assert run_cli(model_dir, tmp_path / "a", 1) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["cells"] == 2 and len(summary["plots"]) == 2
+    assert summary["cells"] == 2 and len(summary["plots"]) == 3  # pass@k curves, pass@k bars, paths bars
+    assert summary["plots"][-1].endswith("paths_L8.png")
     assert run_cli(model_dir, tmp_path / "b", 3, "--no-plots") == 0
     a = json.loads((tmp_path / "a" / "results.json").read_text())
     b = json.loads((tmp_path / "b" / "results.json").read_text())

@@ -2,6 +2,8 @@
 
 * :mod:`~trafl.eval.passk` — the unbiased pass@k estimator (product form) and its standard error;
 * :mod:`~trafl.eval.diversity` — distinct correct answers / programs per problem;
+* :mod:`~trafl.eval.paths` — denoising-path diversity (distinct unmasking orders, their entropy,
+  distinct correct (answer, order) paths) from the sampler's commit steps;
 * :mod:`~trafl.eval.generation` — the :class:`TextGenerator` interface, per-sample seeds, and the
   default :class:`SamplerGenerator` (load_pretrained + trafl.sampling.generate);
 * :mod:`~trafl.eval.cache` — the per-cell JSONL generation cache that makes runs resumable;
@@ -14,6 +16,7 @@
 
 from trafl.eval.diversity import distinct_correct, normalise_text, summarise_distinct
 from trafl.eval.passk import PassAtK, pass_at_k, pass_at_k_curves, summarise_pass_at_k
+from trafl.eval.paths import path_metrics, summarise_paths
 
 __all__ = ["PassAtK", "distinct_correct", "normalise_text", "pass_at_k", "pass_at_k_curves",
-           "summarise_distinct", "summarise_pass_at_k"]
+           "path_metrics", "summarise_distinct", "summarise_pass_at_k", "summarise_paths"]

@@ -1,11 +1,14 @@
 """The generation cache: one JSONL file per (model, task, temperature, length) cell.
 
 Line 1 is ``{"meta": {...}}``, the settings that produced the cell; every further line is one
-finished problem ``{"problem_id", "completions", "correct", "answer_keys"}``, appended (and
+finished problem ``{"problem_id", "completions", "correct", "answer_keys"}``, plus
+``"commit_steps"`` (``[n][L]`` ints) and ``"content_lengths"`` (``[n]``) when the generator returns
+denoising paths (:class:`~trafl.eval.generation.PathGenerator`), appended (and
 fsynced) as soon as the problem is generated and graded. A run that is killed loses at most the
 problem being written (a torn last line is ignored on reading) and, rerun with the same settings,
 skips every problem already in the file. Rerunning with different settings is refused rather than
-silently mixing samples.
+silently mixing samples. Records without ``commit_steps`` (files written before paths were
+recorded, or by a generator without them) still load; their problems just have no path metrics.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 For each cell the problems not yet in the cell's cache are generated ``batch_size`` problems at a
 time, graded with the task's correctness check, and appended to the cache; then the cell's numbers
-(:mod:`trafl.eval.passk`, :mod:`trafl.eval.diversity`) are computed from the cache alone. Noise
+(:mod:`trafl.eval.passk`, :mod:`trafl.eval.diversity`, and :mod:`trafl.eval.paths` when the
+generator returns denoising paths) are computed from the cache alone. Noise
 seeds depend on (problem id, sample index, temperature, length, seed) only, so ``batch_size``
 and interruptions do not change the results.
 """
@@ -18,8 +19,9 @@ from typing import Callable, Sequence
 from trafl.errors import ConfigError, DataError
 from trafl.eval.cache import Cell, CellCache, cache_path
 from trafl.eval.diversity import distinct_correct, normalise_text, summarise_distinct
-from trafl.eval.generation import SamplerSettings, TextGenerator, sample_seed
+from trafl.eval.generation import PathGenerator, SamplerSettings, TextGenerator, sample_seed
 from trafl.eval.passk import summarise_pass_at_k
+from trafl.eval.paths import path_metrics, summarise_paths
 from trafl.tasks.base import Task
 from trafl.utils.io import atomic_write_json
 
@@ -100,10 +102,13 @@ def problem_ids(rows: Sequence[dict]) -> list[str]:
 
 def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict], ids: Sequence[str],
                        cell: Cell, n: int, seed: int) -> list[dict]:
-    """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys."""
+    """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys, and with
+    ``commit_steps`` / ``content_lengths`` when the generator is a :class:`PathGenerator`."""
     prompts = [task.format_prompt(r, getattr(generator, "tokenizer", None)) for r in rows]
     seeds = [[sample_seed(seed, pid, j, cell.temperature, cell.gen_length) for j in range(n)] for pid in ids]
-    completions = generator.generate(prompts, n=n, temperature=cell.temperature, gen_length=cell.gen_length, seeds=seeds)
+    kwargs = dict(n=n, temperature=cell.temperature, gen_length=cell.gen_length, seeds=seeds)
+    paths = generator.generate_with_paths(prompts, **kwargs) if isinstance(generator, PathGenerator) else None
+    completions = paths.texts if paths is not None else generator.generate(prompts, **kwargs)
     if len(completions) != len(rows) or any(len(c) != n for c in completions):
         raise ValueError(f"generator returned {[len(c) for c in completions]} completions; expected {n} for each of {len(rows)} prompts")
     flat = [c for per_problem in completions for c in per_problem]
@@ -112,13 +117,33 @@ def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict
     records = []
     for i, (pid, row) in enumerate(zip(ids, rows)):
         comps = completions[i]
-        records.append({
+        record = {
             "problem_id": pid,
             "completions": comps,
             "correct": correct[i * n:(i + 1) * n],
             "answer_keys": [task.answer_key(c, row) for c in comps],
-        })
+        }
+        if paths is not None:
+            record["commit_steps"] = paths.commit_steps[i]
+            record["content_lengths"] = paths.content_lengths[i]
+        records.append(record)
     return records
+
+
+def summarise_cell_paths(records: Sequence[dict]) -> dict | None:
+    """The cell's ``paths`` entry: :func:`~trafl.eval.paths.summarise_paths` over the problems whose
+    cache record has ``commit_steps`` (``None`` when none has: a generator without paths, or a cache
+    written before paths were recorded), plus per-problem ``distinct_orders``, ``order_entropy`` and
+    ``distinct_correct_paths`` in the order of ``problem_ids``."""
+    with_paths = [r for r in records if r.get("commit_steps")]
+    if not with_paths:
+        return None
+    per = [path_metrics(r["commit_steps"], r["correct"], r["answer_keys"], r.get("content_lengths")) for r in with_paths]
+    out = summarise_paths(per)
+    out["problem_ids"] = [r["problem_id"] for r in with_paths]
+    for key in ("distinct_orders", "order_entropy", "distinct_correct_paths"):
+        out[f"per_problem_{key}"] = [m[key] for m in per]
+    return out
 
 
 def summarise_cell(cell: Cell, task: Task, records: Sequence[dict], n: int, sampler: dict) -> dict:
@@ -144,6 +169,7 @@ def summarise_cell(cell: Cell, task: Task, records: Sequence[dict], n: int, samp
         "problem_ids": [r["problem_id"] for r in records],
         "num_correct": num_correct,
         "num_distinct_correct": answers,
+        "paths": summarise_cell_paths(records),
     }
 
 

@@ -7,7 +7,10 @@ position in a batch, so the numbers do not depend on how problems are batched or
 an interrupted run had already finished.
 
 :class:`SamplerGenerator` is the default: a dLLM from :func:`trafl.models.load_pretrained`
-sampled with :func:`trafl.sampling.generate`, one ``torch.Generator`` per output row.
+sampled with :func:`trafl.sampling.generate`, one ``torch.Generator`` per output row. It also
+implements the optional :class:`PathGenerator` extension, ``generate_with_paths``, which returns the
+sampler's per-position commit steps (the denoising path) alongside the texts; the evaluator uses it
+when a generator has it (:mod:`trafl.eval.paths`) and records no path metrics otherwise.
 """
 
 from __future__ import annotations
@@ -34,6 +37,27 @@ class TextGenerator(Protocol):
         self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
     ) -> list[list[str]]:
         """``result[i][j]``: completion ``j`` of ``prompts[i]`` drawn with noise seed ``seeds[i][j]``."""
+        ...
+
+
+@dataclass
+class Generations:
+    """Completions with their denoising paths: ``texts[i][j]`` as from :meth:`TextGenerator.generate`,
+    ``commit_steps[i][j]`` the ``L`` commit steps of that sample (``SampleOutput.commit_step`` row),
+    ``content_lengths[i][j]`` its positions up to and including the first EOS (``L`` without EOS)."""
+
+    texts: list[list[str]]
+    commit_steps: list[list[list[int]]]
+    content_lengths: list[list[int]]
+
+
+@runtime_checkable
+class PathGenerator(Protocol):
+    """The optional extension of :class:`TextGenerator` for generators that know their paths."""
+
+    def generate_with_paths(
+        self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
+    ) -> Generations:
         ...
 
 
@@ -106,11 +130,15 @@ class SamplerGenerator:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
-    @torch.no_grad()
     def generate(self, prompts: list[str], *, n: int, temperature: float, gen_length: int,
                  seeds: list[list[int]]) -> list[list[str]]:
+        return self.generate_with_paths(prompts, n=n, temperature=temperature, gen_length=gen_length, seeds=seeds).texts
+
+    @torch.no_grad()
+    def generate_with_paths(self, prompts: list[str], *, n: int, temperature: float, gen_length: int,
+                            seeds: list[list[int]]) -> Generations:
         from trafl.models.interface import mask_token_id_of
-        from trafl.sampling import decode_completions, generate
+        from trafl.sampling import completion_lengths, decode_completions, generate
 
         if len(seeds) != len(prompts) or any(len(s) != n for s in seeds):
             raise ValueError("seeds must hold n seeds for every prompt")
@@ -124,4 +152,8 @@ class SamplerGenerator:
             mask_token_id=mask_token_id_of(self.model), eos_token_id=eos, generator=generators,
         )
         texts = decode_completions(self.tokenizer, out.completion, eos)
-        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+        steps = out.commit_step.tolist()
+        # positions up to and including the first EOS: tokens before it, plus the EOS itself
+        content = (completion_lengths(out.completion, eos) + 1).clamp(max=gen_length).tolist()
+        per = lambda xs: [xs[i * n:(i + 1) * n] for i in range(len(prompts))]  # noqa: E731
+        return Generations(texts=per(texts), commit_steps=per(steps), content_lengths=per(content))

@@ -1,5 +1,6 @@
 """PNG figures in the style of the paper: pass@k curves with every model overlaid, the gap of each
-model to a base model, per-length bars of pass@k with error bars, and a held-out transfer panel.
+model to a base model, per-length bars of pass@k with error bars, a held-out transfer panel, and
+(when the generator recorded denoising paths) bars of path diversity per model and temperature.
 
 Every figure is a grid of fixed-size panels (``PANEL_INCHES`` at ``DPI``) so its pixel size is
 known in advance: ``(cols * 320, rows * 260)``. Shaded bands and error bars are +- one standard
@@ -8,6 +9,7 @@ error over problems.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -141,6 +143,48 @@ def plot_length_bars(results: dict, path: str | Path, *, k: int) -> Path:
     return _save(fig, Path(path))
 
 
+PATH_PANELS = (("order_entropy", "order entropy (nats)"), ("distinct_correct_paths", "distinct correct paths"))
+
+
+def has_paths(results: dict, gen_length: int | None = None) -> bool:
+    return any(e.get("paths") for e in results["results"] if gen_length is None or e["gen_length"] == gen_length)
+
+
+def plot_paths(results: dict, path: str | Path, *, gen_length: int) -> Path:
+    """Grid tasks x (order entropy, distinct correct paths); bars grouped by temperature, one per
+    model (the base first when it is the first model), error bars +- one standard error. Cells
+    without path metrics are left out."""
+    tasks, temps = list(results["tasks"]), list(results["settings"]["temperatures"])
+    models = list(results["models"])
+    colours = _colours(models)
+    width = 0.8 / max(len(models), 1)
+    fig, axes = _grid(len(tasks), len(PATH_PANELS))
+    for r, task in enumerate(tasks):
+        for c, (key, label) in enumerate(PATH_PANELS):
+            ax = axes[r][c]
+            for m, model in enumerate(models):
+                xs, heights, errs = [], [], []
+                for g, temp in enumerate(temps):
+                    e = find_cell(results, model, task, temp, gen_length)
+                    if e is None or not e.get("paths"):
+                        continue
+                    xs.append(g + (m - (len(models) - 1) / 2) * width)
+                    heights.append(e["paths"][key]["mean"])
+                    errs.append(e["paths"][key]["stderr"])
+                ax.bar(xs, heights, width=width, yerr=errs, capsize=2, color=colours[model], label=model,
+                       hatch="//" if model == results.get("base") else None)
+            if key == "order_entropy":
+                n = results["settings"]["n"]
+                ax.axhline(math.log(n), color="black", lw=0.8, ls="--")  # the plug-in estimate's ceiling
+            ax.set_xticks(range(len(temps)), [f"{t:g}" for t in temps])
+            ax.set_xlabel("temperature")
+            ax.set_ylabel(label)
+            ax.set_title(f"{task}  L={gen_length}", fontsize=8)
+            ax.grid(alpha=0.3, axis="y")
+    axes[0][0].legend(fontsize=7)
+    return _save(fig, Path(path))
+
+
 def write_plots(results: dict, out_dir: str | Path, *, base: str | None = None, bar_k: int = 5,
                 transfer_tasks: Sequence[str] = (), transfer_temperature: float | None = None) -> list[Path]:
     """Every figure for ``results`` under ``out_dir/plots``; returns the files written."""
@@ -153,6 +197,9 @@ def write_plots(results: dict, out_dir: str | Path, *, base: str | None = None, 
         if base is not None and len(results["models"]) > 1:
             written.append(plot_gap_to_base(results, plots / f"gap_to_{base}_L{length}.png", base=base, gen_length=length))
     written.append(plot_length_bars(results, plots / f"pass_at_{bar_k}_by_length.png", k=bar_k))
+    for length in settings["gen_lengths"]:
+        if has_paths(results, length):
+            written.append(plot_paths(results, plots / f"paths_L{length}.png", gen_length=length))
     held_out = [t for t in transfer_tasks if t in results["tasks"]]
     if held_out:
         temps = settings["temperatures"]

@@ -26,6 +26,33 @@ def find_cell(results: dict, model: str, task: str, temperature: float, gen_leng
     return None
 
 
+def _mean_se(stats: dict, digits: int = 2) -> str:
+    if stats.get("mean") is None:
+        return "–"
+    return f"{stats['mean']:.{digits}f} ± {stats['stderr']:.{digits}f}"
+
+
+def paths_table(results: dict, entries: list[dict]) -> list[str]:
+    """Markdown lines of the denoising-path table of one task (empty when no cell has paths)."""
+    rows = [e for e in entries if e.get("paths")]
+    if not rows:
+        return []
+    lines = ["Denoising paths (trafl.eval.paths; mean ± s.e. over problems; orders over the whole canvas, "
+             "entropies in nats, order entropy is a plug-in estimate capped at log n):", ""]
+    header = ["model", "T", "length", "step entropy / position", "distinct orders", "order entropy",
+              "distinct correct paths", "top-path share"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    models = list(results["models"])
+    for e in sorted(rows, key=lambda e: (e["gen_length"], e["temperature"], models.index(e["model"]))):
+        p = e["paths"]
+        lines.append("| " + " | ".join([
+            e["model"], f"{e['temperature']:g}", str(e["gen_length"]), _mean_se(p["position_entropy"]),
+            _mean_se(p["distinct_orders"]), _mean_se(p["order_entropy"]), _mean_se(p["distinct_correct_paths"]),
+            _mean_se(p["top_path_share"])]) + " |")
+    return lines + [""]
+
+
 def render_markdown(results: dict) -> str:
     n = results["settings"]["n"]
     ks = table_ks(n)
@@ -51,6 +78,7 @@ def render_markdown(results: dict) -> str:
             cells.append(f"{d['mean']:.2f} ± {d['stderr']:.2f}")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        lines += paths_table(results, entries)
         if base is not None:
             lines += [f"Gap to base `{base}` (pass@k difference, percentage points):", ""]
             header = ["model", "T", "length"] + [f"Δpass@{k}" for k in ks]
