@@ -17,7 +17,8 @@ def _documented_fields(doc: str) -> set[str]:
 
 
 def test_every_train_field_is_documented():
-    assert {f.name for f in dataclasses.fields(TrainConfig)} <= _documented_fields("training.md")
+    fields = {f.name for f in dataclasses.fields(TrainConfig) if not f.metadata.get("flatten")}
+    assert fields <= _documented_fields("training.md")
 
 
 def test_every_sft_field_is_documented():

@@ -21,44 +21,53 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trafl.errors import ConfigError
+from trafl.objectives.registry import OBJECTIVES, objective_class
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args, to_dict
 from trafl.utils.io import atomic_write_json, atomic_write_text
 
 ASSET_BASE = Path(__file__).resolve().parent / "assets" / "demo_base"
-METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
+METHODS = tuple(OBJECTIVES)
 
 #: How the shipped base checkpoint was made (``--retrain-base`` runs exactly this).
 BASE_SFT = {
-    "task": "subset_sum",
-    "samples_per_prompt": 64,
-    "sft": dict(model="tiny", completion_length=10, max_steps=800, batch_size=64, learning_rate=2e-3,
-                warmup_steps=50, eval_every=200, save_every=200, seed=0, num_threads=2),
+    "task": "decoy_rule",
+    "samples_per_prompt": 24,
+    "sft": dict(model="tiny", completion_length=5, max_steps=600, batch_size=64, learning_rate=2e-3,
+                warmup_steps=50, eval_every=200, save_every=200, seed=0, num_threads=1),
 }
 
 
 @dataclass
 class DemoConfig:
     out: str = option("trafl-demo", "Directory for the runs, generations, report and plots (resumable).")
-    quick: bool = option(False, "Fewer RL steps, prompts and temperatures: a smoke run of the whole pipeline in minutes.")
+    quick: bool = option(False, "One seed, fewer RL steps, prompts and temperatures: a smoke run of every stage in minutes.")
     base: str | None = option(None, "Base model directory (default: the checkpoint shipped with trafl).")
     retrain_base: bool = option(False, "Rebuild the base with trafl sft (BASE_SFT in trafl/demo.py) instead of using the shipped one.")
-    methods: list[str] = option(list(METHODS), "Post-training methods to compare.")
-    task: str = option("subset_sum", "Synthetic task with many correct answers per prompt (the shipped base knows subset_sum).")
-    gen_length: int = option(10, "Completion canvas length (subset_sum answers are at most 9 characters + EOS).", min=1)
-    diffusion_steps: int = option(10, "Sampler steps (one token per step).", min=1)
-    max_steps: int = option(100, "RL optimizer steps per method (equal rollout budget for every method).", min=1)
+    methods: list[str] = option(list(METHODS), "Post-training methods to compare (each with its authors' mechanics).")
+    seeds: int = option(2, "Training seeds per method (seed, seed+1, ...); the tables report seed means.", min=1)
+    task: str = option("decoy_rule", "Synthetic task (the shipped base knows decoy_rule).")
+    gen_length: int = option(5, "Completion canvas length (decoy_rule answers are 4 letters + EOS).", min=1)
+    diffusion_steps: int = option(5, "Sampler steps (one token per step).", min=1)
+    max_steps: int = option(100, "RL optimizer steps per run (equal rollout budget for every method).", min=1)
     prompts_per_step: int = option(8, "Training prompts per RL step.", min=1)
     num_generations: int = option(8, "Completions per prompt (the group).", min=2)
-    temperature: float = option(0.9, "Rollout temperature during RL.", min=0.0)
+    temperature: float = option(0.9, "Rollout temperature during RL (JustGRPO samples at its own T = 1, left to right).", min=0.0)
     learning_rate: float = option(3e-4, "Policy learning rate (the same for every method).", min=0.0)
-    beta: float = option(0.25, "TraFL's per-token reward temperature (target tilt L * beta on the group-normalised reward).", min=0.0)
-    logz: str = option("vargrad", "TraFL's log-partition estimate.", choices=("learned", "learned_policy", "vargrad"))
-    eval_prompts: int = option(100, "Held-out prompts evaluated.", min=1)
+    beta: float = option(1.0, "TraFL's per-token reward temperature (target tilt L * beta; chosen on the validation split).", min=0.0)
+    reward_transform: str = option("group_norm", "TraFL's reward transform (chosen on the validation split).",
+                                   choices=("group_norm", "loo", "raw"))
+    logz: str = option("vargrad", "TraFL's log-partition estimate (chosen on the validation split).",
+                       choices=("learned", "learned_policy", "vargrad"))
+    checkpoints: int = option(4, "Checkpoints per run (evenly spaced; the frontier's points along training).", min=1)
+    eval_split: str = option("test", "Split to score: 'test' (held out, once at the end) or 'validation' (for choosing settings).",
+                             choices=("test", "validation"))
+    eval_prompts: int = option(360, "Prompts evaluated (the first N of eval_split).", min=1)
     eval_n: int = option(32, "Samples per prompt: pass@k uses the unbiased estimator over n samples, so n > k_max "
                                 "lowers the noise of every pass@k.", min=1)
     k_max: int = option(16, "Largest k in the study's table and checks (pass@1..k_max).", min=1)
     eval_temperatures: list[float] = option([0.3, 0.6, 0.9], "Evaluation temperatures.")
-    seed: int = option(0, "Seed of everything (base split, rollouts, evaluation noise).")
+    frontier_temperature: float = option(0.9, "Temperature of the frontier (checkpoints along training) and of checks a, c, d.", min=0.0)
+    seed: int = option(0, "Seed of everything (rollouts, evaluation noise); run s of a method uses seed + s.")
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
     def validate(self) -> None:
@@ -67,13 +76,23 @@ class DemoConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"config field 'methods': unknown {unknown}; valid: {', '.join(METHODS)}")
+        if self.frontier_temperature not in self.eval_temperatures:
+            raise ConfigError(f"config field 'frontier_temperature': {self.frontier_temperature} is not one of "
+                              f"eval_temperatures {self.eval_temperatures}")
+        if self.checkpoints > self.max_steps:
+            raise ConfigError(f"config field 'checkpoints': {self.checkpoints} exceeds max_steps = {self.max_steps}")
 
     def effective(self) -> "DemoConfig":
         """The quick variant shrinks the budgets but keeps every stage."""
         if not self.quick:
             return self
-        return replace(self, max_steps=min(self.max_steps, 15), eval_prompts=min(self.eval_prompts, 24),
-                       eval_n=min(self.eval_n, 8), k_max=min(self.k_max, 8), eval_temperatures=[0.6, 0.9] if len(self.eval_temperatures) > 2 else self.eval_temperatures)
+        return replace(self, seeds=1, max_steps=min(self.max_steps, 12), checkpoints=min(self.checkpoints, 2),
+                       eval_prompts=min(self.eval_prompts, 48), eval_n=min(self.eval_n, 8), k_max=min(self.k_max, 8),
+                       eval_temperatures=[self.frontier_temperature])
+
+    def run_labels(self) -> list[tuple[str, int, str]]:
+        """``(method, seed, label)`` of every training run."""
+        return [(m, self.seed + s, f"{m}-s{s}") for m in self.methods for s in range(self.seeds)]
 
 
 def _log(msg: str) -> None:
@@ -96,9 +115,9 @@ def ensure_base(cfg: DemoConfig, out: Path) -> Path:
 
     if cfg.task != BASE_SFT["task"]:
         raise ConfigError(f"--retrain-base trains on {BASE_SFT['task']}; for task '{cfg.task}' pass --base DIR")
-    task = get_task(cfg.task, seed=cfg.seed)
+    task = get_task(cfg.task)
     data = out / "base" / "sft.jsonl"
-    n = task.write_sft(data, samples_per_prompt=BASE_SFT["samples_per_prompt"], seed=cfg.seed)
+    n = task.write_sft(data, samples_per_prompt=BASE_SFT["samples_per_prompt"], seed=0)
     _log(f"training the base model with trafl sft on {n} pairs ({data})")
     sft_cfg = load_config(SFTConfig, None, {**BASE_SFT["sft"], "data": str(data), "output_dir": str(out / "base"),
                                             "resume": True})
@@ -106,93 +125,115 @@ def ensure_base(cfg: DemoConfig, out: Path) -> Path:
     return target
 
 
-def train_method(cfg: DemoConfig, method: str, base: Path, out: Path) -> Path:
+def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: Path) -> dict:
+    """The ``trafl train`` settings of one run: shared budget and sampler, each method's own mechanics."""
+    fields = dict(
+        model=str(base), method=method, task=cfg.task, output_dir=str(run_dir), seed=seed,
+        num_generations=cfg.num_generations, per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,
+        max_completion_length=cfg.gen_length, max_prompt_length=32, max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate, save_steps=max(1, cfg.max_steps // cfg.checkpoints),
+        save_total_limit=cfg.checkpoints, resume=True, device="cpu", num_threads=cfg.num_threads, max_grad_norm=1.0,
+    )
+    if objective_class(method).rollout_order != "left_to_right":  # JustGRPO's recipe sets its own sampler
+        fields.update(diffusion_steps=cfg.diffusion_steps, block_length=cfg.gen_length, temperature=cfg.temperature)
+    if method == "trafl":
+        fields.update(beta=cfg.beta, reward_transform=cfg.reward_transform, logz=cfg.logz)
+    return fields
+
+
+def train_run(cfg: DemoConfig, method: str, seed: int, label: str, base: Path, out: Path) -> Path:
     from trafl.train.config import TrainConfig
     from trafl.train.trainer import run_train
 
-    run_dir = out / "runs" / method
+    run_dir = out / "runs" / label
     final = run_dir / "final"
     if (final / "config.json").is_file():
-        _log(f"{method}: already trained ({final})")
+        _log(f"{label}: already trained ({final})")
         return final
-    fields = dict(
-        model=str(base), method=method, task=cfg.task, output_dir=str(run_dir), seed=cfg.seed,
-        num_generations=cfg.num_generations, per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,
-        max_completion_length=cfg.gen_length, diffusion_steps=cfg.diffusion_steps, block_length=cfg.gen_length,
-        temperature=cfg.temperature, max_prompt_length=32, max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate, save_steps=max(10, cfg.max_steps // 4), resume=True, device="cpu",
-        num_threads=cfg.num_threads, max_grad_norm=1.0,
-    )
-    if method == "trafl":
-        fields.update(beta=cfg.beta, logz=cfg.logz)
-    elif method in ("espo", "diffu_grpo"):
-        fields.update(beta=0.0 if method == "espo" else 0.04)
-    train_cfg = load_config(TrainConfig, None, fields)
+    train_cfg = load_config(TrainConfig, None, train_fields(cfg, method, seed, base, run_dir))
     t0 = time.perf_counter()
-    _log(f"{method}: {cfg.max_steps} RL steps x {cfg.prompts_per_step} prompts x {cfg.num_generations} samples")
-    run_train(train_cfg)
-    _log(f"{method}: done in {time.perf_counter() - t0:.0f} s")
+    _log(f"{label}: {cfg.max_steps} RL steps x {cfg.prompts_per_step} prompts x {cfg.num_generations} samples")
+    run_train(train_cfg, progress=False)
+    _log(f"{label}: done in {time.perf_counter() - t0:.0f} s")
     return final
 
 
-def evaluate_all(cfg: DemoConfig, models: dict[str, Path], out: Path) -> dict:
+def checkpoint_models(run_dir: Path) -> dict[int, Path]:
+    """``{step: model dir}`` of a run's kept checkpoints (the final model is evaluated separately)."""
+    from trafl.utils.checkpoint import list_checkpoints
+
+    out = {}
+    for ckpt in list_checkpoints(run_dir):
+        step = int(ckpt.name.split("-")[-1])
+        if (ckpt / "model" / "config.json").is_file():
+            out[step] = ckpt / "model"
+    return out
+
+
+def evaluate(cfg: DemoConfig, models: dict[str, Path], out_dir: Path, temperatures: list[float], rows: list[dict]) -> dict:
     from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
     from trafl.eval.generation import SamplerGenerator, SamplerSettings
     from trafl.tasks import get_task
 
-    task = get_task(cfg.task, seed=cfg.seed)
-    rows = task.load(task.eval_split)[: cfg.eval_prompts]
+    task = get_task(cfg.task)
     settings = SamplerSettings(steps=cfg.diffusion_steps, block_length=cfg.gen_length, remasking="low_confidence")
     specs = [
         ModelSpec(label, str(path), (lambda p=path: SamplerGenerator.from_pretrained(str(p), settings, device="cpu")), settings)
         for label, path in models.items()
     ]
-    plan = EvalPlan(n=cfg.eval_n, temperatures=list(cfg.eval_temperatures), gen_lengths=[cfg.gen_length],
-                    seed=cfg.seed, batch_size=16)
-    return run_evaluation(specs, [TaskSpec(task, rows)], plan, out / "eval", base="base", progress=_log)
+    plan = EvalPlan(n=cfg.eval_n, temperatures=list(temperatures), gen_lengths=[cfg.gen_length], seed=cfg.seed,
+                    batch_size=48)
+    return run_evaluation(specs, [TaskSpec(task, rows)], plan, out_dir, base="base", progress=None)
 
 
-# --------------------------------------------------------------------------------------------
-def study_checks(results: dict, method: str = "trafl", base: str = "base", k_max: int | None = None) -> dict:
-    """The study's claims, read off results.json: is ``method`` >= ``base`` at every k <= ``k_max``
-    and temperature, and does it find more distinct correct answers than every baseline?"""
-    cells = {(r["model"], r["temperature"]): r for r in results["results"]}
-    temps = sorted({t for (_, t) in cells})
-    models = sorted({m for (m, _) in cells})
-    out = {"pass_at_k_vs_base": {}, "distinct_vs_baselines": {}, "base": {}}
-    for t in temps:
-        b, m = cells.get((base, t)), cells.get((method, t))
-        out["base"][str(t)] = {"pass@1": b["pass_at_k"][0], "distinct_correct_mean": b["distinct_correct"]["mean"]}
-        if m is not None:
-            pairs = list(zip(m["pass_at_k"], b["pass_at_k"]))[:k_max]
-            below = [k for k, (x, y) in enumerate(pairs, start=1) if x < y]
-            out["pass_at_k_vs_base"][str(t)] = {"k_below_base": below, "ok": not below}
-            others = {o: cells[(o, t)]["distinct_correct"]["mean"] for o in models if o not in (base, method) and (o, t) in cells}
-            mine = m["distinct_correct"]["mean"]
-            out["distinct_vs_baselines"][str(t)] = {"trafl": mine, **others, "ok": all(mine > v for v in others.values())}
+def denoising_cost(cfg: DemoConfig, out_dir: Path, results: dict, temperature: float) -> dict:
+    """Forward passes and mean completion length (tokens before EOS) per sample, per model."""
+    from trafl.eval.cache import Cell, cache_path
+    from trafl.utils.io import read_jsonl
+
+    cost = {}
+    for cell in results["results"]:
+        if cell["temperature"] != temperature:
+            continue
+        path = cache_path(out_dir, Cell(cell["model"], cell["task"], cell["temperature"], cell["gen_length"]))
+        lengths = [len(c) for r in read_jsonl(path) if "completions" in r for c in r["completions"]]
+        cost[cell["model"]] = {"forward_passes": cfg.diffusion_steps,
+                               "completion_length": sum(lengths) / max(len(lengths), 1)}
+    return cost
+
+
+def example_samples(out_dir: Path, results: dict, rows: list[dict], temperature: float, per_group: int = 1) -> dict:
+    """A few sampled completions per model for one shortcut and one no-shortcut prompt."""
+    from trafl.eval.cache import Cell, cache_path
+    from trafl.utils.io import read_jsonl
+
+    ids = results["results"][0]["problem_ids"]
+    pick = {}
+    for pid, row in zip(ids, rows):
+        key = "shortcut" if row.get("has_shortcut") else "no_shortcut"
+        if key not in pick:
+            pick[key] = (pid, row["prompt"])
+    out = {}
+    for cell in results["results"]:
+        if cell["temperature"] != temperature or not (cell["model"] == "base" or cell["model"].endswith("-s0")):
+            continue
+        path = cache_path(out_dir, Cell(cell["model"], cell["task"], cell["temperature"], cell["gen_length"]))
+        records = {r["problem_id"]: r for r in read_jsonl(path) if "completions" in r}
+        out[cell["model"]] = {
+            prompt: [c + (" ok" if ok else "") for c, ok in zip(records[pid]["completions"][:8], records[pid]["correct"][:8])]
+            for _, (pid, prompt) in pick.items() if pid in records
+        }
     return out
 
 
-def render_summary(results: dict, checks: dict, timings: dict, k_max: int = 16) -> str:
-    """A compact Markdown table: pass@1/2/4/8/16 and distinct correct answers per model and temperature."""
-    n = results["settings"]["n"]
-    ks = [k for k in (1, 2, 4, 8, 16, 32, 64) if k <= min(n, k_max)]
-    lines = ["| model | T | " + " | ".join(f"pass@{k}" for k in ks) + " | distinct correct / prompt |",
-             "|---|---|" + "---|" * (len(ks) + 1)]
-    for r in sorted(results["results"], key=lambda r: (r["temperature"], r["model"] != "base", r["model"])):
-        cells = " | ".join(f"{100 * r['pass_at_k'][k - 1]:.1f}" for k in ks)
-        lines.append(f"| {r['model']} | {r['temperature']} | {cells} | {r['distinct_correct']['mean']:.2f} |")
-    verdict = []
-    for t, c in checks["pass_at_k_vs_base"].items():
-        verdict.append(f"- T={t}: TraFL pass@k >= base at every k <= {k_max}: {'yes' if c['ok'] else 'no, below at k=' + str(c['k_below_base'])}")
-    for t, c in checks["distinct_vs_baselines"].items():
-        verdict.append(f"- T={t}: TraFL finds more distinct correct answers than every baseline: {'yes' if c['ok'] else 'no'}")
-    time_line = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-    return "\n".join(lines) + "\n\n" + "\n".join(verdict) + f"\n\nWall time: {time_line}.\n"
-
-
+# --------------------------------------------------------------------------------------------
 def run_demo(cfg: DemoConfig) -> dict:
     import torch
+
+    from trafl.study.analysis import analyse
+    from trafl.study.plots import write_study_plots
+    from trafl.study.report import render_report, render_summary
+    from trafl.tasks import get_task
 
     cfg = cfg.effective()
     if cfg.num_threads:
@@ -206,32 +247,59 @@ def run_demo(cfg: DemoConfig) -> dict:
     t0 = time.perf_counter()
     base = ensure_base(cfg, out)
     timings["base"] = max(timings.get("base", 0.0), time.perf_counter() - t0)
-    models = {"base": base}
-    for method in cfg.methods:
-        t = time.perf_counter()
-        already = (out / "runs" / method / "final" / "config.json").is_file()
-        models[method] = train_method(cfg, method, base, out)
-        if not already or method not in timings:
-            timings[method] = time.perf_counter() - t
-    t = time.perf_counter()
-    _log(f"evaluating {len(models)} models on {cfg.eval_prompts} held-out prompts x {cfg.eval_n} samples "
-         f"at T = {', '.join(map(str, cfg.eval_temperatures))}")
-    results = evaluate_all(cfg, models, out)
-    timings["eval"] = max(timings.get("eval", 0.0), time.perf_counter() - t)  # cached reruns are shorter
-    from trafl.eval.plots import write_plots
-    from trafl.eval.report import render_markdown
 
-    plots = write_plots(results, out, base="base", bar_k=min(5, cfg.eval_n))
-    checks = study_checks(results, k_max=cfg.k_max) if "trafl" in models else {"pass_at_k_vs_base": {}, "distinct_vs_baselines": {}, "base": {}}
+    finals = {"base": base}
+    frontier_models = {"base": base}
+    for method, seed, label in cfg.run_labels():
+        t = time.perf_counter()
+        already = (out / "runs" / label / "final" / "config.json").is_file()
+        finals[label] = train_run(cfg, method, seed, label, base, out)
+        if not already or f"train/{label}" not in timings:
+            timings[f"train/{label}"] = time.perf_counter() - t
+        for step, path in checkpoint_models(out / "runs" / label).items():
+            if step < cfg.max_steps:
+                frontier_models[f"{label}@{step}"] = path
+
+    task = get_task(cfg.task)
+    rows = task.load(cfg.eval_split)[: cfg.eval_prompts]
+    t = time.perf_counter()
+    _log(f"evaluating {len(finals)} models on {len(rows)} {cfg.eval_split} prompts x {cfg.eval_n} samples "
+         f"at T = {', '.join(map(str, cfg.eval_temperatures))}")
+    results = evaluate(cfg, finals, out / "eval", cfg.eval_temperatures, rows)
+    _log(f"evaluating {len(frontier_models) - 1} checkpoints along training at T = {cfg.frontier_temperature}")
+    frontier = evaluate(cfg, frontier_models, out / "frontier", [cfg.frontier_temperature], rows)
+    timings["eval"] = max(timings.get("eval", 0.0), time.perf_counter() - t)  # cached reruns are shorter
+
+    ids = results["results"][0]["problem_ids"]
+    shortcut = {pid: bool(row.get("has_shortcut")) for pid, row in zip(ids, rows)} if "has_shortcut" in rows[0] else None
+    analysis = analyse(results, frontier, methods=cfg.methods, k_max=cfg.k_max,
+                       frontier_temperature=cfg.frontier_temperature, shortcut=shortcut,
+                       denoising=denoising_cost(cfg, out / "eval", results, cfg.frontier_temperature))
+    analysis["samples"] = example_samples(out / "eval", results, rows, cfg.frontier_temperature)
+    analysis["training_reward"] = training_rewards(out, cfg)
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    summary = render_summary(results, checks, timings, k_max=cfg.k_max)
-    report = "# trafl demo: trajectory locking at CPU scale\n\n" + summary + "\n" + render_markdown(results)
-    report += "\n## Plots\n\n" + "\n".join(f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in plots) + "\n"
-    atomic_write_text(out / "report.md", report)
-    atomic_write_json(out / "study.json", {"checks": checks, "timings_s": timings, "config": to_dict(cfg)})
+    plots = write_study_plots(analysis, results, out, k_max=cfg.k_max)
+    summary = render_summary(analysis, timings)
+    atomic_write_text(out / "report.md", render_report(analysis, results, cfg, timings, plots, out))
+    atomic_write_json(out / "study.json", {"checks": analysis["checks"], "analysis": analysis, "timings_s": timings,
+                                           "config": to_dict(cfg)})
     print(summary)
     _log(f"report: {out / 'report.md'}")
-    return {"results": results, "checks": checks, "timings": timings, "plots": plots}
+    return {"results": results, "frontier": frontier, "analysis": analysis, "checks": analysis["checks"],
+            "timings": timings, "plots": plots}
+
+
+def training_rewards(out: Path, cfg: DemoConfig) -> dict:
+    """Training reward per run: mean of the first and last tenth of the steps (is the signal there?)."""
+    from trafl.utils.io import read_jsonl
+
+    rewards = {}
+    for _, _, label in cfg.run_labels():
+        steps = [r["reward"] for r in read_jsonl(out / "runs" / label / "metrics.jsonl")]
+        if steps:
+            w = max(1, len(steps) // 10)
+            rewards[label] = {"first": sum(steps[:w]) / w, "last": sum(steps[-w:]) / w}
+    return rewards
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
