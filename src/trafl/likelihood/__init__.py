@@ -18,15 +18,23 @@ from trafl.likelihood.batch import (
     tokens_through_first_eos,
 )
 from trafl.likelihood.elbo import elbo, elbo_weights
-from trafl.likelihood.masks import ElboMasks, antithetic_partner, draw_elbo_masks, draw_prompt_masks, stratified_counts
+from trafl.likelihood.masks import (
+    ElboMasks,
+    antithetic_partner,
+    draw_elbo_masks,
+    draw_espo_masks,
+    draw_prompt_masks,
+    espo_row_counts,
+    stratified_counts,
+)
 from trafl.likelihood.onestep import onestep
 from trafl.likelihood.ordered import autoregressive, ordered_loglik, trajectory
 from trafl.likelihood.output import SurrogateOutput
-from trafl.likelihood.surrogate import SURROGATES, Surrogate
+from trafl.likelihood.surrogate import ELBO_ESTIMATORS, SURROGATES, Surrogate
 
 __all__ = [
-    "LENGTH_NORMS", "SURROGATES", "CanvasBatch", "ElboMasks", "Surrogate", "SurrogateOutput",
-    "antithetic_partner", "autoregressive", "draw_elbo_masks", "draw_prompt_masks", "elbo", "elbo_weights",
+    "ELBO_ESTIMATORS", "LENGTH_NORMS", "SURROGATES", "CanvasBatch", "ElboMasks", "Surrogate", "SurrogateOutput",
+    "antithetic_partner", "autoregressive", "draw_elbo_masks", "draw_espo_masks", "draw_prompt_masks", "espo_row_counts", "elbo", "elbo_weights",
     "loss_positions", "normalising_length", "onestep", "ordered_loglik", "stratified_counts",
     "tokens_through_first_eos", "trajectory",
 ]

@@ -22,11 +22,12 @@ from trafl.likelihood.tokens import mask_completion, token_logprobs
 from trafl.models.interface import mask_token_id_of
 
 
-def elbo_weights(masked: torch.Tensor) -> torch.Tensor:
-    """``[N, K, L]`` weights ``(L / m) * 1[i in M]`` of the ELBO's per-draw sum."""
+def elbo_weights(masked: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """``[N, K, L]`` weights ``(scale / m) * 1[i in M]`` of the ELBO's per-draw sum (``scale``: ``L``
+    by default; ``L + 1`` for ESPO's draws with ``m ~ U{0..L}``; an empty draw weighs nothing)."""
     length = masked.shape[-1]
     m = masked.sum(dim=-1, keepdim=True).clamp(min=1).float()
-    return masked.float() * (length / m)
+    return masked.float() * ((length if scale is None else scale) / m)
 
 
 def elbo(model, batch: CanvasBatch, masks: ElboMasks, *, micro_batch_size: int | None = None) -> SurrogateOutput:
@@ -44,5 +45,5 @@ def elbo(model, batch: CanvasBatch, masks: ElboMasks, *, micro_batch_size: int |
     flat_masked = masks.masked.reshape(n * k, length)
     noisy = mask_completion(ids, flat_masked, batch.prompt_length, mask_token_id_of(model))
     logp = token_logprobs(model, noisy, attn, ids[:, batch.prompt_length:], batch.prompt_length, micro_batch_size)
-    contrib = logp.view(n, k, length) * elbo_weights(masks.masked)
+    contrib = logp.view(n, k, length) * elbo_weights(masks.masked, masks.weight_scale)
     return SurrogateOutput(token_logp=contrib.mean(dim=1), per_draw=contrib.sum(dim=-1))

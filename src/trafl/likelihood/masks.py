@@ -30,9 +30,14 @@ from trafl.errors import ConfigError
 
 @dataclass
 class ElboMasks:
-    """``masked``: ``[N, K, L]`` bool, the masked completion positions of each of the ``K`` draws."""
+    """``masked``: ``[N, K, L]`` bool, the masked completion positions of each of the ``K`` draws.
+
+    ``weight_scale``: the numerator of each draw's weight ``scale / m`` (``None``: ``L``, trafl's
+    estimator over ``m ~ U{1..L}``; ESPO's estimator over ``m ~ U{0..L}`` uses ``L + 1``).
+    """
 
     masked: torch.Tensor
+    weight_scale: float | None = None
 
     @property
     def counts(self) -> torch.Tensor:
@@ -44,7 +49,7 @@ class ElboMasks:
         return self.masked.shape[1]
 
     def select(self, rows: torch.Tensor | slice) -> "ElboMasks":
-        return ElboMasks(self.masked[rows])
+        return ElboMasks(self.masked[rows], self.weight_scale)
 
 
 def stratified_counts(num_rows: int, num_strata: int, gen_length: int, generator: torch.Generator | None = None,
@@ -99,6 +104,38 @@ def draw_elbo_masks(
     if antithetic:
         masked = torch.stack([masked, antithetic_partner(masked, rank)], dim=2).flatten(1, 2)
     return ElboMasks(masked)
+
+
+def espo_row_counts(num_rows: int, gen_length: int, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None) -> torch.Tensor:
+    """ESPO's mask sizes for one draw: ``[N]`` counts in ``{0..L}``, systematic across the rows.
+
+    One offset ``k ~ U{0..L}`` is shared by the ``N`` rows and ``m_i = round(k + i (L+1)/N) mod (L+1)``
+    (ML-GSAI/ESPO ``espo_trainer.py``, ``forward_process``): every row's ``m_i`` is marginally
+    uniform on ``{0..L}``, and the rows cover the range evenly.
+    """
+    k = int(torch.randint(0, gen_length + 1, (1,), generator=generator).item())
+    x = torch.linspace(float(k), k + (num_rows - 1) * (gen_length + 1) / num_rows, steps=num_rows, dtype=torch.float64)
+    return (torch.round(x).long() % (gen_length + 1)).to(device)
+
+
+def draw_espo_masks(num_rows: int, gen_length: int, num_mc: int, *, generator: torch.Generator | None = None,
+                    device: torch.device | str | None = None) -> ElboMasks:
+    """ESPO's ELBO masks: ``num_mc / 2`` coupled pairs ``(M, complement(M))`` per row.
+
+    ``|M| = m`` from :func:`espo_row_counts` (a fresh offset per pair), ``M`` uniform among subsets of
+    that size; each draw is weighted ``(L + 1) / |draw|``, i.e. ``1 / t`` with ``t = m / (L + 1)``,
+    and a draw of size 0 contributes 0. Unbiased for the ELBO: ``|M|`` and ``L - |M|`` are both
+    uniform on ``{0..L}`` and ``(1/(L+1)) sum_{m=1..L} ((L+1)/m) E_{|M|=m}[...] = ELBO``.
+    """
+    if num_mc < 2 or num_mc % 2:
+        raise ConfigError(f"num_mc ({num_mc}) must be a positive even number with ESPO's coupled pairs")
+    draws = []
+    for _ in range(num_mc // 2):
+        counts = espo_row_counts(num_rows, gen_length, generator, device)
+        masked, _ = uniform_subsets(counts, gen_length, generator)
+        draws += [masked, ~masked]
+    return ElboMasks(torch.stack(draws, dim=1), weight_scale=float(gen_length + 1))
 
 
 def draw_prompt_masks(attention_mask: torch.Tensor, prompt_length: int, p_mask_prompt: float,

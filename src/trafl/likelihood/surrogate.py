@@ -16,12 +16,13 @@ import torch
 from trafl.errors import ConfigError
 from trafl.likelihood.batch import CanvasBatch
 from trafl.likelihood.elbo import elbo
-from trafl.likelihood.masks import ElboMasks, draw_elbo_masks, draw_prompt_masks
+from trafl.likelihood.masks import ElboMasks, draw_elbo_masks, draw_espo_masks, draw_prompt_masks
 from trafl.likelihood.onestep import onestep
 from trafl.likelihood.ordered import autoregressive, trajectory
 from trafl.likelihood.output import SurrogateOutput
 
 SURROGATES = ("elbo", "onestep", "autoregressive", "trajectory")
+ELBO_ESTIMATORS = ("stratified", "espo")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class Surrogate:
         p_mask_prompt: one-step surrogate's prompt masking probability.
         chunk_size: canvases per forward pass of the ordered surrogates.
         micro_batch_size: canvases per forward pass of the ELBO / one-step surrogates (None: all).
+        elbo_estimator: ``stratified`` (m ~ U{1..L} stratified over a row's draws, antithetic partner
+            = complement plus one) or ``espo`` (ESPO's: m ~ U{0..L} systematic over the batch's rows,
+            partner = exact complement, weights (L+1)/m; ``num_mc`` counts both draws of a pair).
     """
 
     name: str = "elbo"
@@ -43,17 +47,23 @@ class Surrogate:
     p_mask_prompt: float = 0.15
     chunk_size: int = 64
     micro_batch_size: int | None = None
+    elbo_estimator: str = "stratified"
 
     def __post_init__(self) -> None:
         if self.name not in SURROGATES:
             raise ConfigError(f"surrogate must be one of {SURROGATES}, got {self.name!r}")
-        if self.name == "elbo" and self.antithetic and self.num_mc % 2:
+        if self.elbo_estimator not in ELBO_ESTIMATORS:
+            raise ConfigError(f"elbo_estimator must be one of {ELBO_ESTIMATORS}, got {self.elbo_estimator!r}")
+        if self.name == "elbo" and (self.antithetic or self.elbo_estimator == "espo") and self.num_mc % 2:
             raise ConfigError(f"num_mc ({self.num_mc}) must be even when antithetic is true")
         if not 0.0 <= self.p_mask_prompt <= 1.0:
             raise ConfigError(f"p_mask_prompt must lie in [0, 1], got {self.p_mask_prompt}")
 
     def draw(self, batch: CanvasBatch, generator: torch.Generator | None = None):
         """The randomness of one evaluation: ELBO masks, prompt masks, or ``None`` (deterministic)."""
+        if self.name == "elbo" and self.elbo_estimator == "espo":
+            return draw_espo_masks(len(batch), batch.gen_length, self.num_mc, generator=generator,
+                                   device=batch.input_ids.device)
         if self.name == "elbo":
             return draw_elbo_masks(len(batch), batch.gen_length, self.num_mc, antithetic=self.antithetic,
                                    generator=generator, device=batch.input_ids.device)

@@ -1,16 +1,17 @@
-"""What every objective shares: the surrogate, the rollout-time caches and the common call.
+"""What every objective shares: its options, the surrogate, the rollout-time caches and the common call.
 
 Use::
 
     objective = get_objective("trafl", beta=0.05, hidden_size=4096)
     group = objective.prepare(group, reference=ref, old_policy=policy if mu > 1 else None,
-                              generator=g)            # once per rollout batch, no gradients
-    for _ in range(mu):
-        loss, metrics = objective(policy, group)       # differentiable in policy (and the head)
+                              generator=g, num_iterations=mu)   # once per rollout batch, no gradients
+    for i in range(mu):
+        loss, metrics = objective(policy, group.for_iteration(i))   # differentiable in policy (and the head)
         loss.backward(); ...
 
-``prepare`` draws the surrogate's randomness once, so the policy, the old policy and the reference
-are evaluated on the same masks (common random numbers) at every inner iteration.
+``prepare`` draws the surrogate's randomness (once, or once per inner iteration when the options
+say ``resample_noise``) so that the policy, the old policy and the reference are evaluated on the
+same masks (common random numbers) at every inner iteration.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import torch
 from torch import nn
 
 from trafl.errors import ConfigError
-from trafl.likelihood import LENGTH_NORMS, Surrogate, SurrogateOutput, loss_positions
+from trafl.likelihood import Surrogate, SurrogateOutput, loss_positions
+from trafl.models.interface import get_logits, mask_token_id_of
 from trafl.objectives.group import RolloutGroup
+from trafl.objectives.options import ObjectiveOptions
 
 
 def clip_range(epsilon: float, epsilon_high: float | None) -> tuple[float, float]:
@@ -31,42 +34,93 @@ def clip_range(epsilon: float, epsilon_high: float | None) -> tuple[float, float
     return epsilon, (epsilon if epsilon_high is None else epsilon_high)
 
 
+class TemperatureScaled:
+    """A denoiser whose logits are divided by ``temperature``: the distribution a sampler at that
+    temperature draws each token from, ``softmax(logits / T)``."""
+
+    def __init__(self, model: Any, temperature: float):
+        self.model, self.temperature = model, temperature
+        self.config = getattr(model, "config", None)
+        self.mask_token_id = mask_token_id_of(model)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        return get_logits(self.model, input_ids, attention_mask) / self.temperature
+
+
 class Objective(nn.Module):
-    """Base class: holds the surrogate and the length normalisation; subclasses define ``loss``."""
+    """Base class: holds the options, the surrogate and the rollout-time caches; subclasses define ``loss``.
+
+    Class attributes a new objective sets (with its module, that is all it takes; see docs/objectives.md):
+
+    * ``name``: the registry name (``--method``);
+    * ``Options``: its options dataclass, a subclass of :class:`ObjectiveOptions` carrying the
+      authors' defaults;
+    * ``train_defaults``: the authors' values of trainer fields the user leaves unset
+      (``num_iterations``, ``temperature``, ...);
+    * ``rollout_order``: ``"left_to_right"`` when its likelihood is the rollout's exact
+      log-probability only for left-to-right sampling (JustGRPO); the trainer then samples so and
+      refuses any other sampler unless asked explicitly.
+    """
 
     name: ClassVar[str] = ""
-    default_surrogate: ClassVar[str] = "elbo"
-    needs_reference: ClassVar[bool] = True
+    Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    rollout_order: ClassVar[str | None] = None
+    summary: ClassVar[str] = ""
 
-    def __init__(self, *, surrogate: str | None = None, length_norm: str = "canvas", num_mc: int = 2,
-                 antithetic: bool = True, p_mask_prompt: float = 0.15, chunk_size: int = 64,
-                 micro_batch_size: int | None = None):
+    def __init__(self, options: ObjectiveOptions | None = None, *, micro_batch_size: int | None = None):
         super().__init__()
-        if length_norm not in LENGTH_NORMS:
-            raise ConfigError(f"length_norm must be one of {LENGTH_NORMS}, got {length_norm!r}")
-        self.length_norm = length_norm
-        self.surrogate = Surrogate(surrogate or self.default_surrogate, num_mc=num_mc, antithetic=antithetic,
-                                   p_mask_prompt=p_mask_prompt, chunk_size=chunk_size,
-                                   micro_batch_size=micro_batch_size)
+        self.options = options if options is not None else self.Options()
+        if not isinstance(self.options, self.Options):
+            raise ConfigError(f"objective '{self.name}' takes {self.Options.__name__}, got {type(self.options).__name__}")
+        o = self.options
+        self.length_norm = o.length_norm
+        self.surrogate = Surrogate(o.surrogate, num_mc=o.num_mc, antithetic=o.antithetic, p_mask_prompt=o.p_mask_prompt,
+                                   chunk_size=o.ar_chunk_size, micro_batch_size=micro_batch_size,
+                                   elbo_estimator=o.elbo_estimator)
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the loss reads the reference model (the trainer builds one only then)."""
+        return True
 
     # ---- rollout time -------------------------------------------------------------------------
+    def scored(self, model: Any, group: RolloutGroup) -> Any:
+        """``model`` as the objective scores it: at the rollout temperature when ``score_temperature``."""
+        t = group.temperature
+        if model is None or not self.options.score_temperature or t <= 0 or t == 1.0:
+            return model
+        return TemperatureScaled(model, t)
+
+    def _evaluate(self, model: Any, group: RolloutGroup, noise: Any) -> SurrogateOutput:
+        return self.surrogate.evaluate(self.scored(model, group), group.batch, noise, group.commit_step)
+
     def prepare(self, group: RolloutGroup, *, reference: Any = None, old_policy: Any = None,
-                generator: torch.Generator | None = None) -> RolloutGroup:
-        """Draw the surrogate noise and cache the old-policy and reference surrogates (no grad)."""
-        batch = group.batch
-        noise = self.surrogate.draw(batch, generator)
+                generator: torch.Generator | None = None, num_iterations: int = 1) -> RolloutGroup:
+        """Draw the surrogate noise and cache the old-policy and reference surrogates (no grad).
+
+        With ``resample_noise`` and a random surrogate, ``num_iterations`` independent draws are made
+        now, each scored by the old policy and the reference, and inner iteration ``i`` uses draw ``i``
+        (:meth:`RolloutGroup.for_iteration`); otherwise one draw serves every iteration.
+        """
+        if self.needs_reference and reference is None:
+            raise ConfigError(f"objective '{self.name}' needs a reference model")
+        random_noise = self.surrogate.name in ("elbo", "onestep")
+        draws = num_iterations if (self.options.resample_noise and random_noise) else 1
+        per_iteration = []
         with torch.no_grad():
-            old = None if old_policy is None else self.surrogate.evaluate(old_policy, batch, noise, group.commit_step)
-            ref = None
-            if self.needs_reference:
-                if reference is None:
-                    raise ConfigError(f"objective '{self.name}' needs a reference model")
-                ref = self.surrogate.evaluate(reference, batch, noise, group.commit_step)
-        return replace(group, noise=noise, old=old, ref=ref)
+            for _ in range(draws):
+                noise = self.surrogate.draw(group.batch, generator)
+                old = None if old_policy is None else self._evaluate(old_policy, group, noise)
+                ref = self._evaluate(reference, group, noise) if self.needs_reference else None
+                per_iteration.append((noise, old, ref))
+        noise, old, ref = per_iteration[0]
+        return replace(group, noise=noise, old=old, ref=ref,
+                       per_iteration=per_iteration if draws > 1 else None)
 
     # ---- update time --------------------------------------------------------------------------
     def policy_surrogate(self, policy: Any, group: RolloutGroup) -> SurrogateOutput:
-        return self.surrogate.evaluate(policy, group.batch, group.noise, group.commit_step)
+        return self._evaluate(policy, group, group.noise)
 
     def old_surrogate(self, group: RolloutGroup, current: SurrogateOutput) -> SurrogateOutput:
         """The rollout policy's surrogate; with one inner iteration it is the current one, detached."""
@@ -84,9 +138,15 @@ class Objective(nn.Module):
         return group.ref
 
     def token_weights(self, group: RolloutGroup) -> torch.Tensor:
-        """``[N, L]`` ``1[t counts] / L_norm`` for token-level objectives."""
+        """``[N, L]`` weights ``w`` such that a token-level loss is ``sum_{n,t} w_nt loss_nt``.
+
+        ``sequence``: ``1[t counts] / (L_norm(n) N)`` (mean over sequences of per-sequence means);
+        ``batch_tokens``: ``1[t counts] / sum_{n,t} 1[t counts]`` (one mean over the micro-batch's tokens).
+        """
         counts = loss_positions(group.completion, group.eos_token_id, self.length_norm).float()
-        return counts / group.lengths(self.length_norm).unsqueeze(1)
+        if self.options.token_reduction == "batch_tokens":
+            return counts / counts.sum().clamp(min=1.0)
+        return counts / group.lengths(self.length_norm).unsqueeze(1) / counts.shape[0]
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError

@@ -1,14 +1,19 @@
-"""diffu-GRPO (d1): token-level GRPO on the one-step mean-field surrogate with a k3 KL.
+"""diffu-GRPO (d1): token-level GRPO on the one-step mean-field surrogate, k3 KL to the reference.
 
-    logp_t      = log p(y_t | x~, all of y masked)   (x~: prompt tokens masked with prob p_mask_prompt)
-    rho_t       = exp(logp_theta,t - logp_old,t)
-    A(x, y)     = r - mean_G r
-    KL_t        = exp(logp_ref,t - logp_theta,t) - (logp_ref,t - logp_theta,t) - 1
-    loss        = - mean_{(x,y)} (1 / L_norm) sum_t [ min(rho_t A, clip(rho_t, 1-eps_low, 1+eps_high) A) - beta KL_t ]
+    rho_t = exp( log p_theta(y_t | x~, y masked) - log p_old(y_t | x~, y masked) )
+    A     = r - mean_G r                                         (mean-only advantages)
+    loss  = - sum_{(x,y),t} w_t [ min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) - beta KL_t ]
+    KL_t  = exp(l_ref - l_theta) - (l_ref - l_theta) - 1         (k3)
+
+``x~`` is the prompt with each token masked with probability ``p_mask_prompt``. The authors'
+mechanics (dllm-reasoning/d1): a fresh prompt mask for each of the ``num_iterations`` inner
+updates (their stated regulariser), positions up to and including the first EOS, and one token mean
+over the micro-batch (``w_t = 1 / #counted tokens``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,18 +21,38 @@ import torch
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, k3_kl, mean_centred, ppo_clip
 from trafl.objectives.group import RolloutGroup
+from trafl.objectives.options import ObjectiveOptions
+from trafl.utils.config import option
+
+
+@dataclass
+class DiffuGRPOOptions(ObjectiveOptions):
+    surrogate: str = option("onestep", "Sequence log-likelihood surrogate (d1: the one-step mean-field one).",
+                            choices=("elbo", "onestep", "autoregressive", "trajectory"))
+    beta: float = option(0.04, "k3 KL coefficient to the reference (0 drops the term and the reference model).", min=0.0)
+    epsilon: float = option(0.5, "Token-ratio clip range (lower side).", min=0.0)
+    epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
+    length_norm: str = option("tokens", "Positions that count: d1 counts those up to and including the first EOS.",
+                              choices=("canvas", "tokens"))
+    token_reduction: str = option("batch_tokens", "d1 averages over every counted token of the micro-batch.",
+                                  choices=("sequence", "batch_tokens"))
+    resample_noise: bool = option(True, "A fresh prompt mask for every inner iteration (d1).")
 
 
 class DiffuGRPO(Objective):
     name = "diffu_grpo"
-    default_surrogate = "onestep"
+    Options = DiffuGRPOOptions
+    train_defaults = {"num_iterations": 12}
+    summary = "d1's token GRPO on the one-step surrogate with random prompt masking and k3 KL"
 
-    def __init__(self, *, beta: float = 0.04, epsilon: float = 0.2, epsilon_high: float | None = None,
-                 **surrogate_options: Any):
-        super().__init__(**surrogate_options)
-        self.needs_reference = beta > 0
-        self.beta = beta
-        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
+    def __init__(self, options: DiffuGRPOOptions | None = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        self.beta = self.options.beta
+        self.eps_low, self.eps_high = clip_range(self.options.epsilon, self.options.epsilon_high)
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.beta > 0
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         logp, log_ratio = self.token_log_ratio(policy, group)
@@ -38,7 +63,7 @@ class DiffuGRPO(Objective):
         if self.beta > 0:
             kl = k3_kl(logp, self.ref_surrogate(group).token_logp.to(logp.dtype))
             per_token = per_token - self.beta * kl
-            metrics["kl"] = float(((kl * weights).sum(dim=1)).mean().detach())
-        loss = -(per_token * weights).sum(dim=1).mean()
+            metrics["kl"] = float((kl * weights).sum().detach())
+        loss = -(per_token * weights).sum()
         metrics["loss"] = float(loss.detach())
         return loss, metrics

@@ -13,10 +13,10 @@ from trafl.errors import ConfigError
 REWARD_TRANSFORMS = ("group_norm", "loo", "raw")
 
 
-def group_normalise(r: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
-    """``(r - mean_G r) / (std_G r + eps)`` within each group (population std)."""
+def group_normalise(r: torch.Tensor, eps: float = 1e-4, unbiased: bool = False) -> torch.Tensor:
+    """``(r - mean_G r) / (std_G r + eps)`` within each group (population std, or ``unbiased``: / (G - 1))."""
     mean = r.mean(dim=1, keepdim=True)
-    std = r.std(dim=1, unbiased=False, keepdim=True)
+    std = r.std(dim=1, unbiased=unbiased, keepdim=True)
     return (r - mean) / (std + eps)
 
 

@@ -29,6 +29,8 @@ class RolloutGroup:
         old: the rollout policy's surrogate (``None``: the current policy, detached).
         ref: the reference model's surrogate.
         logz_features: ``[num_prompts, H]`` pooled prompt features for a learned logZ head.
+        temperature: the rollout sampling temperature (for ``score_temperature``).
+        per_iteration: with per-iteration noise, ``(noise, old, ref)`` of each inner iteration.
     """
 
     input_ids: torch.Tensor
@@ -41,6 +43,8 @@ class RolloutGroup:
     old: SurrogateOutput | None = None
     ref: SurrogateOutput | None = None
     logz_features: torch.Tensor | None = None
+    temperature: float = 1.0
+    per_iteration: list[tuple[Any, SurrogateOutput | None, SurrogateOutput | None]] | None = None
 
     def __post_init__(self) -> None:
         if self.rewards.dim() != 2:
@@ -79,6 +83,13 @@ class RolloutGroup:
         """``[N]`` normalising lengths ``L_norm``."""
         return normalising_length(self.completion, self.eos_token_id, length_norm)
 
+    def for_iteration(self, i: int) -> "RolloutGroup":
+        """The group as inner iteration ``i`` sees it: that iteration's noise and cached surrogates."""
+        if self.per_iteration is None:
+            return self
+        noise, old, ref = self.per_iteration[i % len(self.per_iteration)]
+        return replace(self, noise=noise, old=old, ref=ref)
+
     def select_prompts(self, prompts: slice) -> "RolloutGroup":
         """The sub-group of whole prompt groups ``prompts`` (for micro-batching an update)."""
         g = self.group_size
@@ -104,4 +115,5 @@ class RolloutGroup:
             old=pick(self.old),
             ref=pick(self.ref),
             logz_features=None if self.logz_features is None else self.logz_features[prompts],
+            per_iteration=None if self.per_iteration is None else [tuple(pick(x) for x in it) for it in self.per_iteration],
         )

@@ -1,14 +1,20 @@
 """JustGRPO: token-level GRPO on the exact left-to-right (autoregressive) likelihood.
 
     rho_t(x, y) = exp( log p_theta(y_t | x, y_<t) - log p_old(y_t | x, y_<t) )
-    A(x, y)     = (r - mean_G r) / (std_G r + 1e-4)
-    loss        = - mean_{(x,y)} (1 / L_norm) sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A)
+    A(x, y)     = (r - mean_G r) / (std_G r + 1e-4)          (std: unbiased, as torch.std)
+    loss        = - (1 / (L V)) sum_{(x,y)} sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A)
 
-No KL term and no reference model.
+with ``V`` the number of samples whose advantage is nonzero (``per_informative_sample``; else all).
+
+No KL term and no reference model. The authors' premise (LeapLabTHU/JustGRPO): the dLLM is
+*sampled* left to right (block length 1, one token per step, temperature 1), so the autoregressive
+likelihood it trains on is the exact log-probability of its own rollouts; the trainer samples so
+(``rollout_order = "left_to_right"``) and refuses another sampler unless asked explicitly.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,22 +22,46 @@ import torch
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, group_normalise, ppo_clip
 from trafl.objectives.group import RolloutGroup
+from trafl.objectives.options import ObjectiveOptions
+from trafl.utils.config import option
+
+
+@dataclass
+class JustGRPOOptions(ObjectiveOptions):
+    surrogate: str = option("autoregressive", "Sequence log-likelihood surrogate (JustGRPO: the exact autoregressive one).",
+                            choices=("elbo", "onestep", "autoregressive", "trajectory"))
+    epsilon: float = option(0.2, "Token-ratio clip range (lower side).", min=0.0)
+    epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
+    unbiased_std: bool = option(True, "Advantage denominator: the unbiased group std (JustGRPO, torch.std) or the population std.")
+    per_informative_sample: bool = option(
+        True, "Divide the summed token loss by L times the number of samples with a nonzero advantage (JustGRPO), "
+              "not by L times all samples: groups whose rewards are all equal then do not dilute the step.")
+    score_temperature: bool = option(True, "Score log-likelihoods at the rollout temperature (JustGRPO divides logits by it).")
 
 
 class JustGRPO(Objective):
     name = "justgrpo"
-    default_surrogate = "autoregressive"
-    needs_reference = False
+    Options = JustGRPOOptions
+    train_defaults = {"temperature": 1.0, "num_iterations": 1}
+    rollout_order = "left_to_right"
+    summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"
 
-    def __init__(self, *, epsilon: float = 0.2, epsilon_high: float | None = None, beta: float = 0.0,
-                 **surrogate_options: Any):
-        super().__init__(**surrogate_options)
-        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
+    def __init__(self, options: JustGRPOOptions | None = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        self.eps_low, self.eps_high = clip_range(self.options.epsilon, self.options.epsilon_high)
+
+    @property
+    def needs_reference(self) -> bool:
+        return False
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         logp, log_ratio = self.token_log_ratio(policy, group)
-        advantage = group_normalise(group.rewards.to(logp.dtype)).reshape(-1, 1)
+        advantage = group_normalise(group.rewards.to(logp.dtype), unbiased=self.options.unbiased_std).reshape(-1, 1)
         per_token = ppo_clip(log_ratio, advantage, self.eps_low, self.eps_high)
-        loss = -(per_token * self.token_weights(group).to(logp.dtype)).sum(dim=1).mean()
+        weights = self.token_weights(group).to(logp.dtype)
+        if self.options.per_informative_sample and self.options.token_reduction == "sequence":
+            informative = (advantage.reshape(-1) != 0).sum().clamp(min=1)
+            weights = weights * (weights.shape[0] / informative)
+        loss = -(per_token * weights).sum()
         return loss, {"loss": float(loss.detach()),
                       "justgrpo/clip_fraction": float(clip_fraction(log_ratio, self.eps_low, self.eps_high))}

@@ -1,7 +1,13 @@
-"""The objective registry: ``get_objective(name, **options)`` and the mapping from ``TrainConfig``."""
+"""The objective registry: the single source of method names, their options and their defaults.
+
+Adding an objective is one module (an :class:`~trafl.objectives.base.Objective` subclass with its
+``Options`` dataclass) plus one entry in ``OBJECTIVES`` below; ``trafl train --method``, its flags,
+config validation and the defaults table in the docs all read this mapping.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from typing import Any
 
@@ -10,45 +16,80 @@ from trafl.objectives.base import Objective
 from trafl.objectives.diffu_grpo import DiffuGRPO
 from trafl.objectives.espo import ESPO
 from trafl.objectives.justgrpo import JustGRPO
+from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.trafl import TraFL
+from trafl.utils.config import config_from_dict
 
 OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO)}
 
 
-def _accepted(cls: type[Objective]) -> set[str]:
-    names: set[str] = set()
-    for klass in (cls, Objective):
-        names |= {p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "surrogate_options")}
-    return names
-
-
-def get_objective(name: str, **options: Any) -> Objective:
-    """Build the objective ``name`` (``trafl``, ``espo``, ``justgrpo``, ``diffu_grpo``)."""
+def objective_class(name: str) -> type[Objective]:
     if name not in OBJECTIVES:
         raise ConfigError(f"unknown objective {name!r}; expected one of {sorted(OBJECTIVES)}")
-    cls = OBJECTIVES[name]
-    unknown = set(options) - _accepted(cls)
-    if unknown:
-        raise ConfigError(f"objective '{name}' got unknown options {sorted(unknown)}; accepted: {sorted(_accepted(cls))}")
-    return cls(**options)
+    return OBJECTIVES[name]
+
+
+def option_names(name: str) -> list[str]:
+    """The option fields of objective ``name``."""
+    return [f.name for f in dataclasses.fields(objective_class(name).Options)]
+
+
+def all_option_names() -> list[str]:
+    """Every option name of any registered objective, in first-seen order."""
+    seen: dict[str, None] = {}
+    for cls in OBJECTIVES.values():
+        seen.update({f.name: None for f in dataclasses.fields(cls.Options)})
+    return list(seen)
+
+
+def make_options(name: str, values: dict[str, Any] | None = None, source: str = "objective options") -> ObjectiveOptions:
+    """Typed, validated options of objective ``name`` from raw ``values`` (the rest take the authors' defaults)."""
+    values = dict(values or {})
+    own = set(option_names(name))
+    foreign = [k for k in values if k not in own]
+    if foreign:
+        owners = {k: sorted(m for m in OBJECTIVES if k in option_names(m)) for k in foreign}
+        detail = "; ".join(f"'{k}' belongs to {', '.join(v) or 'no objective'}" for k, v in owners.items())
+        raise ConfigError(f"{source}: objective '{name}' has no option(s) {sorted(foreign)} ({detail}); "
+                          f"its options: {', '.join(sorted(own))}")
+    return config_from_dict(objective_class(name).Options, values, source)
+
+
+def get_objective(name: str, *, hidden_size: int | None = None, micro_batch_size: int | None = None,
+                  **options: Any) -> Objective:
+    """Build the objective ``name`` with ``options`` (its ``Options`` fields; the rest keep their defaults)."""
+    cls = objective_class(name)
+    kwargs: dict[str, Any] = {"micro_batch_size": micro_batch_size}
+    if "hidden_size" in inspect.signature(cls.__init__).parameters:
+        kwargs["hidden_size"] = hidden_size
+    return cls(make_options(name, options), **kwargs)
 
 
 def objective_from_config(cfg: Any, *, hidden_size: int | None = None, micro_batch_size: int | None = None) -> Objective:
-    """Build the objective a :class:`trafl.train.config.TrainConfig` describes."""
-    common = dict(
-        surrogate=getattr(cfg, "surrogate", None),
-        length_norm=cfg.length_norm,
-        num_mc=cfg.num_mc,
-        antithetic=cfg.antithetic,
-        p_mask_prompt=cfg.p_mask_prompt,
-        chunk_size=cfg.ar_chunk_size,
-        micro_batch_size=micro_batch_size,
-        epsilon=cfg.epsilon,
-        epsilon_high=cfg.epsilon_high,
-        beta=cfg.beta,
-    )
-    if cfg.method == "trafl":
-        common.update(reward_transform=cfg.reward_transform, logz=cfg.logz,
-                      importance_weight=cfg.importance_weight,
-                      hidden_size=hidden_size if cfg.logz != "vargrad" else None)
-    return get_objective(cfg.method, **common)
+    """Build the objective a :class:`trafl.train.config.TrainConfig` describes (its resolved options)."""
+    cls = objective_class(cfg.method)
+    kwargs: dict[str, Any] = {"micro_batch_size": micro_batch_size}
+    if "hidden_size" in inspect.signature(cls.__init__).parameters:
+        kwargs["hidden_size"] = hidden_size
+    return cls(cfg.objective, **kwargs)
+
+
+def defaults_table() -> str:
+    """A Markdown table of every method's option defaults and recipe trainer defaults (docs/objectives.md)."""
+    names = list(OBJECTIVES)
+    rows = ["| option | " + " | ".join(f"`{n}`" for n in names) + " |", "|---|" + "---|" * len(names)]
+    for opt in all_option_names():
+        cells = []
+        for n in names:
+            fields = {f.name: f for f in dataclasses.fields(OBJECTIVES[n].Options)}
+            cells.append(f"`{fields[opt].default!r}`" if opt in fields else "—")
+        rows.append(f"| `{opt}` | " + " | ".join(cells) + " |")
+    trainer_keys: dict[str, None] = {}
+    for n in names:
+        trainer_keys.update(dict.fromkeys(OBJECTIVES[n].train_defaults))
+    for key in trainer_keys:
+        cells = [f"`{OBJECTIVES[n].train_defaults[key]!r}`" if key in OBJECTIVES[n].train_defaults else "(trainer default)"
+                 for n in names]
+        rows.append(f"| `{key}` (trainer) | " + " | ".join(cells) + " |")
+    rows.append("| rollouts | " + " | ".join(OBJECTIVES[n].rollout_order or "any sampler" for n in names) + " |")
+    return "\n".join(rows)

@@ -15,6 +15,7 @@ token). ``r~`` is the transformed reward (``group_norm``, ``loo``, ``raw``); ``w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -31,38 +32,50 @@ from trafl.objectives.functional import (
 )
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.logz import LOGZ_MODES, LogZHead, pooled_prompt_features
+from trafl.objectives.options import ObjectiveOptions
+from trafl.utils.config import option
 
 IMPORTANCE_WEIGHTS = ("none", "clipped")
 
 
+@dataclass
+class TraFLOptions(ObjectiveOptions):
+    beta: float = option(0.05, "Reward temperature per token of the normalised surrogate: the target is "
+                               "pi_ref * exp(L_norm * beta * r~).", min=0.0)
+    reward_transform: str = option("group_norm", "Reward transform r~: group_norm (r - mean) / (std + eps), "
+                                                 "loo (leave-one-out), raw.", choices=REWARD_TRANSFORMS)
+    logz: str = option("learned", "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
+                                  "on the policy trunk, or VarGrad (the detached group mean).", choices=LOGZ_MODES)
+    importance_weight: str = option("clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old))).",
+                                    choices=IMPORTANCE_WEIGHTS)
+    epsilon: float = option(0.2, "Clip range of the importance weight (lower side).", min=0.0)
+    epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
+    logz_width: int = option(256, "Width of the learned logZ head's hidden layers.", min=1)
+
+
 class TraFL(Objective):
     name = "trafl"
-    default_surrogate = "elbo"
+    Options = TraFLOptions
+    summary = "trajectory balance towards pi_ref exp(beta r~) / Z"
 
-    def __init__(self, *, beta: float = 0.05, reward_transform: str = "group_norm", logz: str = "learned",
-                 importance_weight: str = "clipped", epsilon: float = 0.2, epsilon_high: float | None = None,
-                 hidden_size: int | None = None, logz_width: int = 256, **surrogate_options: Any):
-        super().__init__(**surrogate_options)
-        if reward_transform not in REWARD_TRANSFORMS:
-            raise ConfigError(f"reward_transform must be one of {REWARD_TRANSFORMS}, got {reward_transform!r}")
-        if logz not in LOGZ_MODES:
-            raise ConfigError(f"logz must be one of {LOGZ_MODES}, got {logz!r}")
-        if importance_weight not in IMPORTANCE_WEIGHTS:
-            raise ConfigError(f"importance_weight must be one of {IMPORTANCE_WEIGHTS}, got {importance_weight!r}")
-        self.beta = beta
-        self.reward_transform = reward_transform
-        self.logz_mode = logz
-        self.importance_weight = importance_weight
-        self.eps_low, self.eps_high = clip_range(epsilon, epsilon_high)
+    def __init__(self, options: TraFLOptions | None = None, *, hidden_size: int | None = None, **kwargs: Any):
+        super().__init__(options, **kwargs)
+        o = self.options
+        self.beta = o.beta
+        self.reward_transform = o.reward_transform
+        self.logz_mode = o.logz
+        self.importance_weight = o.importance_weight
+        self.eps_low, self.eps_high = clip_range(o.epsilon, o.epsilon_high)
         self.logz_head: LogZHead | None = None
-        if logz != "vargrad":
+        if o.logz != "vargrad":
             if hidden_size is None:
-                raise ConfigError(f"logz='{logz}' needs hidden_size (the model's hidden size) for its head")
-            self.logz_head = LogZHead(hidden_size, logz_width)
+                raise ConfigError(f"logz='{o.logz}' needs hidden_size (the model's hidden size) for its head")
+            self.logz_head = LogZHead(hidden_size, o.logz_width)
 
     def prepare(self, group: RolloutGroup, *, reference: Any = None, old_policy: Any = None,
-                generator: torch.Generator | None = None) -> RolloutGroup:
-        group = super().prepare(group, reference=reference, old_policy=old_policy, generator=generator)
+                generator: torch.Generator | None = None, num_iterations: int = 1) -> RolloutGroup:
+        group = super().prepare(group, reference=reference, old_policy=old_policy, generator=generator,
+                                num_iterations=num_iterations)
         if self.logz_mode == "learned":
             with torch.no_grad():
                 group.logz_features = pooled_prompt_features(reference, group.prompt_ids, group.prompt_attention_mask)

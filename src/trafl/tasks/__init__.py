@@ -23,6 +23,7 @@ _REGISTRY: dict[str, str] = {
     "acecode": "trafl.tasks.code_tasks:AceCode",
     "countdown": "trafl.tasks.synthetic.countdown:Countdown",
     "subset_sum": "trafl.tasks.synthetic.subset_sum:SubsetSum",
+    "decoy_rule": "trafl.tasks.synthetic.decoy_rule:DecoyRule",
 }
 
 

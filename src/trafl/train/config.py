@@ -10,12 +10,20 @@ that number divided by ``num_generations`` prompts. Each micro-batch holds whole
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from trafl.errors import ConfigError
+from trafl.objectives.options import ObjectiveOptions
+from trafl.objectives.registry import OBJECTIVES, all_option_names, make_options, objective_class
 from trafl.utils.config import option
 
-METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
+METHODS = tuple(OBJECTIVES)
+
+#: Trainer fields whose default depends on the method (``None`` in the dataclass = "the method's
+#: recipe", see ``Objective.train_defaults``), with the value used when the recipe sets none.
+RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "diffusion_steps": 128}
 
 
 @dataclass
@@ -34,9 +42,17 @@ class TrainConfig:
     num_generations: int = option(8, "G: completions sampled per prompt (the group).", min=2)
     max_completion_length: int = option(256, "Completion canvas length L (the sampler's gen_length).", min=1)
     max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
-    diffusion_steps: int = option(128, "Sampler denoising steps for the whole completion.", min=1)
-    block_length: int = option(32, "Sampler semi-autoregressive block length (divides max_completion_length).", min=1)
-    temperature: float = option(0.9, "Rollout sampling temperature.", min=0.0)
+    diffusion_steps: int | None = option(None, "Sampler denoising steps for the whole completion (default: the "
+                                               "method's recipe, else 128; justgrpo: max_completion_length).", min=1)
+    block_length: int | None = option(None, "Sampler semi-autoregressive block length, divides max_completion_length "
+                                            "(default: the method's recipe, else 32; justgrpo: 1).", min=1)
+    temperature: float | None = option(None, "Rollout sampling temperature (default: the method's recipe, else 0.9; "
+                                             "justgrpo: 1.0).", min=0.0)
+    allow_any_rollout_order: bool = option(
+        False,
+        "Let an objective whose likelihood assumes left-to-right rollouts (justgrpo) train on another sampler "
+        "(its gradient is then biased): without it such a combination is an error.",
+    )
     remasking: str = option("low_confidence", "Sampler remasking rule.", choices=("low_confidence", "random"))
     generation_batch_size: int | None = option(None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1)
 
@@ -44,7 +60,8 @@ class TrainConfig:
     max_steps: int = option(100, "Optimizer steps (each on one rollout batch, repeated num_iterations times).", min=1)
     per_device_train_batch_size: int = option(8, "Completions per process per micro-step; a multiple of num_generations.", min=1)
     gradient_accumulation_steps: int = option(1, "Micro-steps accumulated per optimizer step.", min=1)
-    num_iterations: int = option(1, "mu: inner updates on each rollout batch (old policy = the rollout policy).", min=1)
+    num_iterations: int | None = option(None, "mu: inner updates on each rollout batch, old policy = the rollout policy "
+                                              "(default: the method's recipe: espo 8, diffu_grpo 12, else 1).", min=1)
     learning_rate: float = option(1e-5, "Peak learning rate of AdamW for the policy (LoRA or full).", min=0.0)
     logz_lr: float = option(1e-3, "Learning rate of TraFL's logZ head (its own parameter group).", min=0.0)
     weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
@@ -69,30 +86,9 @@ class TrainConfig:
     save_merged: bool = option(True, "With use_peft: also save the base with the adapters merged in (output_dir/final-merged).")
 
     # --- objective ------------------------------------------------------------------------------
-    beta: float = option(
-        0.05,
-        "TraFL: reward temperature per token of the normalised surrogate (target pi_ref * exp(L*beta*r~)); "
-        "ESPO / diffu-GRPO: KL coefficient; JustGRPO: unused.",
-        min=0.0,
-    )
-    epsilon: float = option(0.2, "Clipping range (PPO clip for baselines, importance-weight clip for TraFL).", min=0.0)
-    epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
-    reward_transform: str = option("group_norm", "TraFL reward transform r~.", choices=("group_norm", "loo", "raw"))
-    logz: str = option("learned", "TraFL log-partition: learned head on the reference, on the policy, or VarGrad.",
-                       choices=("learned", "learned_policy", "vargrad"))
-    importance_weight: str = option("clipped", "TraFL off-policy weight w.", choices=("none", "clipped"))
-    surrogate: str | None = option(
-        None,
-        "Sequence log-likelihood surrogate (default: the method's own: trafl/espo elbo, justgrpo autoregressive, "
-        "diffu_grpo onestep). trajectory: exact log-likelihood of the rollout's own unmasking order (needs remasking=random).",
-        choices=("elbo", "onestep", "autoregressive", "trajectory"),
-    )
-    length_norm: str = option("canvas", "Normalise the surrogate by L (canvas) or by |y| up to the first EOS (tokens).",
-                              choices=("canvas", "tokens"))
-    num_mc: int = option(2, "ELBO Monte-Carlo mask draws per sequence.", min=1)
-    antithetic: bool = option(True, "Pair each ELBO mask with its complement.")
-    p_mask_prompt: float = option(0.15, "diffu-GRPO one-step surrogate: prompt masking probability.", min=0.0, max=1.0)
-    ar_chunk_size: int = option(64, "JustGRPO autoregressive surrogate: positions per batched forward.", min=1)
+    objective: Any = dataclasses.field(default=None, metadata={
+        "help": "The method's options (its Options dataclass), given as flat keys: see docs/objectives.md.",
+        "flatten": True})
     reward_weights: list[float] | None = option(None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest).")
     nan_rewards: str = option(
         "zero",
@@ -111,7 +107,55 @@ class TrainConfig:
     device: str = option("auto", "'auto', 'cpu', 'cuda' (under accelerate launch the process's device is used).")
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
+    # --- loading: the method's options arrive as flat keys next to the trainer's own ------------------
+    @classmethod
+    def extra_keys(cls) -> list[str]:
+        return all_option_names()
+
+    @classmethod
+    def split_values(cls, values: dict[str, Any], source: str) -> dict[str, Any]:
+        """Move the method's option keys into ``objective`` (a typed, validated options object)."""
+        method = values.get("method", "trafl")
+        if method not in OBJECTIVES:
+            raise ConfigError(f"config field 'method': expected one of {', '.join(map(repr, OBJECTIVES))}, got {method!r}")
+        own = {f.name for f in dataclasses.fields(cls)}
+        pulled = {k: values[k] for k in list(values) if k not in own}
+        rest = {k: v for k, v in values.items() if k in own}
+        nested = rest.pop("objective", None)
+        if isinstance(nested, ObjectiveOptions):
+            nested = {f.name: getattr(nested, f.name) for f in dataclasses.fields(nested)}
+        known = set(all_option_names())
+        unknown = [k for k in pulled if k not in known]
+        if unknown:
+            from trafl.utils.config import _unknown_key_error
+
+            raise _unknown_key_error(cls, unknown[0], source)
+        rest["objective"] = make_options(method, {**(nested or {}), **pulled}, source)
+        return rest
+
+    def recipe(self) -> dict[str, Any]:
+        """The trainer-field defaults of this method's recipe, resolved for this config."""
+        cls = objective_class(self.method)
+        values = {**RECIPE_FIELDS, **cls.train_defaults}
+        if cls.rollout_order == "left_to_right":
+            values.update(block_length=1, diffusion_steps=self.max_completion_length)
+        return values
+
     def validate(self) -> None:
+        if self.objective is None:
+            self.objective = make_options(self.method)
+        recipe = self.recipe()
+        for name in RECIPE_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, recipe[name])
+        if objective_class(self.method).rollout_order == "left_to_right" and not self.allow_any_rollout_order:
+            if self.block_length != 1 or self.diffusion_steps != self.max_completion_length:
+                raise ConfigError(
+                    f"method '{self.method}' trains on the left-to-right likelihood of its own rollouts, so it samples "
+                    f"left to right (block_length 1, diffusion_steps = max_completion_length = {self.max_completion_length}); "
+                    f"got block_length {self.block_length}, diffusion_steps {self.diffusion_steps}. Leave both unset, or "
+                    "set allow_any_rollout_order: true to train on another sampler (a biased gradient)."
+                )
         for name in ("model", "task"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required")
@@ -131,7 +175,7 @@ class TrainConfig:
                 f"config field 'diffusion_steps' ({self.diffusion_steps}) must be a multiple of the number "
                 f"of blocks ({blocks} = max_completion_length / block_length)"
             )
-        if self.surrogate == "trajectory" and self.remasking != "random":
+        if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         for logger in self.report_to:
             if logger not in ("tensorboard", "wandb"):
@@ -139,5 +183,4 @@ class TrainConfig:
 
     @property
     def resolved_surrogate(self) -> str:
-        default = {"trafl": "elbo", "espo": "elbo", "justgrpo": "autoregressive", "diffu_grpo": "onestep"}
-        return self.surrogate or default[self.method]
+        return self.objective.surrogate

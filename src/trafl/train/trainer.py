@@ -122,8 +122,9 @@ class RLTrainer:
         # --- model, reference, objective, optimizers ----------------------------------------------
         torch.manual_seed(cfg.seed)
         self.model, self.tokenizer = self._load_model()
-        self.reference = make_reference(self.model)
         self.objective = objective_from_config(cfg, hidden_size=hidden_size_of(self._base_model()))
+        # The reference exists only when the objective reads it (a full fine-tuning copy is a model's size).
+        self.reference = make_reference(self.model) if self.objective.needs_reference else None
         self.objective.to(self.device)
         policy_params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(policy_params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
@@ -154,7 +155,8 @@ class RLTrainer:
             from peft import LoraConfig, get_peft_model
 
             lora = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=self.cfg.lora_dropout,
-                              target_modules=list(self.cfg.lora_target_modules), bias="none")
+                              target_modules=list(self.cfg.lora_target_modules), bias="none",
+                              exclude_modules=_output_head_names(model))
             model = get_peft_model(model, lora)
         model.train()
         return model, tokenizer
@@ -224,7 +226,7 @@ class RLTrainer:
         group = RolloutGroup(
             input_ids=out.sequences, attention_mask=out.attention_mask, prompt_length=out.prompt_length,
             rewards=rewards.view(len(rows), G).to(self.device), eos_token_id=self.tokenizer.eos_token_id,
-            commit_step=out.commit_step,
+            commit_step=out.commit_step, temperature=cfg.temperature,
         )
         lengths = completion_lengths(out.completion, self.tokenizer.eos_token_id)
         metrics["completion_length"] = float(lengths.float().mean())
@@ -247,7 +249,8 @@ class RLTrainer:
             gen = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, offset + sl.start, 0, "noise"))
             old = self.rollout_view if cfg.num_iterations > 1 else None
             self.model.eval()
-            group = self.objective.prepare(group, reference=self.reference, old_policy=old, generator=gen)
+            group = self.objective.prepare(group, reference=self.reference, old_policy=old, generator=gen,
+                                           num_iterations=cfg.num_iterations)
             self.model.train()
             groups.append(group)
             reward_metrics.append(metrics)
@@ -255,7 +258,7 @@ class RLTrainer:
 
         t1 = time.perf_counter()
         update_metrics: list[dict[str, float]] = []
-        for _ in range(cfg.num_iterations):
+        for iteration in range(cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
             if self.head_optimizer is not None:
                 self.head_optimizer.zero_grad(set_to_none=True)
@@ -263,7 +266,7 @@ class RLTrainer:
                 last = m == len(groups) - 1
                 ctx = self.accelerator.no_sync(self.wrapped) if not last else nullcontext()
                 with ctx, self._autocast():
-                    loss, metrics = self.objective(self.policy, group)
+                    loss, metrics = self.objective(self.policy, group.for_iteration(iteration))
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {step}; metrics {metrics}")
                     self.accelerator.backward(loss / len(groups))
@@ -376,6 +379,15 @@ class RLTrainer:
             loggers.close()
         self.save_final()
         return TrainResult(self.out, self.step, history)
+
+
+def _output_head_names(model: Any) -> list[str]:
+    """The output head's module name: LoRA never adapts it, even when its name matches a target
+    (LLaDA calls both the blocks' down projection and the LM head ``ff_out``; d1 and ESPO adapt only
+    the blocks' seven projections)."""
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    return [name for name, module in model.named_modules() if head is not None and module is head]
 
 
 def _average(dicts: list[dict[str, float]]) -> dict[str, float]:

@@ -194,6 +194,10 @@ def config_from_dict(cls: type[T], values: dict[str, Any], source: str = "config
     """Build and validate ``cls`` from a mapping of field names to raw values."""
     hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    split = getattr(cls, "split_values", None)
+    if callable(split):  # a config that hosts a nested options object built from some of the flat keys
+        values = split(values, source)
     kwargs: dict[str, Any] = {}
     for key, raw in values.items():
         name = key.replace("-", "_")
@@ -264,18 +268,23 @@ def load_config(
         source = str(path)
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
+        known = {f.name for f in dataclasses.fields(cls)} | set(getattr(cls, "extra_keys", lambda: ())())
         for key in extra:
-            if key.replace("-", "_") not in {f.name for f in dataclasses.fields(cls)}:
+            if key.replace("-", "_") not in known:
                 raise _unknown_key_error(cls, key, "command-line overrides")
         values.update({k.replace("-", "_"): v for k, v in extra.items()})
     return config_from_dict(cls, values, source)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A YAML-safe dict of a config (paths as strings)."""
+    """A YAML-safe dict of a config (paths as strings); fields marked ``flatten`` (a nested options
+    dataclass) contribute their own fields at the top level, so the dict loads back as it was given."""
     out = {}
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
+        if f.metadata.get("flatten"):
+            out.update(to_dict(v) if v is not None else {})
+            continue
         out[f.name] = str(v) if isinstance(v, Path) else v
     return out
 
@@ -291,6 +300,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     hints = _type_hints(cls)
     group = parser.add_argument_group(f"{cls.__name__} fields (override the YAML config)")
     for f in dataclasses.fields(cls):
+        if f.metadata.get("flatten"):
+            continue
         default = f.default if f.default is not _MISSING else (
             f.default_factory() if f.default_factory is not _MISSING else "required"
         )
@@ -312,6 +323,8 @@ def format_help(cls: type) -> str:
     hints = _type_hints(cls)
     rows = ["| field | type | default | help |", "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
+        if f.metadata.get("flatten"):
+            continue
         default = f.default if f.default is not _MISSING else (
             f.default_factory() if f.default_factory is not _MISSING else "required"
         )

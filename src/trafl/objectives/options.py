@@ -1,0 +1,68 @@
+"""Per-objective options: each objective declares a dataclass of its options with its authors' defaults.
+
+:class:`ObjectiveOptions` holds what every objective has: the sequence log-likelihood surrogate,
+how its randomness is drawn, which positions a token-level loss counts and how it is reduced, and
+whether log-likelihoods are scored at the rollout temperature. Each objective subclasses it, adds
+its own fields (``beta``, ``epsilon``, ...) and overrides the defaults with its authors' recipe, so
+``trafl train --method X`` with no other flag runs X as its authors defined it.
+
+Options load like every config in trafl (:mod:`trafl.utils.config`): typed, with help text,
+validated when loaded; ``trafl train`` accepts them as flat keys (``--beta 0.01``) next to the
+trainer's own fields and rejects an option the chosen method does not have.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trafl.errors import ConfigError
+from trafl.likelihood import ELBO_ESTIMATORS, LENGTH_NORMS, SURROGATES
+from trafl.utils.config import option
+
+#: How a token-level loss is reduced over a micro-batch.
+TOKEN_REDUCTIONS = ("sequence", "batch_tokens")
+
+
+@dataclass
+class ObjectiveOptions:
+    surrogate: str = option("elbo", "Sequence log-likelihood surrogate (elbo, onestep, autoregressive, trajectory: the "
+                                    "exact log-likelihood of the rollout's own unmasking order, needs remasking=random).",
+                            choices=SURROGATES)
+    length_norm: str = option(
+        "canvas",
+        "Positions that count and the length L_norm that normalises: 'canvas' (all L positions, L_norm = L) or "
+        "'tokens' (positions up to and including the first EOS, L_norm = their number).",
+        choices=LENGTH_NORMS,
+    )
+    token_reduction: str = option(
+        "sequence",
+        "Token-level objectives: 'sequence' (each sequence's sum over counted positions / L_norm, then the mean over "
+        "sequences) or 'batch_tokens' (sum over every counted position of the micro-batch / their number, as TRL "
+        "and d1 do). Ignored by sequence-level objectives.",
+        choices=TOKEN_REDUCTIONS,
+    )
+    num_mc: int = option(2, "ELBO: masked forward passes per sequence (with antithetic pairs, a pair counts as two).", min=1)
+    antithetic: bool = option(True, "ELBO (stratified estimator): pair each mask with its complement plus one position.")
+    elbo_estimator: str = option(
+        "stratified",
+        "ELBO mask law: 'stratified' (m ~ U{1..L} stratified over a row's draws, weights L/m) or 'espo' (ESPO's: "
+        "m ~ U{0..L} systematic over the batch's rows, coupled exact-complement pairs, weights (L+1)/m).",
+        choices=ELBO_ESTIMATORS,
+    )
+    p_mask_prompt: float = option(0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0)
+    ar_chunk_size: int = option(64, "Autoregressive / trajectory surrogate: canvases per batched forward.", min=1)
+    resample_noise: bool = option(
+        False,
+        "Draw fresh surrogate noise (ELBO masks, one-step prompt masks) for every inner iteration instead of one "
+        "draw per rollout batch; the old policy and the reference are scored on each iteration's draw.",
+    )
+    score_temperature: bool = option(
+        False,
+        "Score every log-likelihood on logits divided by the rollout temperature, i.e. under the distribution the "
+        "sampler drew from (as TRL does). False scores the model at T = 1.",
+    )
+
+    def validate(self) -> None:
+        if self.surrogate == "elbo" and self.antithetic and self.num_mc % 2:
+            raise ConfigError(f"config field 'num_mc': {self.num_mc} must be even when antithetic is true "
+                              "(each mask comes with its partner)")
