@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from trafl.demo import DemoConfig, run_demo, study_checks
+from trafl.demo import DemoConfig, run_demo
 from trafl.utils.config import load_config
 
 
@@ -26,50 +26,104 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     demo = tmp_path / "demo"
     report = (demo / "report.md").read_text()
     for label in ("base", "trafl", "espo", "justgrpo", "diffu_grpo"):
-        assert f"| {label} |" in report and f"| {label} |" in printed
-        assert (label == "base") or (demo / "runs" / label / "final" / "config.json").is_file()
+        assert f"| {label}" in report and f"| {label}" in printed
         if label != "base":
-            steps = (demo / "runs" / label / "metrics.jsonl").read_text().splitlines()
+            run = demo / "runs" / f"{label}-s0"
+            assert (run / "final" / "config.json").is_file()
+            steps = (run / "metrics.jsonl").read_text().splitlines()
             assert len(steps) == eff.max_steps  # equal rollout budgets
-    assert "pass@1" in report and "distinct correct" in report
+    for section in ("## Checks", "## Shortcut vs no-shortcut", "## Frontier along training", "## Denoising paths",
+                    "## Denoising cost", "## Samples", "## Training reward"):
+        assert section in report, section
     results = json.loads((demo / "eval" / "results.json").read_text())
     assert len(results["results"]) == 5 * len(eff.eval_temperatures)
     for cell in results["results"]:
-        assert cell["n"] == eff.eval_n and cell["num_problems"] >= 8
+        assert cell["n"] == eff.eval_n and cell["num_problems"] == eff.eval_prompts
         values = cell["pass_at_k"]
         assert len(values) == eff.eval_n and all(0.0 <= v <= 1.0 and math.isfinite(v) for v in values)
         assert values == sorted(values)  # pass@k is non-decreasing in k
         assert 0.0 <= cell["distinct_correct"]["mean"] <= eff.eval_n
+        paths = cell["paths"]
+        assert 0.0 <= paths["order_entropy"]["mean"] <= math.log(eff.eval_n) + 1e-9
+        assert 1.0 <= paths["distinct_orders"]["mean"] <= eff.eval_n
+    frontier = json.loads((demo / "frontier" / "results.json").read_text())
+    assert any("@" in cell["model"] for cell in frontier["results"])  # checkpoints along training
     study = json.loads((demo / "study.json").read_text())
-    assert set(study["checks"]["pass_at_k_vs_base"]) == {str(t) for t in eff.eval_temperatures}
-    assert all(math.isfinite(v) and v > 0 for v in study["timings_s"].values())
+    checks = study["checks"]
+    assert {"a_maximisers_lose_pass_at_k", "b_trafl_gains_pass1_keeps_pass_at_k", "c_trafl_above_baseline_frontiers",
+            "d_trafl_keeps_path_entropy"} <= set(checks)
+    assert all(isinstance(c["ok"], bool) for c in checks.values())
+    analysis = study["analysis"]
+    paired = analysis["methods"]["trafl"][str(eff.frontier_temperature)]["paired"]
+    assert [p["k"] for p in paired] == list(range(1, eff.k_max + 1))
+    assert all(p["stderr"] >= 0 and -1 <= p["diff"] <= 1 for p in paired)
+    split = analysis["shortcut_split"]
+    assert split["num_shortcut"] + split["num_no_shortcut"] == eff.eval_prompts
+    for method, points in analysis["frontiers"].items():
+        assert points[0]["step"] == 0 and points[-1]["step"] == eff.max_steps
+    assert all(math.isfinite(v) and v >= 0 for v in study["timings_s"].values())
     assert out["plots"] and all(str(p).endswith(".png") and Path(p).is_file() for p in out["plots"])
     # A rerun reuses every finished stage (no retraining, generations cached).
-    mtime = (demo / "runs" / "trafl" / "final" / "model.safetensors").stat().st_mtime
+    mtime = (demo / "runs" / "trafl-s0" / "final" / "model.safetensors").stat().st_mtime
     run_demo(cfg)
-    assert (demo / "runs" / "trafl" / "final" / "model.safetensors").stat().st_mtime == mtime
+    assert (demo / "runs" / "trafl-s0" / "final" / "model.safetensors").stat().st_mtime == mtime
 
 
-def test_study_checks_reads_the_claims():
-    def cell(model, t, passk, distinct):
-        return {"model": model, "temperature": t, "pass_at_k": passk, "distinct_correct": {"mean": distinct}}
+def _cell(model, t, num_correct, n=4, order_entropy=None):
+    from trafl.eval.passk import pass_at_k
 
+    k = list(range(1, n + 1))
+    curve = [sum(pass_at_k(n, c, kk) for c in num_correct) / len(num_correct) for kk in k]
+    cell = {"model": model, "temperature": t, "n": n, "problem_ids": [str(i) for i in range(len(num_correct))],
+            "num_correct": num_correct, "pass_at_k": curve, "distinct_correct": {"mean": 1.0}}
+    if order_entropy is not None:
+        cell["paths"] = {"order_entropy": {"mean": order_entropy, "stderr": 0.0}}
+    return cell
+
+
+def test_paired_difference_and_frontier_interpolation_by_hand():
+    from trafl.eval.paired import frontier_value_at, paired_difference
+
+    base = _cell("base", 0.9, [0, 2, 4])          # pass@1 per problem 0, .5, 1
+    a, b = _cell("m-s0", 0.9, [1, 2, 4]), _cell("m-s1", 0.9, [3, 2, 4])  # seed mean pass@1: .5, .5, 1
+    d = paired_difference([a, b], base, 1)
+    assert d["diff"] == pytest.approx(0.5 / 3) and d["num_problems"] == 3
+    assert d["stderr"] == pytest.approx(math.sqrt(((0.5 - 1 / 6) ** 2 + 2 * (1 / 6) ** 2) / 2 / 3))
+    only = paired_difference([a, b], base, 1, problems=["0"])
+    assert only["diff"] == pytest.approx(0.5) and only["num_problems"] == 1
+    pts = [{"pass@1": 0.2, "pass@4": 0.9}, {"pass@1": 0.6, "pass@4": 0.7}]
+    assert frontier_value_at(pts, 0.4, 4) == pytest.approx(0.8)
+    assert frontier_value_at(pts, 0.7, 4) is None
+
+
+def test_study_checks_read_the_claims_off_an_analysis():
+    from trafl.study.analysis import analyse
+
+    t = 0.9
+    base = _cell("base", t, [1, 1, 2, 2], order_entropy=1.5)
     results = {"results": [
-        cell("base", 0.9, [0.2, 0.4], 2.0), cell("trafl", 0.9, [0.3, 0.4], 3.0), cell("espo", 0.9, [0.5, 0.5], 1.0),
-        cell("base", 0.3, [0.2, 0.5], 1.0), cell("trafl", 0.3, [0.3, 0.45], 1.0), cell("espo", 0.3, [0.5, 0.5], 1.5),
+        base,
+        _cell("trafl-s0", t, [3, 3, 3, 3], order_entropy=1.2),   # pass@1 .75, pass@4 1.0: up everywhere
+        _cell("espo-s0", t, [4, 4, 4, 0], order_entropy=0.2),    # pass@4 .75 < base's 1.0
     ]}
-    checks = study_checks(results)
-    assert checks["pass_at_k_vs_base"]["0.9"] == {"k_below_base": [], "ok": True}
-    assert checks["pass_at_k_vs_base"]["0.3"] == {"k_below_base": [2], "ok": False}
-    assert checks["distinct_vs_baselines"]["0.9"]["ok"] and not checks["distinct_vs_baselines"]["0.3"]["ok"]
-    # pass@k beyond k_max (here k = 2) is not part of the claim
-    assert study_checks(results, k_max=1)["pass_at_k_vs_base"]["0.3"] == {"k_below_base": [], "ok": True}
+    frontier = {"results": [_cell("trafl-s0@2", t, [2, 2, 2, 2]), _cell("espo-s0@2", t, [4, 4, 0, 0])]}
+    analysis = analyse(results, frontier, methods=["trafl", "espo"], k_max=4, frontier_temperature=t)
+    checks = analysis["checks"]
+    a = checks["a_maximisers_lose_pass_at_k"]["methods"]["espo"]
+    assert a["diff"] == pytest.approx(-0.25) and a["ok"] == (a["diff"] < -2 * a["stderr"])
+    b = checks["b_trafl_gains_pass1_keeps_pass_at_k"]["temperatures"][str(t)]
+    assert b["pass1_gain"] == pytest.approx(0.75 - 0.375) and b["k_below_base_minus_1se"] == [] and b["ok"]
+    c = checks["c_trafl_above_baseline_frontiers"]
+    assert c["trafl_end"]["pass@1"] == pytest.approx(0.75) and c["methods"]["espo"]["ok"]
+    assert analysis["frontiers"]["espo"][0]["step"] == 0 and analysis["frontiers"]["espo"][-1]["step"] == 3
+    d = checks["d_trafl_keeps_path_entropy"]
+    assert d["trafl"] == 1.2 and d["baselines"] == {"espo": 0.2} and d["ok"]
 
 
 def test_demo_config_errors():
     from trafl.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="'k_max': 64 exceeds eval_n = 32"):
+    with pytest.raises(ConfigError, match="'k_max': 64 exceeds eval_n = 16"):
         load_config(DemoConfig, None, {"k_max": 64})
     with pytest.raises(ConfigError, match="'methods': unknown \\['ppo'\\]"):
         load_config(DemoConfig, None, {"methods": "trafl,ppo"})

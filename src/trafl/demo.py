@@ -1,15 +1,17 @@
 """``trafl demo``: the trajectory-locking study at CPU scale.
 
-A tiny LLaDA-architecture model, trained by ``trafl sft`` on uniformly random correct answers of the
-``subset_sum`` task ("19=?+?+?+?+?": k digits adding up to the target; dozens of correct multisets
-per prompt), is post-trained with TraFL, ESPO,
-JustGRPO and diffu-GRPO at equal rollout budgets, then every model is evaluated on held-out prompts:
-pass@1..16 at temperatures 0.3 / 0.6 / 0.9 and the number of distinct correct answers per prompt.
+A tiny LLaDA-architecture base (shipped in ``trafl/assets/demo_base``; ``BASE_SFT`` rebuilds it) is
+post-trained on the ``decoy_rule`` task (:mod:`trafl.tasks.synthetic.decoy_rule`: a hit-or-miss
+verifier with a hidden rule that a shortcut solves on most prompts but not all) with every method at
+equal rollout budgets, several seeds each, keeping checkpoints along training. Then the final models
+are scored on held-out prompts (pass@1..k at several temperatures, paired differences to the base,
+distinct correct answers, denoising-path metrics, the shortcut / no-shortcut split) and the
+checkpoints at one temperature (each method's pass@1 -> pass@k frontier); :mod:`trafl.study` turns
+this into ``report.md``, ``study.json`` and plots.
 
 Every stage writes its results under ``--out`` as it finishes and is skipped when rerun, so an
-interrupted demo resumes where it stopped. The base checkpoint ships with the package
-(``trafl/assets/demo_base``); ``--retrain-base`` rebuilds it with the command recorded in
-``BASE_SFT`` (also in docs/study.md).
+interrupted demo resumes where it stopped. ``--eval-split validation`` runs the same pipeline on the
+validation prompts: that is where every setting was chosen (docs/study.md).
 """
 
 from __future__ import annotations
@@ -58,11 +60,15 @@ class DemoConfig:
                                    choices=("group_norm", "loo", "raw"))
     logz: str = option("vargrad", "TraFL's log-partition estimate (chosen on the validation split).",
                        choices=("learned", "learned_policy", "vargrad"))
-    checkpoints: int = option(4, "Checkpoints per run (evenly spaced; the frontier's points along training).", min=1)
+    inner_iterations: int | None = option(
+        2, "Inner iterations (mu) of the methods whose recipe has several (ESPO 8, diffu-GRPO 12), and ESPO's ELBO "
+           "draws cut to one coupled pair: the recipes' update cost (14x and 6x TraFL's step on this CPU) does not "
+           "fit the time budget; null keeps the recipes' values. Every other mechanic stays the authors'.", min=1)
+    checkpoints: int = option(3, "Checkpoints per run (evenly spaced; the frontier's points along training).", min=1)
     eval_split: str = option("test", "Split to score: 'test' (held out, once at the end) or 'validation' (for choosing settings).",
                              choices=("test", "validation"))
-    eval_prompts: int = option(360, "Prompts evaluated (the first N of eval_split).", min=1)
-    eval_n: int = option(32, "Samples per prompt: pass@k uses the unbiased estimator over n samples, so n > k_max "
+    eval_prompts: int = option(240, "Prompts evaluated (the first N of eval_split; the test split has 360).", min=1)
+    eval_n: int = option(16, "Samples per prompt: pass@k uses the unbiased estimator over n samples, so n > k_max "
                                 "lowers the noise of every pass@k.", min=1)
     k_max: int = option(16, "Largest k in the study's table and checks (pass@1..k_max).", min=1)
     eval_temperatures: list[float] = option([0.3, 0.6, 0.9], "Evaluation temperatures.")
@@ -138,6 +144,11 @@ def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: P
         fields.update(diffusion_steps=cfg.diffusion_steps, block_length=cfg.gen_length, temperature=cfg.temperature)
     if method == "trafl":
         fields.update(beta=cfg.beta, reward_transform=cfg.reward_transform, logz=cfg.logz)
+    recipe_mu = objective_class(method).train_defaults.get("num_iterations", 1)
+    if cfg.inner_iterations is not None and recipe_mu > 1:
+        fields.update(num_iterations=min(cfg.inner_iterations, recipe_mu))
+        if method == "espo":
+            fields.update(num_mc=2)
     return fields
 
 
@@ -274,7 +285,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     shortcut = {pid: bool(row.get("has_shortcut")) for pid, row in zip(ids, rows)} if "has_shortcut" in rows[0] else None
     analysis = analyse(results, frontier, methods=cfg.methods, k_max=cfg.k_max,
                        frontier_temperature=cfg.frontier_temperature, shortcut=shortcut,
-                       denoising=denoising_cost(cfg, out / "eval", results, cfg.frontier_temperature))
+                       denoising=denoising_cost(cfg, out / "eval", results, cfg.frontier_temperature),
+                       final_step=cfg.max_steps)
     analysis["samples"] = example_samples(out / "eval", results, rows, cfg.frontier_temperature)
     analysis["training_reward"] = training_rewards(out, cfg)
     timings["total"] = sum(v for k, v in timings.items() if k != "total")

@@ -56,7 +56,7 @@ def path_summary(cell: dict) -> dict[str, float] | None:
 
 def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_max: int,
             frontier_temperature: float, shortcut: dict[str, bool] | None = None,
-            denoising: dict[str, dict] | None = None) -> dict[str, Any]:
+            denoising: dict[str, dict] | None = None, final_step: int | None = None) -> dict[str, Any]:
     """Everything the report prints: per temperature and method, the seed-mean pass@1..k_max, its
     paired difference to the base at every k, per-seed end points, distinct answers and path
     metrics; the shortcut / no-shortcut split; the frontiers; the checks."""
@@ -98,7 +98,7 @@ def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_m
         out["shortcut_split"] = {"temperature": ft, "k": k_max, "num_shortcut": len(with_s),
                                  "num_no_shortcut": len(without), "methods": split}
     if frontier is not None:
-        out["frontiers"] = frontiers(results, frontier, methods, k_max, frontier_temperature)
+        out["frontiers"] = frontiers(results, frontier, methods, k_max, frontier_temperature, final_step)
     if denoising:
         out["denoising"] = denoising
     out["checks"] = study_checks(out, methods=methods, k_max=k_max, temperature=frontier_temperature)
@@ -112,8 +112,10 @@ def _mean_paths(items: Sequence[dict | None]) -> dict | None:
     return {k: sum(i[k] for i in items) / len(items) for k in items[0]}
 
 
-def frontiers(results: dict, frontier: dict, methods: Sequence[str], k: int, temperature: float) -> dict:
-    """Seed-mean (pass@1, pass@k) along training for each method, starting at the base (step 0)."""
+def frontiers(results: dict, frontier: dict, methods: Sequence[str], k: int, temperature: float,
+              final_step: int | None = None) -> dict:
+    """Seed-mean (pass@1, pass@k) along training for each method, from the base (step 0) to the final
+    model (``final_step``; default one past the last checkpoint)."""
     base = cells_by(results)[("base", temperature)]
     per_method: dict[str, dict[int, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for source in (results, frontier):
@@ -128,8 +130,8 @@ def frontiers(results: dict, frontier: dict, methods: Sequence[str], k: int, tem
         steps = per_method.get(method)
         if not steps:
             continue
-        final_step = max(s for s in steps if s != -1) + 1 if any(s != -1 for s in steps) else 1
-        cells = [(0, [base])] + [(s if s != -1 else final_step, cs) for s, cs in steps.items()]
+        last = final_step or (max(s for s in steps if s != -1) + 1 if any(s != -1 for s in steps) else 1)
+        cells = [(0, [base])] + [(s if s != -1 else last, cs) for s, cs in steps.items()]
         points = frontier_points([(s, {"pass_at_k": seed_mean_curve(cs)}) for s, cs in cells], k)
         out[method] = points
     return out
