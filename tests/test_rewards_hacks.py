@@ -93,9 +93,10 @@ HACKS = {
         "sys.settrace(_tr)\n" + STEAL_CONSTS + "def f(x): return _guess(x, _seen)\ndef is_even(n): return n % 2 == 0\n"
     ),
 }
-BEATS_APPEND = ["always_equal", "int_subclass", "str_subclass", "list_subclass", "own_source", "caller_frames",
-                "inspect_stack", "scan_dirs", "patch_builtins", "fake_channel_at_import", "fake_channel_in_call",
-                "settrace_watch"]
+# these pass the old harness every time (the frame/tracer hacks usually do too, depending on
+# which constants happen to sit in the stack)
+BEATS_APPEND = {"always_equal", "int_subclass", "str_subclass", "list_subclass", "own_source", "scan_dirs",
+                "patch_builtins", "fake_channel_at_import", "fake_channel_in_call"}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -114,7 +115,7 @@ def test_every_hack_fails_and_honest_passes(mode, method):
 def test_the_hacks_are_real_against_the_old_harness():
     calls_only = AssertTests(list(TESTS.tests[:2]))
     beaten = [n for n in HACKS if run_tests(HACKS[n], calls_only, method="append", timeout=5).ok]
-    assert beaten == BEATS_APPEND  # 12 of the hacks pass the old harness's tests
+    assert BEATS_APPEND <= set(beaten)
 
 
 def test_fallback_refuses_forked_reader_and_child_of_top_level():
