@@ -3,8 +3,9 @@
 Layers of defence, outermost first:
 
 1. **Isolation** (``isolation="bwrap"``, chosen automatically when ``bwrap`` works): the program runs
-   in fresh user, PID, network, IPC, UTS and cgroup namespaces. The whole filesystem is mounted
-   read-only except the program's own temporary directory; there is no network interface but a
+   in fresh user, PID, network, IPC, UTS and cgroup namespaces. It sees a minimal filesystem
+   (:func:`_bwrap_argv`: system directories and the interpreter's directories read-only, a private
+   ``/tmp`` holding only its own writable directory); there is no network interface but a
    private loopback; when the sandbox is torn down, the kernel kills every process of the PID
    namespace, however it was spawned. Without bubblewrap (``isolation="rlimits"``) only the layers
    below remain and a warning says so once.
