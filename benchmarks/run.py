@@ -17,6 +17,10 @@ Sections:
   at its own completion length, and the fraction of samples identical to the exact sampler's.
 * ``elbo``: the Monte-Carlo ELBO estimator's cost over the bare forward passes it needs.
 * ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings.
+* ``grading``: code-reward grading throughput (programs/s, ``--grading-workers`` sandboxes in
+  parallel) on the same MBPP reference programs with the old assert-append harness (``append``,
+  gameable), the parsed compute-inside/compare-outside path (``parsed``) and the hardened
+  fallback (``fallback``); ratios are over ``append``. Needs the MBPP copy (``--mbpp``).
 * ``demo`` (opt-in, not in the default list: it takes the demo's own ~11 minutes): runs
   ``trafl demo`` (``--quick`` with ``--quick``) from scratch in a temporary directory as a
   subprocess with torch's default threads, and reports its wall time and each stage's time against
@@ -49,7 +53,7 @@ from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
 from trafl.sampling import generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
-SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train")
+SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "grading")
 OPT_IN_SECTIONS = ("demo",)
 DEMO_BUDGET_S = {False: 15 * 60.0, True: 3 * 60.0}
 from trafl.demo import ASSET_BASE  # noqa: E402
@@ -277,6 +281,31 @@ def bench_train(args, record: dict) -> None:
     record["train"] = {"rows": rows, "G": g, "P": p, "L": gen_length}
 
 
+def bench_grading(args, record: dict) -> None:
+    from trafl.rewards.code import run_many
+    from trafl.tasks import get_task
+
+    if not Path(args.mbpp).is_file():
+        print(f"\n## grading: skipped (no MBPP copy at {args.mbpp})")
+        return
+    rows = get_task("mbpp").load("all", path=args.mbpp)[: 40 if args.quick else 200]
+    programs, tests = [r["reference"] for r in rows], [r["tests"] for r in rows]
+    fns, passed = {}, {}
+    for method in ("append", "parsed", "fallback"):
+        def grade(m=method):
+            results = run_many(programs, tests, workers=args.grading_workers, timeout=30,
+                               method="auto" if m == "parsed" else m)
+            passed[m] = sum(r.ok for r in results)
+        fns[method] = grade
+    sbs = side_by_side(fns, baseline="append", repeats=args.repeats)
+    out = [{"method": m, "programs/s": len(programs) / sbs.median_time(m), "median_s": sbs.median_time(m),
+            "time_over_append": sbs.median_time(m) / sbs.median_time("append"), "passed": passed[m]}
+           for m in fns]
+    _print_side_by_side(f"grading {len(programs)} MBPP reference programs, {args.grading_workers} parallel sandboxes",
+                        out, ["method", "programs/s", "median_s", "time_over_append", "passed"])
+    record["grading"] = {"rows": out, "programs": len(programs), "workers": args.grading_workers}
+
+
 def bench_demo(args, record: dict) -> None:
     import subprocess
     import tempfile
@@ -311,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accuracy-block", type=int, default=5, help="block length of the accuracy check")
     parser.add_argument("--accuracy-temperature", type=float, default=0.6)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")
+    parser.add_argument("--mbpp", default=str(Path(__file__).resolve().parents[2] / "shared/data/mbpp/mbpp.jsonl"),
+                        help="grading section: the MBPP jsonl copy")
+    parser.add_argument("--grading-workers", type=int, default=2, help="grading section: parallel sandboxes")
     parser.add_argument("--demo-out", default=None, help="demo section: keep the demo's run here (default: a temporary directory)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -329,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             ok &= bench_sampler(args, record)
         else:
             {"threshold": bench_threshold, "accuracy": bench_accuracy, "elbo": bench_elbo,
-             "train": bench_train, "demo": bench_demo}[section](args, record)
+             "train": bench_train, "grading": bench_grading, "demo": bench_demo}[section](args, record)
         print(f"({section}: {time.perf_counter() - t0:.0f} s)")
     append_jsonl(args.out, record)
     print(f"\nappended to {args.out}")

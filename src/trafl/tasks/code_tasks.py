@@ -19,6 +19,7 @@ from typing import Sequence
 
 from trafl.errors import DataError
 from trafl.rewards.code import AssertTests, CodeReward, IOTest, code_format_reward, grade_programs, program_of, encode_tests
+from trafl.rewards.code.harness import as_tests, choose_method
 from trafl.tasks.base import RewardFn, Task
 from trafl.tasks.loading import convert, first_field, load_hub, read_records
 
@@ -58,6 +59,16 @@ class CodeTask(Task):
         results = grade_programs(completions, [r["tests"] for r in rows], [r.get("code_prefix") for r in rows],
                                  timeout=self.timeout, workers=self.workers, **self.sandbox)
         return [r.ok for r in results]
+
+    def grading_methods(self, rows: Sequence[dict]) -> dict[str, int]:
+        """How many rows' tests are graded by the parsed path, the hardened fallback, or as
+        stdin/stdout (``io``); see docs/sandbox.md."""
+        counts: dict[str, int] = {}
+        for row in rows:
+            tests = as_tests(row["tests"])
+            method = choose_method(tests)[0] if isinstance(tests, AssertTests) else "io"
+            counts[method] = counts.get(method, 0) + 1
+        return counts
 
     def is_correct(self, completion: str, row: dict) -> bool:
         return self.grade_batch([completion], [row])[0]

@@ -3,8 +3,9 @@
 Layers of defence, outermost first:
 
 1. **Isolation** (``isolation="bwrap"``, chosen automatically when ``bwrap`` works): the program runs
-   in fresh user, PID, network, IPC, UTS and cgroup namespaces. The whole filesystem is mounted
-   read-only except the program's own temporary directory; there is no network interface but a
+   in fresh user, PID, network, IPC, UTS and cgroup namespaces. It sees a minimal filesystem
+   (:func:`_bwrap_argv`: system directories and the interpreter's directories read-only, a private
+   ``/tmp`` holding only its own writable directory); there is no network interface but a
    private loopback; when the sandbox is torn down, the kernel kills every process of the PID
    namespace, however it was spawned. Without bubblewrap (``isolation="rlimits"``) only the layers
    below remain and a warning says so once.
@@ -23,6 +24,7 @@ directory, HOME and TMPDIR, and an empty stdin unless one is given.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import resource
@@ -181,14 +183,51 @@ def _bwrap_namespace_args() -> list[str]:
     return ["--unshare-all", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
 
 
-def _bwrap_argv(workdir: str) -> list[str]:
-    """Read-only view of the host, a private writable ``workdir``, fresh /dev and /proc, no network."""
-    return [
-        bwrap_path() or "bwrap",
-        *_bwrap_namespace_args(),
-        "--ro-bind", "/", "/",
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+_INTERPRETER_DIRS: dict[str, tuple[str, ...]] = {}
+
+
+def interpreter_dirs(python: str) -> tuple[str, ...]:
+    """The directories ``python -I`` needs: its prefixes and every directory on its ``sys.path``
+    (probed once per interpreter). ``.pth`` files of editable installs are not followed."""
+    with _PROBE_LOCK:
+        if python not in _INTERPRETER_DIRS:
+            code = ("import json, sys; print(json.dumps([sys.prefix, sys.exec_prefix, sys.base_prefix, "
+                    "sys.base_exec_prefix, *sys.path]))")
+            try:
+                out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30, check=True)
+                paths = json.loads(out.stdout)
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                raise ConfigError(f"sandbox: could not ask {python} for its sys.path ({exc})") from exc
+            real = {os.path.realpath(p) for p in paths if p and os.path.isdir(p)}
+            real.add(os.path.dirname(os.path.realpath(python)))
+            # keep only the outermost directories, none that is the filesystem root
+            kept = sorted(p for p in real if p != "/" and not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real))
+            _INTERPRETER_DIRS[python] = tuple(kept)
+        return _INTERPRETER_DIRS[python]
+
+
+def _bwrap_argv(workdir: str, python: str) -> list[str]:
+    """A minimal filesystem view: the system's programs and libraries and the interpreter's
+    directories read-only, a private empty ``/tmp`` holding only the run's writable ``workdir``,
+    fresh ``/dev`` and ``/proc``; no ``/home``, ``/root``, ``/etc`` (but the loader cache), no host
+    temp files, no project directory. No network."""
+    argv = [bwrap_path() or "bwrap", *_bwrap_namespace_args()]
+    for path in _SYSTEM_DIRS:
+        if os.path.islink(path):
+            argv += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            argv += ["--ro-bind", path, path]
+    for path in _SYSTEM_FILES:
+        argv += ["--ro-bind-try", path, path]
+    for path in interpreter_dirs(python):
+        if not path.startswith("/usr/"):
+            argv += ["--ro-bind", path, path]
+    return argv + [
         "--dev", "/dev",
         "--proc", "/proc",
+        "--tmpfs", "/tmp",
         "--tmpfs", "/dev/shm",
         "--bind", workdir, workdir,
         "--chdir", workdir,
@@ -299,12 +338,18 @@ def execute(
     drop_privileges: bool | None = None,
     python: str | None = None,
     side_channel: bool = False,
+    after_ready: bytes | None = None,
 ) -> Execution:
     """Run the Python ``source`` as ``python main.py`` in a fresh sandbox and return what happened.
 
     ``side_channel=True`` opens an extra write-only file descriptor for the program; its number is
     in the environment variable ``TRAFL_SIDE_FD`` and what was written to it comes back in
     ``extra["side"]`` (test harnesses report results there, out of reach of the program's prints).
+
+    ``after_ready`` (with ``side_channel``): the side channel is a pipe, the program's stdin a pipe
+    that stays empty until the program writes the line ``ready`` to the side channel; then these
+    bytes are written to stdin and it is closed (a ``refused`` line closes it without writing).
+    Data the grader hands over only after the program's top level has run (the fallback's tests).
     """
     limits = limits or Limits()
     if timeout <= 0:
@@ -322,7 +367,11 @@ def execute(
     try:
         os.chmod(private, 0o700)
         side_fd = -1
-        if side_channel:
+        side_pipe: _SidePipe | None = None
+        if side_channel and after_ready is not None:
+            side_pipe = _SidePipe(after_ready, limits.output_bytes)
+            side_fd = side_pipe.write_fd
+        elif side_channel:
             side_fd = os.open(os.path.join(private, "side"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             opened.append(side_fd)
         Path(workdir, "main.py").write_text(source, encoding="utf-8")
@@ -338,16 +387,19 @@ def execute(
             env["TRAFL_SIDE_FD"] = str(side_fd)
         argv = [interpreter, "-I", "-B", os.path.join(workdir, "main.py")]
         if mode == "bwrap":
-            argv = _bwrap_argv(workdir) + argv
+            argv = _bwrap_argv(workdir, interpreter) + argv
         with open(os.path.join(private, "stdin"), "rb") as fin, \
                 open(os.path.join(private, "stdout"), "wb") as fout, \
                 open(os.path.join(private, "stderr"), "wb") as ferr:
             start = time.monotonic()
             proc = subprocess.Popen(
-                argv, stdin=fin, stdout=fout, stderr=ferr, cwd=workdir, env=env,
-                start_new_session=True, close_fds=True, pass_fds=tuple(opened),
+                argv, stdin=fin if side_pipe is None else subprocess.PIPE, stdout=fout, stderr=ferr, cwd=workdir,
+                env=env, start_new_session=True, close_fds=True,
+                pass_fds=tuple(opened) if side_pipe is None else (side_fd,),
                 preexec_fn=_limit_setter(limits, timeout, nproc), **_identity_kwargs(uid),
             )
+            if side_pipe is not None:
+                side_pipe.start(proc.stdin)
             timed_out = False
             try:
                 proc.wait(timeout=timeout)
@@ -367,7 +419,10 @@ def execute(
         for fd in opened:
             os.close(fd)
         opened.clear()
-        extra = {"side": _read_capped(Path(private, "side"), limits.output_bytes)} if side_channel else {}
+        if side_pipe is not None:
+            extra = {"side": side_pipe.finish()}
+        else:
+            extra = {"side": _read_capped(Path(private, "side"), limits.output_bytes)} if side_channel else {}
         return Execution(
             returncode=None if timed_out else proc.returncode,
             stdout=_read_capped(Path(private, "stdout"), limits.output_bytes),
@@ -380,8 +435,63 @@ def execute(
     finally:
         for fd in opened:
             os.close(fd)
+        if side_pipe is not None:
+            side_pipe.close()
         _remove_tree(workdir)
         _remove_tree(private)
+
+
+class _SidePipe:
+    """The side channel as a pipe, read by a thread that feeds stdin once the program says ``ready``."""
+
+    def __init__(self, payload: bytes, cap: int) -> None:
+        self.payload, self.cap = payload, cap
+        self.read_fd, self.write_fd = os.pipe()
+        self.data = bytearray()
+        self.thread: threading.Thread | None = None
+
+    def start(self, stdin) -> None:
+        os.close(self.write_fd)  # only the child holds the write end now: EOF when it is gone
+        self.write_fd = -1
+        self.thread = threading.Thread(target=self._pump, args=(stdin,), daemon=True)
+        self.thread.start()
+
+    def _pump(self, stdin) -> None:
+        fed = False
+        while True:
+            chunk = os.read(self.read_fd, 1 << 16)
+            if not chunk:
+                break
+            if len(self.data) < self.cap + 1:
+                self.data += chunk[: self.cap + 1 - len(self.data)]
+            if not fed and (b"ready\n" in self.data or b"refused\n" in self.data):
+                fed = True
+                try:
+                    if b"ready\n" in self.data:
+                        stdin.write(self.payload)
+                    stdin.close()
+                except (BrokenPipeError, OSError, ValueError):
+                    pass
+        if not fed:
+            try:
+                stdin.close()
+            except (OSError, ValueError):
+                pass
+
+    def finish(self) -> str:
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+        text = bytes(self.data[: self.cap]).decode("utf-8", errors="replace")
+        return text + ("\n[output truncated]" if len(self.data) > self.cap else "")
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.read_fd = self.write_fd = -1
 
 
 def _remove_tree(path: str) -> None:
