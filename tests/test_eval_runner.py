@@ -196,3 +196,30 @@ def test_cli_bad_sampler_settings_and_flags(tmp_path, capsys):
     assert "not among --task" in capsys.readouterr().err
     assert _eval(tmp_path, "--temperatures", "hot") == 2
     assert "--temperatures expects" in capsys.readouterr().err
+
+
+def test_results_report_how_code_tests_are_graded(tmp_path):
+    """A code task's results.json says how many problems take the parsed path vs the fallback."""
+    from trafl.rewards.code import AssertTests
+    from trafl.tasks import get_task
+    from trafl.tasks.code_tasks import encode_tests
+
+    task = get_task("mbpp")
+    rows = [
+        {"id": "1", "prompt": "square", "code_prefix": "", "test_list": ["assert f(2) == 4"],
+         "tests": encode_tests(AssertTests(["assert f(2) == 4"]))},
+        {"id": "2", "prompt": "loop", "code_prefix": "", "test_list": ["for i in range(3): assert f(i) == i * i"],
+         "tests": encode_tests(AssertTests(["for i in range(3): assert f(i) == i * i"]))},
+    ]
+
+    class Echo:
+        tokenizer = None
+
+        def generate(self, prompts, *, n, temperature, gen_length, seeds):
+            return [["```python\ndef f(x):\n    return x * x\n```"] * n for _ in prompts]
+
+    spec = ModelSpec("m", "fake", lambda: Echo())
+    results = run_evaluation([spec], [TaskSpec(task, rows)], EvalPlan(n=1, temperatures=[0.0], gen_lengths=[8]),
+                             tmp_path / "out")
+    assert results["grading"] == {"mbpp": {"parsed": 1, "fallback": 1}}
+    assert results["results"][0]["num_correct"] == [1, 1]

@@ -90,7 +90,7 @@ def report(capsys, name: str, m: dict[str, float]) -> None:
 TRAFL = dict(beta=BETA, reward_transform="raw", importance_weight="clipped")
 
 
-@pytest.mark.parametrize("logz", ["learned", "vargrad"])
+@pytest.mark.parametrize("logz", ["learned", "vargrad", "partition"])
 def test_trafl_with_the_elbo_reaches_the_tilted_reference(capsys, logz):
     m = run("trafl", logz=logz, hidden_size=1, logz_width=32, **TRAFL)
     report(capsys, f"trafl elbo {logz}", m)

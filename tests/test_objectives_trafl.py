@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -195,3 +197,29 @@ def test_select_prompts_keeps_every_per_row_field_aligned(surrogate):
     assert halves[1].commit_step.shape == (6, 2) and torch.equal(halves[1].commit_step, order[2:])
     parts = sum(obj(policy, h)[0] * h.num_prompts / group.num_prompts for h in halves)
     torch.testing.assert_close(parts, whole)
+
+
+def test_partition_logz_estimates_the_targets_normaliser_and_ignores_a_uniform_drain():
+    from trafl.objectives.functional import partition_logz, vargrad_logz
+
+    torch.manual_seed(0)
+    L, beta, G = 4, 0.5, 20000
+    # A reference over 3 sequences with rewards 0, 1, 0; the exact Z = E_ref[exp(L beta r)].
+    p_ref = torch.tensor([0.5, 0.2, 0.3], dtype=torch.float64)
+    r = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    z = float((p_ref * torch.exp(L * beta * r)).sum())
+    # Samples from a different rollout policy; s = log p / L.
+    p_old = torch.tensor([0.2, 0.6, 0.2], dtype=torch.float64)
+    idx = torch.multinomial(p_old, G, replacement=True)
+    s_ref, s_old = p_ref.log()[idx] / L, p_old.log()[idx] / L
+    lengths = torch.full((G,), float(L), dtype=torch.float64)
+    est = partition_logz(s_ref, s_old, r[idx], beta, lengths, G)
+    assert float(est[0]) * L == pytest.approx(math.log(z), abs=0.02)
+    # A uniform drain (the policy lowers every sampled sequence by c) leaves it unchanged; VarGrad follows it.
+    c = 0.3
+    small = slice(0, 8)
+    args = (s_ref[small], s_old[small], r[idx][small], beta, lengths[small], 8)
+    assert torch.allclose(partition_logz(*args), partition_logz(s_ref[small], s_old[small] - c, r[idx][small], beta, lengths[small], 8))
+    theta = s_old[small]
+    vg, vg_drained = vargrad_logz(theta, s_ref[small], r[idx][small], beta, 8), vargrad_logz(theta - c, s_ref[small], r[idx][small], beta, 8)
+    assert torch.allclose(vg_drained - vg, torch.full_like(vg, c))

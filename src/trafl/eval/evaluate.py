@@ -222,6 +222,8 @@ def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan:
                      "seed": plan.seed, "limit": plan.limit},
         "models": {m.label: m.path for m in models},
         "tasks": {t.name: t.task.kind for t in tasks},
+        # code tasks: how many problems' tests take the parsed path vs the hardened fallback (docs/sandbox.md)
+        "grading": {t.name: t.task.grading_methods(t.rows) for t in tasks if hasattr(t.task, "grading_methods")},
         "base": base,
         "results": [],
     }

@@ -20,6 +20,7 @@ from trafl.objectives.functional import (
     k3_kl,
     loo_advantage,
     mean_centred,
+    partition_logz,
     ppo_clip,
     trafl_residual,
     transform_rewards,
@@ -42,6 +43,6 @@ __all__ = [
     "IMPORTANCE_WEIGHTS", "LOGZ_MODES", "OBJECTIVES", "REWARD_TRANSFORMS", "AdapterDisabledReference", "DiffuGRPO",
     "ESPO", "FrozenReference", "JustGRPO", "LogZHead", "Objective", "RolloutGroup", "TraFL",
     "clipped_importance_weight", "get_objective", "group_normalise", "hidden_size_of", "is_peft_model", "k3_kl",
-    "loo_advantage", "make_reference", "mean_centred", "objective_from_config", "pooled_prompt_features",
+    "loo_advantage", "make_reference", "mean_centred", "objective_from_config", "partition_logz", "pooled_prompt_features",
     "ppo_clip", "reference_mode", "trafl_residual", "transform_rewards", "vargrad_logz",
 ]

@@ -57,6 +57,25 @@ def vargrad_logz(s_theta: torch.Tensor, s_ref: torch.Tensor, r_tilde: torch.Tens
     return centre.repeat_interleave(group_size)
 
 
+def partition_logz(s_ref: torch.Tensor, s_old: torch.Tensor, r_tilde: torch.Tensor, beta: float,
+                   lengths: torch.Tensor, group_size: int) -> torch.Tensor:
+    """The target's own log-partition, per token, from a self-normalised importance estimate over the group:
+
+        Z^(x)   = sum_j w_j exp(L_j beta r~_j) / sum_j w_j,   w_j = pi_ref(y_j) / pi_old(y_j) = exp(L_j (s_ref - s_old)_j)
+        logZ(x) = sg( log Z^(x) ) / L_i                       (row i; L = L_norm)
+
+    ``Z^`` estimates ``E_ref[exp(L beta r~)]``, the partition function of ``pi_ref exp(L beta r~)``,
+    from the rollout policy's samples; it is consistent (at ``pi_old = pi*`` it tends to ``Z``). Unlike
+    VarGrad's group mean, it does not move when the policy lowers the likelihood of every sampled
+    sequence by the same amount (the weights are self-normalised), so such a uniform drain of mass
+    from a prompt costs ``delta^2``. Returns ``[N]``, detached.
+    """
+    a = (lengths * (s_ref - s_old)).detach().view(-1, group_size)
+    b = (lengths * beta * r_tilde).detach().view(-1, group_size)
+    log_z = torch.logsumexp(a + b, dim=1) - torch.logsumexp(a, dim=1)
+    return log_z.repeat_interleave(group_size) / lengths.detach()
+
+
 def clipped_importance_weight(log_ratio: torch.Tensor, eps_low: float, eps_high: float) -> torch.Tensor:
     """``sg( clip(exp(log_ratio), 1 - eps_low, 1 + eps_high) )``."""
     return log_ratio.detach().exp().clamp(1.0 - eps_low, 1.0 + eps_high)

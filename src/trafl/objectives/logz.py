@@ -6,7 +6,10 @@
 * ``learned_policy``: the same head on the policy's own prompt-only hidden states, with gradients
   flowing into the policy;
 * ``vargrad``: no parameters; ``logZ(x)`` is the detached group mean of
-  ``-(s_theta - s_ref - beta r~)`` (see :func:`trafl.objectives.functional.vargrad_logz`).
+  ``-(s_theta - s_ref - beta r~)`` (see :func:`trafl.objectives.functional.vargrad_logz`);
+* ``partition``: no parameters; the target's own partition function ``E_ref[exp(L beta r~)]``,
+  estimated by self-normalised importance weighting over the group
+  (:func:`trafl.objectives.functional.partition_logz`).
 
 The head's parameters are exposed (``TraFL.logz_head.parameters()``) so that the trainer can give
 them their own learning rate.
@@ -19,7 +22,7 @@ from torch import nn
 
 from trafl.errors import TraflError
 
-LOGZ_MODES = ("learned", "learned_policy", "vargrad")
+LOGZ_MODES = ("learned", "learned_policy", "vargrad", "partition")
 
 
 class LogZHead(nn.Module):

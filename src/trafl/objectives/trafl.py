@@ -28,6 +28,7 @@ from trafl.objectives.functional import (
     clipped_importance_weight,
     transform_rewards,
     trafl_residual,
+    partition_logz,
     vargrad_logz,
 )
 from trafl.objectives.group import RolloutGroup
@@ -45,7 +46,9 @@ class TraFLOptions(ObjectiveOptions):
     reward_transform: str = option("group_norm", "Reward transform r~: group_norm (r - mean) / (std + eps), "
                                                  "loo (leave-one-out), raw.", choices=REWARD_TRANSFORMS)
     logz: str = option("learned", "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
-                                  "on the policy trunk, or VarGrad (the detached group mean).", choices=LOGZ_MODES)
+                                  "on the policy trunk, VarGrad (the detached group mean), or partition (the target's "
+                                  "own normaliser E_ref[exp(L beta r~)], self-normalised importance estimate over the group).",
+                       choices=LOGZ_MODES)
     importance_weight: str = option("clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old))).",
                                     choices=IMPORTANCE_WEIGHTS)
     epsilon: float = option(0.2, "Clip range of the importance weight (lower side).", min=0.0)
@@ -67,7 +70,7 @@ class TraFL(Objective):
         self.importance_weight = o.importance_weight
         self.eps_low, self.eps_high = clip_range(o.epsilon, o.epsilon_high)
         self.logz_head: LogZHead | None = None
-        if o.logz != "vargrad":
+        if o.logz in ("learned", "learned_policy"):
             if hidden_size is None:
                 raise ConfigError(f"logz='{o.logz}' needs hidden_size (the model's hidden size) for its head")
             self.logz_head = LogZHead(hidden_size, o.logz_width)
@@ -82,10 +85,14 @@ class TraFL(Objective):
         return group
 
     def log_partition(self, policy: Any, group: RolloutGroup, s_theta: torch.Tensor, s_ref: torch.Tensor,
-                      r_tilde: torch.Tensor) -> torch.Tensor:
+                      r_tilde: torch.Tensor, s_old: torch.Tensor | None = None) -> torch.Tensor:
         """``[N]`` ``logZ(x)`` of each row's prompt."""
         if self.logz_mode == "vargrad":
             return vargrad_logz(s_theta, s_ref, r_tilde, self.beta, group.group_size)
+        if self.logz_mode == "partition":
+            old = s_theta.detach() if s_old is None else s_old
+            return partition_logz(s_ref, old, r_tilde, self.beta, group.lengths(self.length_norm).to(s_theta.dtype),
+                                  group.group_size)
         if self.logz_mode == "learned":
             if group.logz_features is None:
                 raise ConfigError("logz='learned' needs prompt features: call prepare(group, reference=...)")
@@ -101,7 +108,7 @@ class TraFL(Objective):
         s_ref = self.ref_surrogate(group).value.to(s_theta.dtype) / lengths
         s_old = self.old_surrogate(group, current).value.to(s_theta.dtype) / lengths
         r_tilde = transform_rewards(group.rewards.to(s_theta.dtype), self.reward_transform).reshape(-1)
-        logz = self.log_partition(policy, group, s_theta, s_ref, r_tilde)
+        logz = self.log_partition(policy, group, s_theta, s_ref, r_tilde, s_old)
         delta = trafl_residual(logz, s_theta, s_ref, r_tilde, self.beta)
         if self.importance_weight == "clipped":
             w = clipped_importance_weight(s_theta - s_old, self.eps_low, self.eps_high)
