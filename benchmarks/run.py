@@ -11,9 +11,9 @@ Sections:
   with threshold decoding, at several (batch, gen length, steps, block) settings on a
   random-weight tiny model; checks that trafl's uncached sampler is token-identical to the
   reference at temperature 0 (the run exits with status 1 if not).
-* ``threshold``: the same variants on the trained subset-sum model at a long canvas (a trained model
+* ``threshold``: the same variants on the trained demo model at a long canvas (a trained model
   is needed: threshold decoding only helps where the model is confident, e.g. on EOS tails).
-* ``accuracy``: pass@1 / pass@16 on the subset_sum held-out prompts for every variant with the trained model
+* ``accuracy``: pass@1 / pass@16 on the demo task's held-out prompts for every variant with the trained model
   at its own completion length, and the fraction of samples identical to the exact sampler's.
 * ``elbo``: the Monte-Carlo ELBO estimator's cost over the bare forward passes it needs.
 * ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings.
@@ -58,8 +58,8 @@ OPT_IN_SECTIONS = ("demo",)
 DEMO_BUDGET_S = {False: 15 * 60.0, True: 3 * 60.0}
 from trafl.demo import ASSET_BASE  # noqa: E402
 
-DEFAULT_TRAINED = str(ASSET_BASE)  # the trained subset-sum base shipped for trafl demo
-TRAINED_TASK = "subset_sum"
+DEFAULT_TRAINED = str(ASSET_BASE)  # the trained base shipped for trafl demo (decoy_rule since the study moved to it)
+TRAINED_TASK = "decoy_rule"
 
 # (batch, gen_length, steps, block_length)
 SAMPLER_SETTINGS = [(1, 256, 256, 32), (4, 256, 256, 32), (4, 256, 128, 32)]
@@ -172,7 +172,7 @@ def bench_threshold(args, record: dict) -> None:
                      "median_s": sbs.median_time(name), "x_trafl": sbs.speedup(name),
                      "agree_exact": float((out.completion == exact.completion).float().mean()),
                      "solved": sum(task.is_correct(a, r) for a, r in zip(answers, rows_data))})
-    _print_side_by_side(f"threshold decoding and cache, trained subset-sum model, {len(rows_data)} prompts, T=0, "
+    _print_side_by_side(f"threshold decoding and cache, trained {TRAINED_TASK} model, {len(rows_data)} prompts, T=0, "
                         f"steps=L (one token per step)", rows,
                         ["variant", "L", "block", "forward_passes", "median_s", "x_trafl", "agree_exact", "solved"])
     record["threshold"] = {"rows": rows, "model": args.trained_model}
@@ -208,7 +208,7 @@ def bench_accuracy(args, record: dict) -> None:
                      "same_as_exact": float((out.completion == exact.completion).all(dim=1).float().mean()),
                      "forward_passes": out.num_forward, "seconds": seconds})
     _print_side_by_side(
-        f"accuracy on subset_sum ({len(data)} test prompts x {n} samples, T={args.accuracy_temperature}, "
+        f"accuracy on {TRAINED_TASK} ({len(data)} test prompts x {n} samples, T={args.accuracy_temperature}, "
         f"L={gen_length}, block={args.accuracy_block}, steps=L; pass@k in %, se = standard error over prompts; "
         f"same_as_exact = share of samples identical to the exact sampler's with the same seeds)", rows,
         ["variant", "pass@1", "se1", "pass@16", "se16", "same_as_exact", "forward_passes", "seconds"])
@@ -335,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per measurement (median)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (default 1: on a shared 2-core machine two threads ran ~40x slower; 0: torch's default)")
-    parser.add_argument("--trained-model", default=DEFAULT_TRAINED, help="trained subset-sum model directory")
-    parser.add_argument("--accuracy-length", type=int, default=10, help="completion length of the accuracy check")
+    parser.add_argument("--trained-model", default=DEFAULT_TRAINED, help="trained model directory (default: the demo base)")
+    parser.add_argument("--accuracy-length", type=int, default=5, help="completion length of the accuracy check")
     parser.add_argument("--accuracy-block", type=int, default=5, help="block length of the accuracy check")
     parser.add_argument("--accuracy-temperature", type=float, default=0.6)
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")

@@ -37,15 +37,19 @@ from trafl.objectives.options import ObjectiveOptions
 from trafl.utils.config import option
 
 IMPORTANCE_WEIGHTS = ("none", "clipped")
+#: The default total tilt ``L * beta`` (nats per unit of the transformed reward).
+DEFAULT_TILT = 5.0
 
 
 @dataclass
 class TraFLOptions(ObjectiveOptions):
-    beta: float = option(0.05, "Reward temperature per token of the normalised surrogate: the target is "
-                               "pi_ref * exp(L_norm * beta * r~).", min=0.0)
+    beta: float | None = option(
+        None, "Reward temperature per token of the normalised surrogate: the target is pi_ref * exp(L_norm * beta * r~). "
+              "Default (null): DEFAULT_TILT / L = 5 / L, a total tilt of 5 nats on the reward whatever the canvas length "
+              "(chosen on the CPU study's validation split, docs/study.md).", min=0.0)
     reward_transform: str = option("group_norm", "Reward transform r~: group_norm (r - mean) / (std + eps), "
                                                  "loo (leave-one-out), raw.", choices=REWARD_TRANSFORMS)
-    logz: str = option("learned", "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
+    logz: str = option("vargrad", "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
                                   "on the policy trunk, VarGrad (the detached group mean), or partition (the target's "
                                   "own normaliser E_ref[exp(L beta r~)], self-normalised importance estimate over the group).",
                        choices=LOGZ_MODES)
@@ -84,14 +88,19 @@ class TraFL(Objective):
                 group.logz_features = pooled_prompt_features(reference, group.prompt_ids, group.prompt_attention_mask)
         return group
 
+    def beta_for(self, group: RolloutGroup) -> float:
+        """``beta`` per token: the option, or ``DEFAULT_TILT / L`` for this batch's canvas length ``L``."""
+        return self.beta if self.beta is not None else DEFAULT_TILT / group.completion.shape[1]
+
     def log_partition(self, policy: Any, group: RolloutGroup, s_theta: torch.Tensor, s_ref: torch.Tensor,
                       r_tilde: torch.Tensor, s_old: torch.Tensor | None = None) -> torch.Tensor:
         """``[N]`` ``logZ(x)`` of each row's prompt."""
+        beta = self.beta_for(group)
         if self.logz_mode == "vargrad":
-            return vargrad_logz(s_theta, s_ref, r_tilde, self.beta, group.group_size)
+            return vargrad_logz(s_theta, s_ref, r_tilde, beta, group.group_size)
         if self.logz_mode == "partition":
             old = s_theta.detach() if s_old is None else s_old
-            return partition_logz(s_ref, old, r_tilde, self.beta, group.lengths(self.length_norm).to(s_theta.dtype),
+            return partition_logz(s_ref, old, r_tilde, beta, group.lengths(self.length_norm).to(s_theta.dtype),
                                   group.group_size)
         if self.logz_mode == "learned":
             if group.logz_features is None:
@@ -109,7 +118,7 @@ class TraFL(Objective):
         s_old = self.old_surrogate(group, current).value.to(s_theta.dtype) / lengths
         r_tilde = transform_rewards(group.rewards.to(s_theta.dtype), self.reward_transform).reshape(-1)
         logz = self.log_partition(policy, group, s_theta, s_ref, r_tilde, s_old)
-        delta = trafl_residual(logz, s_theta, s_ref, r_tilde, self.beta)
+        delta = trafl_residual(logz, s_theta, s_ref, r_tilde, self.beta_for(group))
         if self.importance_weight == "clipped":
             w = clipped_importance_weight(s_theta - s_old, self.eps_low, self.eps_high)
         else:
