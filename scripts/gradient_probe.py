@@ -12,7 +12,7 @@
 
 A reward that rises for small positive ``eta`` says the estimated gradient is an ascent direction
 at that batch size; a reward that falls on both sides says the step is dominated by noise and
-curvature. This is how docs/study.md diagnoses why RL barely moves the tiny subset-sum model.
+curvature. docs/study.md uses it to check that the study's signal exists before spending a budget.
 Nothing here touches held-out prompts.
 """
 
@@ -44,14 +44,15 @@ def rollouts(model, tok, task, rows, n, seed, args):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="src/trafl/assets/demo_base")
-    p.add_argument("--task", default="subset_sum")
+    p.add_argument("--task", default="decoy_rule")
+    p.add_argument("--max-prompts", type=int, default=256, help="the first N training prompts (0: all)")
     p.add_argument("--objective", default="espo", help="espo | trafl | justgrpo | diffu_grpo | sft_pos")
     p.add_argument("--surrogate", default=None, help="elbo | trajectory | autoregressive | onestep (default: the objective's)")
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
-    p.add_argument("--beta", type=float, default=0.25, help="TraFL's beta (ignored by the others)")
+    p.add_argument("--beta", type=float, default=1.0, help="TraFL's beta per token (ignored by the others)")
     p.add_argument("--group-size", type=int, default=16)
     p.add_argument("--eval-samples", type=int, default=16, help="fresh rollouts per prompt at each step size")
-    p.add_argument("--gen-length", type=int, default=10)
+    p.add_argument("--gen-length", type=int, default=5)
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--micro-prompts", type=int, default=8)
     p.add_argument("--steps", default="-0.05,0,0.01,0.02,0.05", help="comma-separated eta (L2 norm of the step)")
@@ -64,13 +65,14 @@ def main() -> None:
     model.eval()
     task = get_task(args.task)
     rows = task.load(task.train_split)
+    rows = rows[: args.max_prompts] if args.max_prompts else rows
     out, reward = rollouts(model, tok, task, rows, args.group_size, 1000, args)
     group = RolloutGroup(input_ids=out.sequences, attention_mask=out.attention_mask, prompt_length=out.prompt_length,
                          rewards=reward.view(len(rows), args.group_size), eos_token_id=tok.eos_token_id,
                          commit_step=out.commit_step)
     name = "espo" if args.objective == "sft_pos" else args.objective
     options = {"surrogate": args.surrogate} if args.surrogate else {}
-    options.update({"trafl": {"beta": args.beta, "logz": "vargrad"}, "espo": {"beta": 0.0}}.get(name, {}))
+    options.update({"trafl": {"beta": args.beta, "logz": "vargrad"}}.get(name, {}))
     objective = get_objective(name, **options)
     group = objective.prepare(group, reference=copy.deepcopy(model), generator=torch.Generator().manual_seed(0))
     model.train()

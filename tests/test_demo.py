@@ -116,6 +116,8 @@ def test_study_checks_read_the_claims_off_an_analysis():
     c = checks["c_trafl_above_baseline_frontiers"]
     assert c["trafl_end"]["pass@1"] == pytest.approx(0.75) and c["methods"]["espo"]["ok"]
     assert analysis["frontiers"]["espo"][0]["step"] == 0 and analysis["frontiers"]["espo"][-1]["step"] == 3
+    vs = analysis["trafl_minus_baselines"]["espo"][str(t)][4]
+    assert vs["diff"] == pytest.approx(0.25) and vs["num_problems"] == 4  # per prompt 1,1,1,1 vs 1,1,1,0
     d = checks["d_trafl_keeps_path_entropy"]
     assert d["trafl"] == 1.2 and d["baselines"] == {"espo": 0.2} and d["ok"]
 

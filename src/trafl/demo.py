@@ -267,8 +267,9 @@ def run_demo(cfg: DemoConfig) -> dict:
         finals[label] = train_run(cfg, method, seed, label, base, out)
         if not already or f"train/{label}" not in timings:
             timings[f"train/{label}"] = time.perf_counter() - t
+        every = max(1, cfg.max_steps // cfg.checkpoints)
         for step, path in checkpoint_models(out / "runs" / label).items():
-            if step < cfg.max_steps:
+            if step <= every * (cfg.checkpoints - 1):  # the last point of the frontier is the final model
                 frontier_models[f"{label}@{step}"] = path
 
     task = get_task(cfg.task)

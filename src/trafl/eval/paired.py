@@ -36,12 +36,17 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / m)
 
 
-def paired_difference(cells: Sequence[dict], base: dict, k: int, problems: Sequence[str] | None = None) -> dict:
-    """Seed-averaged pass@k of ``cells`` minus ``base``'s, per problem, then mean +- s.e. over problems.
+def paired_difference(cells: Sequence[dict], base: dict | Sequence[dict], k: int,
+                      problems: Sequence[str] | None = None) -> dict:
+    """Seed-averaged pass@k of ``cells`` minus ``base``'s (one cell, or several seeds averaged), per
+    problem, then mean +- s.e. over problems.
 
     ``problems`` restricts to a subset (e.g. the prompts where a shortcut exists).
     """
-    base_p = per_problem_pass_at_k(base, k)
+    bases = [base] if isinstance(base, dict) else list(base)
+    per_base = [per_problem_pass_at_k(b, k) for b in bases]
+    base = bases[0]
+    base_p = {pid: sum(p[pid] for p in per_base) / len(per_base) for pid in per_base[0]}
     seeds = [per_problem_pass_at_k(c, k) for c in cells]
     ids = [pid for pid in base["problem_ids"] if all(pid in s for s in seeds)]
     if problems is not None:

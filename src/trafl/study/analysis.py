@@ -82,6 +82,15 @@ def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_m
                 "distinct_correct": sum(c["distinct_correct"]["mean"] for c in mc) / len(mc),
                 "paths": _mean_paths([path_summary(c) for c in mc]),
             }
+    if "trafl" in methods:
+        vs = {}
+        for t in temps:
+            mine = method_cells(results, "trafl", t)
+            for m in methods:
+                other = method_cells(results, m, t) if m != "trafl" else []
+                if mine and other:
+                    vs.setdefault(m, {})[str(t)] = {k: paired_difference(mine, other, k) for k in (1, k_max)}
+        out["trafl_minus_baselines"] = vs
     if shortcut:
         ft = frontier_temperature
         with_s = [pid for pid, v in shortcut.items() if v]

@@ -75,6 +75,16 @@ def render_report(analysis: dict, results: dict, cfg: Any, timings: dict, plots:
              f"{cfg.prompts_per_step} prompts x {cfg.num_generations} samples each. Paired differences are per prompt, "
              "seed-averaged model minus base, mean +- s.e. over prompts.", "",
              "## Results", "", main_table(analysis), "", "## Checks", "", checks_text(analysis["checks"]), ""]
+    vs = analysis.get("trafl_minus_baselines")
+    if vs:
+        parts += [f"## TraFL minus each baseline, paired (seed means on both sides; s.e. over prompts)", "",
+                  f"| baseline | T | pass@1 | pass@{k} |", "|---|---|---|---|"]
+        for m, per_t in vs.items():
+            for t, d in per_t.items():
+                a, b = d[1], d[k]
+                parts.append(f"| {m} | {t} | {100 * a['diff']:+.1f} +- {100 * a['stderr']:.1f} | "
+                             f"{100 * b['diff']:+.1f} +- {100 * b['stderr']:.1f} |")
+        parts.append("")
     tr = analysis.get("training_reward", {})
     if tr:
         parts += ["## Training reward (first vs last tenth of the steps)", "", "| run | first | last |", "|---|---|---|"]
