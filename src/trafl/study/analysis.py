@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from typing import Any, Sequence
 
-from trafl.eval.paired import frontier_points, frontier_value_at, mean_stderr, paired_difference
+from trafl.eval.paired import frontier_points, frontier_value_at, paired_difference
 
 LABEL = re.compile(r"^(?P<method>.+)-s(?P<seed>\d+)(?:@(?P<step>\d+))?$")
 
@@ -201,9 +201,3 @@ def study_checks(analysis: dict, *, methods: Sequence[str], k_max: int, temperat
             "ok": all(v is not None and mine > v for v in others.values()),
         }
     return checks
-
-
-def summarise_seeds(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and spread (half the range) of per-seed values."""
-    mean, _ = mean_stderr(values)
-    return mean, (max(values) - min(values)) / 2 if values else float("nan")

@@ -77,7 +77,7 @@ def render_report(analysis: dict, results: dict, cfg: Any, timings: dict, plots:
              "## Results", "", main_table(analysis), "", "## Checks", "", checks_text(analysis["checks"]), ""]
     vs = analysis.get("trafl_minus_baselines")
     if vs:
-        parts += [f"## TraFL minus each baseline, paired (seed means on both sides; s.e. over prompts)", "",
+        parts += ["## TraFL minus each baseline, paired (seed means on both sides; s.e. over prompts)", "",
                   f"| baseline | T | pass@1 | pass@{k} |", "|---|---|---|---|"]
         for m, per_t in vs.items():
             for t, d in per_t.items():
