@@ -41,8 +41,9 @@ def random_group(num_prompts: int, group_size: int, prompt_length: int, gen_leng
 
 
 def build_objective(method: str, hidden_size: int, **options: Any):
-    if method == "trafl":
+    if method == "trafl":  # the learned head: its cost is part of the measurement, and row chunks need it
         options.setdefault("hidden_size", hidden_size)
+        options.setdefault("logz", "learned")
     return get_objective(method, **options)
 
 
@@ -79,6 +80,8 @@ def update_step(objective, policy: Any, reference: Any, group: RolloutGroup, opt
     else:
         if objective.name != "trafl":
             raise ValueError("row chunks are implemented for TraFL only")
+        if objective.logz_mode in ("vargrad", "partition"):
+            raise ValueError("row chunks need a logZ that does not depend on the rows of the group (logz='learned')")
         transform, objective.reward_transform = objective.reward_transform, "raw"
         try:
             r_tilde = transform_rewards(prepared.rewards, transform)
