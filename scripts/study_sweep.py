@@ -34,8 +34,11 @@ from trafl.utils.io import atomic_write_text, read_jsonl
 
 def parse_variant(text: str) -> tuple[str, dict]:
     name, _, body = text.partition(":")
-    fields = dict(item.split("=", 1) for item in body.split(",") if item)
-    return name, fields
+    items = [item for item in body.split(",") if item]
+    bad = [item for item in items if "=" not in item]
+    if not name or bad:
+        raise SystemExit(f"--variants {text!r}: expected name:key=value,key=value (bad: {bad or 'empty name'})")
+    return name, dict(item.split("=", 1) for item in items)
 
 
 def main() -> None:

@@ -58,20 +58,21 @@ def make_options(name: str, values: dict[str, Any] | None = None, source: str = 
 def get_objective(name: str, *, hidden_size: int | None = None, micro_batch_size: int | None = None,
                   **options: Any) -> Objective:
     """Build the objective ``name`` with ``options`` (its ``Options`` fields; the rest keep their defaults)."""
-    cls = objective_class(name)
-    kwargs: dict[str, Any] = {"micro_batch_size": micro_batch_size}
-    if "hidden_size" in inspect.signature(cls.__init__).parameters:
-        kwargs["hidden_size"] = hidden_size
-    return cls(make_options(name, options), **kwargs)
+    return _build(objective_class(name), make_options(name, options), hidden_size, micro_batch_size)
 
 
 def objective_from_config(cfg: Any, *, hidden_size: int | None = None, micro_batch_size: int | None = None) -> Objective:
     """Build the objective a :class:`trafl.train.config.TrainConfig` describes (its resolved options)."""
-    cls = objective_class(cfg.method)
+    return _build(objective_class(cfg.method), cfg.objective, hidden_size, micro_batch_size)
+
+
+def _build(cls: type[Objective], options: ObjectiveOptions, hidden_size: int | None,
+           micro_batch_size: int | None) -> Objective:
+    """``cls(options)``, handing ``hidden_size`` only to objectives that take it (a learned logZ head)."""
     kwargs: dict[str, Any] = {"micro_batch_size": micro_batch_size}
     if "hidden_size" in inspect.signature(cls.__init__).parameters:
         kwargs["hidden_size"] = hidden_size
-    return cls(cfg.objective, **kwargs)
+    return cls(options, **kwargs)
 
 
 def add_objective_arguments(parser: Any) -> None:
