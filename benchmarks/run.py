@@ -16,7 +16,9 @@ Sections:
 * ``accuracy``: pass@1 / pass@16 on the demo task's held-out prompts for every variant with the trained model
   at its own completion length, and the fraction of samples identical to the exact sampler's.
 * ``elbo``: the Monte-Carlo ELBO estimator's cost over the bare forward passes it needs.
-* ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings.
+* ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings, then one
+  rollout batch's whole update at each method's own recipe (ESPO 8 inner iterations on its 4-draw ELBO with
+  fresh noise per iteration, d1 12 with fresh prompt masks, JustGRPO and TraFL 1).
 * ``grading``: code-reward grading throughput (programs/s, ``--grading-workers`` sandboxes in
   parallel) on the same MBPP reference programs with the old assert-append harness (``append``,
   gameable), the parsed compute-inside/compare-outside path (``parsed``) and the hardened
@@ -46,7 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import format_table, machine, peak_memory, side_by_side  # noqa: E402
 from benchmarks.reference_sampler import reference_generate  # noqa: E402
-from benchmarks.steps import METHODS, build_objective, make_trainable, random_group, update_step  # noqa: E402
+from benchmarks.steps import (METHODS, build_objective, make_trainable, random_group,  # noqa: E402
+                              rollout_batch_update, update_step)
 from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
 from trafl.likelihood.tokens import mask_completion  # noqa: E402
 from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
@@ -280,6 +283,37 @@ def bench_train(args, record: dict) -> None:
                         f"one-step; one inner iteration each (ESPO's recipe runs 8, d1's 12); tiny model, full fine-tuning)",
                         rows, ["method", "median_s", "time_over_trafl", "peak_MiB"])
     record["train"] = {"rows": rows, "G": g, "P": p, "L": gen_length}
+    record["train_recipe"] = _bench_train_recipe(args, g, p, gen_length)
+
+
+def _bench_train_recipe(args, g: int, p: int, gen_length: int) -> dict:
+    """One rollout batch's whole update at each method's own recipe (its inner iterations, its
+    Monte-Carlo draws and per-iteration noise): what a method pays per batch of rollouts."""
+    from trafl.objectives.registry import objective_class
+
+    rows, fns = [], {}
+    for method in METHODS:
+        torch.manual_seed(0)
+        policy = build_model("tiny")
+        objective = build_objective(method, policy.config.d_model)
+        reference, opt = make_trainable(policy, objective)
+        group = random_group(1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id,
+                             policy.config.mask_token_id)
+        mu = objective_class(method).train_defaults.get("num_iterations", 1)
+        fns[method] = (lambda o=objective, m=policy, r=reference, gr=group, op=opt, n=mu:
+                       rollout_batch_update(o, m, r, gr, op, n))
+        surrogate = objective.options.surrogate
+        rows.append({"method": method, "num_iterations": mu, "surrogate": surrogate,
+                     "num_mc": objective.options.num_mc if surrogate == "elbo" else "-"})
+    sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
+    for row in rows:
+        row["median_s"] = sbs.median_time(row["method"])
+        row["time_over_trafl"] = row["median_s"] / sbs.median_time("trafl")
+    _print_side_by_side(f"one rollout batch's update at each method's recipe (G={g}, P={p}, L={gen_length}: prepare "
+                        "with old policy and per-iteration noise, then num_iterations x (loss + backward + AdamW); "
+                        "tiny model, full fine-tuning)",
+                        rows, ["method", "num_iterations", "surrogate", "num_mc", "median_s", "time_over_trafl"])
+    return {"rows": rows, "G": g, "P": p, "L": gen_length}
 
 
 def bench_grading(args, record: dict) -> None:

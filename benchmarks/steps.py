@@ -96,6 +96,31 @@ def update_step(objective, policy: Any, reference: Any, group: RolloutGroup, opt
     return total
 
 
+def rollout_batch_update(objective, policy: Any, reference: Any, group: RolloutGroup,
+                         optimizer: torch.optim.Optimizer, num_iterations: int, generator_seed: int = 0) -> float:
+    """Everything one rollout batch costs after sampling, at a method's own recipe.
+
+    ``RLTrainer.train_step`` minus rollout and reward: ``prepare`` with the old policy (when
+    ``num_iterations > 1``) and, with ``resample_noise``, one noise draw per inner iteration scored by the
+    old policy and the reference; then ``num_iterations`` times loss, backward and optimizer step on
+    ``group.for_iteration(i)``. Returns the last inner iteration's loss.
+    """
+    gen = torch.Generator(device=group.input_ids.device).manual_seed(generator_seed)
+    was_training = policy.training
+    policy.eval()
+    old = policy if num_iterations > 1 else None
+    prepared = objective.prepare(group, reference=reference, old_policy=old, generator=gen,
+                                 num_iterations=num_iterations)
+    policy.train(was_training)
+    loss = torch.zeros(())
+    for i in range(num_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        loss, _ = objective(policy, prepared.for_iteration(i))
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
+
+
 def make_trainable(policy: torch.nn.Module, objective, lr: float = 1e-4) -> tuple[Any, torch.optim.Optimizer]:
     """The reference (adapters off under peft, else a frozen copy) and an AdamW over policy + head."""
     reference = make_reference(policy)
