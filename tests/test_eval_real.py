@@ -9,7 +9,7 @@ import pytest
 
 from rl_toys import make_model_dir
 from trafl.cli import main
-from trafl.eval.generation import SamplerGenerator, SamplerSettings
+from trafl.eval.generation import SamplerGenerator, SamplerSweep
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_cli_end_to_end_is_batch_independent(model_dir, tmp_path, capsys):
 
 
 def test_sampler_generator_seeds_fix_each_sample(model_dir):
-    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSettings(block_length=4))
+    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSweep(block_length=4))
     seeds = [[11, 12], [13, 11]]
     out = gen.generate(["1+1=", "22+3="], n=2, temperature=1.0, gen_length=8, seeds=seeds)
     alone = gen.generate(["22+3="], n=2, temperature=1.0, gen_length=8, seeds=[seeds[1]])

@@ -54,8 +54,9 @@ class SamplerSettings:
 
     @property
     def approximate(self) -> bool:
-        """True when a speed-up changes the sampler's law (a KV cache or a confidence threshold)."""
-        return self.cache != "none" or self.threshold is not None
+        """True when a speed-up changes the sampler's law: a KV cache, or a threshold below 1 (no
+        confidence exceeds 1, so ``threshold=1`` commits exactly what the exact sampler does)."""
+        return self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
