@@ -116,5 +116,7 @@ def test_sampler_settings_one_check_names_the_callers_fields():
     assert s.generate_kwargs()["steps"] == 16 and not s.approximate  # steps default: one token per step
     assert load_config(SamplerSettings, None, {"cache": "prefix"}).approximate
     assert not load_config(SamplerSettings, None, {"threshold": 1.0}).approximate  # nothing exceeds 1
+    left_to_right = dict(gen_length=8, steps=8, block_length=1, cache="dual", threshold=0.5)
+    assert not load_config(SamplerSettings, None, left_to_right).approximate  # one step per block: exact
     assert load_config(SamplerSettings, None, {"threshold": 0.9}).describe() == {
         "steps": 128, "block_length": 32, "remasking": "low_confidence", "threshold": 0.9}

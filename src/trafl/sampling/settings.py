@@ -55,8 +55,12 @@ class SamplerSettings:
     @property
     def approximate(self) -> bool:
         """True when a speed-up changes the sampler's law: a KV cache, or a threshold below 1 (no
-        confidence exceeds 1, so ``threshold=1`` commits exactly what the exact sampler does)."""
-        return self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
+        confidence exceeds 1, so ``threshold=1`` commits what the exact sampler does), on blocks of
+        several steps. With one step per block (``steps = gen_length / block_length``, e.g. left to
+        right) both are exact: the step commits its whole block from a full forward pass."""
+        several_steps = self.resolved_steps > self.gen_length // max(self.block_length, 1)
+        speedup = self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
+        return several_steps and speedup
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
