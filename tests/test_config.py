@@ -86,3 +86,37 @@ def test_argparse_integration_and_help():
 def test_every_field_needs_help():
     with pytest.raises(ValueError):
         option(1)
+
+
+def test_repeatable_list_flags_take_each_value_whole():
+    @dataclass
+    class Prompts:
+        prompt: list[str] = option([], "prompts", repeat=True)
+        temps: list[float] = option([0.5], "temperatures")
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, Prompts)
+    args = parser.parse_args(["--prompt", "a, b", "--prompt", "c", "--temps", "0.1,0.2"])
+    cfg = load_config(Prompts, None, overrides_from_args(args))
+    assert cfg.prompt == ["a, b", "c"] and cfg.temps == [0.1, 0.2]
+    assert load_config(Prompts, None, overrides_from_args(parser.parse_args([]))).prompt == []
+
+
+def test_sampler_settings_one_check_names_the_callers_fields():
+    from trafl.sampling.settings import SamplerSettings, check_sampler
+
+    with pytest.raises(ConfigError, match="steps=6 must be a multiple of the number of blocks gen_length/block_length=4"):
+        load_config(SamplerSettings, None, {"gen_length": 16, "block_length": 4, "steps": 6})
+    with pytest.raises(ConfigError, match="diffusion_steps=32 must be <= max_completion_length=16"):
+        check_sampler(SamplerSettings(gen_length=16, steps=32, block_length=16),
+                      {"gen_length": "max_completion_length", "steps": "diffusion_steps"})
+    with pytest.raises(ConfigError, match="'threshold': must be <= 1.0"):
+        load_config(SamplerSettings, None, {"threshold": 1.5})
+    s = load_config(SamplerSettings, None, {"gen_length": 16, "block_length": 4})
+    assert s.generate_kwargs()["steps"] == 16 and not s.approximate  # steps default: one token per step
+    assert load_config(SamplerSettings, None, {"cache": "prefix"}).approximate
+    assert not load_config(SamplerSettings, None, {"threshold": 1.0}).approximate  # nothing exceeds 1
+    left_to_right = dict(gen_length=8, steps=8, block_length=1, cache="dual", threshold=0.5)
+    assert not load_config(SamplerSettings, None, left_to_right).approximate  # one step per block: exact
+    assert load_config(SamplerSettings, None, {"threshold": 0.9}).describe() == {
+        "steps": 128, "block_length": 32, "remasking": "low_confidence", "threshold": 0.9}

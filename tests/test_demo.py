@@ -129,3 +129,18 @@ def test_demo_config_errors():
         load_config(DemoConfig, None, {"k_max": 64})
     with pytest.raises(ConfigError, match="'methods': unknown \\['ppo'\\]"):
         load_config(DemoConfig, None, {"methods": "trafl,ppo"})
+
+
+def test_demo_sampler_settings_are_checked_at_load_and_reach_training(tmp_path):
+    from trafl.demo import train_fields
+    from trafl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="diffusion_steps=6 must be <= gen_length=5"):
+        load_config(DemoConfig, None, {"diffusion_steps": 6})
+    cfg = load_config(DemoConfig, None, {"temperature": 0.7})
+    assert cfg.sampler.generate_kwargs() == dict(gen_length=5, steps=5, block_length=5, temperature=0.7,
+                                                 remasking="low_confidence", cache="none", threshold=None)
+    fields = train_fields(cfg, "trafl", 0, Path("base"), tmp_path)
+    assert {k: fields[k] for k in ("max_completion_length", "diffusion_steps", "block_length", "temperature")} == {
+        "max_completion_length": 5, "diffusion_steps": 5, "block_length": 5, "temperature": 0.7}
+    assert "diffusion_steps" not in train_fields(cfg, "justgrpo", 0, Path("base"), tmp_path)  # its recipe samples

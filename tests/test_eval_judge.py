@@ -124,3 +124,83 @@ def test_hf_judge_runs_a_causal_lm():
     judge = HFJudge("unused", model=model, tokenizer=tok, max_new_tokens=4)
     text = judge.complete("which set wins")
     assert isinstance(text, str) and len(text) <= 4
+
+
+# --- trafl eval --judge-*: every model against the base, from the generation caches ----------------
+
+def _fake_models(tmp_path, monkeypatch):
+    """Two model directories whose 'generators' are scripted: the base always answers 0 (one
+    approach), the tuned model spreads its answers (several)."""
+    from pathlib import Path
+
+    from test_eval_runner import FakeGenerator
+    from trafl.eval.generation import SamplerGenerator
+
+    gens = {"base": FakeGenerator(temperature_scale=0), "tuned": FakeGenerator(temperature_scale=6)}
+    for name in gens:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+    monkeypatch.setattr(SamplerGenerator, "from_pretrained",
+                        classmethod(lambda cls, path, settings, **kw: gens[Path(path).name]))
+    return ["--model", f"base={tmp_path / 'base'}", "--model", f"tuned={tmp_path / 'tuned'}"]
+
+
+def _eval_args(tmp_path, models, *extra):
+    return ["eval", *models, "--task", "test_eval_runner:MultiAnswerTask", "--n", "6", "--temperatures", "0.9",
+            "--gen-lengths", "32", "--base", "base", "--out", str(tmp_path / "out"), "--no-plots", "--quiet", *extra]
+
+
+def test_cli_judge_compares_each_model_with_the_base(tmp_path, monkeypatch, capsys):
+    from trafl.cli import main
+    from trafl.eval import judge as judge_lib
+    from trafl.eval.cache import Cell, cache_path
+    from trafl.utils.io import read_jsonl
+
+    models = _fake_models(tmp_path, monkeypatch)
+    made = {}
+
+    def fake_make_judge(model, **kw):
+        made.update(model=model, **kw)
+        return ScriptedJudge()
+
+    monkeypatch.setattr(judge_lib, "make_judge", fake_make_judge)
+    assert main(_eval_args(tmp_path, models, "--judge-model", "my-judge", "--judge-url", "http://localhost:1/v1",
+                           "--judge-max-tokens", "64", "--seed", "2")) == 0
+    assert made["model"] == "my-judge" and made["url"] == "http://localhost:1/v1" and made["max_tokens"] == 64
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["judge"]["model"] == "my-judge"
+    (comp,) = results["judge"]["comparisons"]  # one non-base model, one cell
+    assert (comp["model"], comp["base"], comp["temperature"], comp["gen_length"]) == ("tuned", "base", 0.9, 32)
+    # the judged problems: those both models solved, from the caches, in evaluation order
+    sols = {m: judge_lib.correct_solutions(read_jsonl(cache_path(tmp_path / "out", Cell(m, comp["task"], 0.9, 32)))[1:])
+            for m in ("base", "tuned")}
+    both = [p for p in results["results"][0]["problem_ids"] if sols["base"].get(p) and sols["tuned"].get(p)]
+    assert comp["problem_ids"] == both and len(both) >= 2
+    # the base's correct answers are all "-> 0": one approach, so it never wins; the tuned model wins
+    # exactly where it has more distinct correct texts
+    expected = ["B" if len(set(sols["tuned"][p])) > 1 else "TIE" for p in both]
+    assert comp["winners"] == expected and comp["wins_a"] == 0 and comp["wins_b"] == expected.count("B") >= 1
+    assert comp["mean_approaches_a"] == 1.0
+    report = (tmp_path / "out" / "results.md").read_text()
+    assert "## Approach diversity (LLM judge: my-judge)" in report and "| tuned | base | 0.9 | 32 |" in report
+
+
+def test_cli_judge_runs_a_local_hugging_face_model(tmp_path, monkeypatch, capsys):
+    """The default judge loads a causal LM from a directory (no network): a tiny random GPT-2 whose
+    answers hold no verdict, so every judged problem counts as invalid."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from trafl.cli import main
+    from trafl.models import build_char_tokenizer
+
+    tok = build_char_tokenizer(list("abcdefghijklmnopqrstuvwxyz0123456789 "))
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=4096, n_embd=16, n_layer=1, n_head=2,
+                               eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / "judge")
+    tok.save_pretrained(tmp_path / "judge")
+    models = _fake_models(tmp_path, monkeypatch)
+    assert main(_eval_args(tmp_path, models, "--judge-model", str(tmp_path / "judge"), "--judge-max-tokens", "3",
+                           "--judge-limit", "2")) == 0
+    (comp,) = json.loads((tmp_path / "out" / "results.json").read_text())["judge"]["comparisons"]
+    assert len(comp["problem_ids"]) == 2 and comp["invalid"] == 2 and comp["winners"] == [None, None]

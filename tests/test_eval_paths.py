@@ -13,7 +13,7 @@ from test_eval_runner import PLAN, FakeGenerator, MultiAnswerTask
 from trafl.errors import ConfigError
 from trafl.eval.cache import Cell, cache_path
 from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
-from trafl.eval.generation import Generations, SamplerSettings
+from trafl.eval.generation import Generations, SamplerSweep
 from trafl.eval.paths import entropy, path_metrics, summarise_paths
 from trafl.eval.report import render_markdown
 from trafl.sampling import generate
@@ -165,7 +165,7 @@ class PathFakeGenerator(FakeGenerator):
 
 
 def run(out, generator, models=("base", "tuned")):
-    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSettings(block_length=32)) for label in models]
+    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32)) for label in models]
     task = MultiAnswerTask()
     return run_evaluation(specs, [TaskSpec(task, task.load())], EvalPlan(batch_size=3, **PLAN), out, base=models[0])
 
@@ -234,7 +234,7 @@ def test_sampler_generator_paths_end_to_end(tmp_path):
     from trafl.eval.generation import SamplerGenerator
 
     model_dir = make_model_dir(tmp_path / "micro", seed=1)
-    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSettings(block_length=4))
+    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSweep(block_length=4))
     kw = dict(n=3, temperature=1.0, gen_length=8, seeds=[[1, 2, 3], [4, 5, 6]])
     out = gen.generate_with_paths(["1+1=", "22+3="], **kw)
     assert out.texts == gen.generate(["1+1=", "22+3="], **kw)

@@ -9,7 +9,7 @@ import pytest
 
 from rl_toys import make_model_dir
 from trafl.cli import main
-from trafl.eval.generation import SamplerGenerator, SamplerSettings
+from trafl.eval.generation import SamplerGenerator, SamplerSweep
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +43,23 @@ def test_cli_end_to_end_is_batch_independent(model_dir, tmp_path, capsys):
 
 
 def test_sampler_generator_seeds_fix_each_sample(model_dir):
-    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSettings(block_length=4))
+    gen = SamplerGenerator.from_pretrained(str(model_dir), SamplerSweep(block_length=4))
     seeds = [[11, 12], [13, 11]]
     out = gen.generate(["1+1=", "22+3="], n=2, temperature=1.0, gen_length=8, seeds=seeds)
     alone = gen.generate(["22+3="], n=2, temperature=1.0, gen_length=8, seeds=[seeds[1]])
     assert out[1] == alone[0]
     assert all(isinstance(t, str) for row in out for t in row)
 
+
+
+def test_cli_fast_sampler_is_used_and_recorded(model_dir, tmp_path, capsys):
+    """--cache/--threshold reach the sampler: threshold 0 commits each block of 4 at its first step."""
+    from trafl.eval.cache import Cell, cache_path
+    from trafl.utils.io import read_jsonl
+
+    assert run_cli(model_dir, tmp_path / "fast", 3, "--no-plots", "--cache", "dual", "--threshold", "0.0") == 0
+    results = json.loads((tmp_path / "fast" / "results.json").read_text())
+    assert results["results"][0]["sampler"] == {"steps": 8, "block_length": 4, "remasking": "low_confidence",
+                                                "cache": "dual", "threshold": 0.0}
+    records = read_jsonl(cache_path(tmp_path / "fast", Cell("base", "rl_toys:DigitTask", 1.0, 8)))[1:]
+    assert all(s == [0] * 4 + [4] * 4 for r in records for s in r["commit_steps"])

@@ -12,7 +12,7 @@ from trafl.cli import main
 from trafl.errors import ConfigError
 from trafl.eval.cache import Cell, cache_path
 from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, problem_ids, run_evaluation
-from trafl.eval.generation import SamplerSettings
+from trafl.eval.generation import SamplerSweep
 from trafl.eval.report import render_markdown
 from trafl.tasks.base import Task
 from trafl.utils.io import read_jsonl
@@ -67,7 +67,7 @@ PLAN = dict(n=6, temperatures=[0.3, 0.9], gen_lengths=[32, 64], seed=3)
 
 
 def evaluate(out: Path, generator: FakeGenerator, batch_size: int = 2, models=("base", "tuned")) -> dict:
-    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSettings(block_length=32))
+    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32))
              for label in models]
     task = MultiAnswerTask()
     return run_evaluation(specs, [TaskSpec(task, task.load())], EvalPlan(batch_size=batch_size, **PLAN), out,
@@ -135,7 +135,7 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path):
 def test_changed_settings_are_refused_not_mixed(tmp_path):
     evaluate(tmp_path, FakeGenerator())
     task = MultiAnswerTask()
-    specs = [ModelSpec("base", "/ckpt/base", FakeGenerator, SamplerSettings(block_length=32))]
+    specs = [ModelSpec("base", "/ckpt/base", FakeGenerator, SamplerSweep(block_length=32))]
     plan = EvalPlan(batch_size=2, **{**PLAN, "seed": 4})
     with pytest.raises(ConfigError, match="different settings.*seed"):
         run_evaluation(specs, [TaskSpec(task, task.load())], plan, tmp_path)
@@ -188,14 +188,43 @@ def test_cli_unreadable_model_directories(tmp_path, capsys):
 
 
 def test_cli_bad_sampler_settings_and_flags(tmp_path, capsys):
+    """Every error comes at config load, before the (missing) model is looked at, naming the field."""
     assert _eval(tmp_path, "--block-length", "24") == 2
-    assert "block_length 24 must divide gen_length 32" in capsys.readouterr().err
+    assert "gen_lengths=32 must be a multiple of block_length=24" in capsys.readouterr().err
     assert _eval(tmp_path, "--steps", "8,16") == 2
-    assert "--steps gives 2 values for 1 --gen-lengths" in capsys.readouterr().err
+    assert "'steps': gives 2 values for 1 gen_lengths" in capsys.readouterr().err
+    # every (length, steps) pair is checked: 64 steps suit length 64 but not 32
+    assert _eval(tmp_path, "--gen-lengths", "64,32", "--steps", "64,64") == 2
+    assert "steps=64 must be <= gen_lengths=32" in capsys.readouterr().err
     assert _eval(tmp_path, "--data-path", "other=x.jsonl") == 2
     assert "not among --task" in capsys.readouterr().err
     assert _eval(tmp_path, "--temperatures", "hot") == 2
-    assert "--temperatures expects" in capsys.readouterr().err
+    assert "'temperatures[0]': expected a number, got 'hot'" in capsys.readouterr().err
+    assert _eval(tmp_path, "--threshold", "1.5") == 2
+    assert "'threshold': must be <= 1.0" in capsys.readouterr().err
+    assert _eval(tmp_path, "--cache", "full") == 2
+    assert "'cache': expected one of 'none', 'prefix', 'dual'" in capsys.readouterr().err
+    assert _eval(tmp_path, "--judge-model", "some/judge") == 2
+    assert "'judge_model': the judge compares every model with --base" in capsys.readouterr().err
+    assert main(["eval", "--task", "x", "--out", str(tmp_path / "o")]) == 2
+    assert "config field 'model' is required" in capsys.readouterr().err
+
+
+def test_eval_config_from_yaml_with_flag_overrides(tmp_path):
+    from trafl.eval.cli import EvalConfig
+    from trafl.utils.config import load_config
+
+    f = tmp_path / "eval.yaml"
+    f.write_text("model: [base=/m/a, tuned=/m/b]\ntask: [gsm8k, 'math500,mbpp']\nout: runs/e\n"
+                 "gen_lengths: [64, 128]\nsteps: [32, 64]\nblock_length: 32\ncache: dual\nthreshold: 0.9\n")
+    cfg = load_config(EvalConfig, f, ["--temperatures", "0.5", "--base", "base"])
+    assert cfg.models == [("base", "/m/a"), ("tuned", "/m/b")]
+    assert cfg.task_names == ["gsm8k", "math500", "mbpp"] and cfg.temperatures == [0.5]
+    cell = cfg.sweep.at(128, 0.5)
+    assert cell.generate_kwargs() == dict(gen_length=128, steps=64, block_length=32, temperature=0.5,
+                                          remasking="low_confidence", cache="dual", threshold=0.9)
+    assert cfg.sweep.describe(64) == {"steps": 32, "block_length": 32, "remasking": "low_confidence",
+                                      "cache": "dual", "threshold": 0.9}
 
 
 def test_results_report_how_code_tests_are_graded(tmp_path):

@@ -98,3 +98,29 @@ def test_bad_arguments_are_reported(capsys, model_dir):
     assert "multiple of the number of blocks" in err
     rc = main(["sample", "--model", str(model_dir / "missing"), "--prompt", "1"])
     assert rc == 2
+
+
+def test_config_file_flag_overrides_and_fast_sampler(capsys, model_dir, tmp_path, monkeypatch):
+    seen = []
+
+    def spy(model, input_ids, attention_mask, **kw):
+        out = generate(model, input_ids, attention_mask, **kw)
+        seen.append((kw, out.num_forward))
+        return out
+
+    monkeypatch.setattr(sample_cli, "generate", spy)
+    f = tmp_path / "sample.yaml"
+    f.write_text(f"model: {model_dir}\nprompt: ['1+1=', '2, 3=']\nn: 2\ndevice: cpu\n"
+                 "gen_length: 8\nsteps: 4\nblock_length: 4\ntemperature: 0.7\n")
+    assert main(["sample", "--config", str(f), "--cache", "dual", "--threshold", "0.0", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["prompt"] for r in records] == ["1+1=", "1+1=", "2, 3=", "2, 3="]  # a prompt keeps its comma
+    (kw, num_forward), = seen
+    assert {k: kw[k] for k in ("gen_length", "steps", "block_length", "temperature", "cache", "threshold")} == dict(
+        gen_length=8, steps=4, block_length=4, temperature=0.7, cache="dual", threshold=0.0)
+    assert num_forward == 2  # threshold 0 commits each block in one pass
+    f.write_text(f"model: {model_dir}\nprompt: ['1']\nthreshold: 2\n")
+    assert main(["sample", "--config", str(f)]) == 2
+    assert "'threshold': must be <= 1.0" in capsys.readouterr().err
+    assert main(["sample", "--model", str(model_dir)]) == 2
+    assert "config field 'prompt' is required" in capsys.readouterr().err

@@ -253,3 +253,88 @@ def test_shipped_configs_load():
     for p in train_configs:
         cfg = load_config(TrainConfig, p)
         assert cfg.max_completion_length % cfg.block_length == 0
+
+
+# --- fast rollouts (approximate samplers) and the step-time split ----------------------------------
+
+def test_sampler_fields_are_checked_at_load_naming_the_trainer_field(model_dir, tmp_path):
+    with pytest.raises(ConfigError, match="'rollout_threshold': must be <= 1.0"):
+        cfg_for(model_dir, tmp_path, rollout_threshold=1.5)
+    with pytest.raises(ConfigError, match="'rollout_cache': expected one of 'none', 'prefix', 'dual'"):
+        cfg_for(model_dir, tmp_path, rollout_cache="full")
+    with pytest.raises(ConfigError, match="diffusion_steps=8 must be <= max_completion_length=4"):
+        cfg_for(model_dir, tmp_path, diffusion_steps=8)
+    with pytest.raises(ConfigError, match="max_completion_length=4 must be a multiple of block_length=3"):
+        cfg_for(model_dir, tmp_path, block_length=3)
+    with pytest.raises(ConfigError, match="diffusion_steps=3 must be a multiple of the number of blocks"):
+        cfg_for(model_dir, tmp_path, max_completion_length=8, diffusion_steps=3)
+    cfg = cfg_for(model_dir, tmp_path, rollout_cache="dual", rollout_threshold=0.9)
+    assert cfg.sampler.generate_kwargs() == dict(gen_length=4, steps=4, block_length=4, temperature=1.0,
+                                                 remasking="low_confidence", cache="dual", threshold=0.9)
+    assert cfg.sampler.approximate and not cfg_for(model_dir, tmp_path).sampler.approximate
+
+
+def test_on_policy_flag_of_each_objective():
+    from trafl.objectives import OBJECTIVES
+
+    assert {name: cls.on_policy_rollouts for name, cls in OBJECTIVES.items()} == {
+        "trafl": False, "espo": True, "justgrpo": True, "diffu_grpo": True}
+
+
+def _records(run_dir):
+    import json
+
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_approximate_rollouts_warn_once_for_on_policy_objectives_and_are_recorded(model_dir, tmp_path, caplog):
+    import yaml
+
+    from trafl.train.trainer import run_train
+
+    over = dict(method="espo", num_iterations=1, max_steps=3, rollout_cache="dual", rollout_threshold=0.0)
+    with caplog.at_level("WARNING", logger="trafl.train.trainer"):
+        run_train(cfg_for(model_dir, tmp_path / "espo", **over), progress=False, task=DigitTask())
+    warnings = [r for r in caplog.records if "approximate" in r.getMessage()]
+    assert len(warnings) == 1 and "method 'espo'" in warnings[0].getMessage()
+    saved = yaml.safe_load((tmp_path / "espo" / "train_config.yaml").read_text())
+    assert (saved["rollout_cache"], saved["rollout_threshold"]) == ("dual", 0.0)
+    records = _records(tmp_path / "espo")
+    assert len(records) == 3
+    for r in records:
+        assert (r["rollout/approximate"], r["rollout/cache"], r["rollout/threshold"]) == (1.0, "dual", 0.0)
+        assert r["rollout/num_forward"] == 1.0  # threshold 0 commits the whole (single) block at its first step
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trafl.train.trainer"):  # the exact sampler: no warning, no keys
+        run_train(cfg_for(model_dir, tmp_path / "exact", method="espo", num_iterations=1, max_steps=1),
+                  progress=False, task=DigitTask())
+    assert not [r for r in caplog.records if "approximate" in r.getMessage()]
+    (record,) = _records(tmp_path / "exact")
+    assert record["rollout/approximate"] == 0.0 and record["rollout/num_forward"] == 4.0
+    assert "rollout/cache" not in record and "rollout/threshold" not in record
+
+
+def test_trafl_trains_with_dual_cache_and_threshold_without_warning(model_dir, tmp_path, caplog):
+    import time as _time
+
+    from trafl.train.trainer import RLTrainer
+
+    def slow_reward(prompts, completions, target, **_):
+        _time.sleep(0.05)
+        return digit_reward(prompts, completions, target)
+
+    cfg = cfg_for(model_dir, tmp_path, method="trafl", max_steps=3, max_completion_length=8, diffusion_steps=8,
+                  block_length=4, rollout_cache="dual", rollout_threshold=0.9)
+    before = {k: v.clone() for k, v in RLTrainer(cfg, task=DigitTask(), progress=False).model.state_dict().items()}
+    with caplog.at_level("WARNING", logger="trafl.train.trainer"):
+        result = RLTrainer(cfg, task=DigitTask(), progress=False, reward_fns=[slow_reward]).train()
+    assert not [r for r in caplog.records if "approximate" in r.getMessage()]
+    assert len(result.history) == 3 and all(math.isfinite(r["loss"]) for r in result.history)
+    after = _final_params(tmp_path)
+    assert any(not torch.equal(after[k], before[k]) for k in after if k in before)  # it trained
+    for r in result.history:
+        assert 2.0 <= r["rollout/num_forward"] <= 8.0  # at least one pass per block, at most the steps
+        assert r["time/reward_s"] >= 0.05  # the reward's time is its own (one micro-batch, one call)
+        assert all(r[k] >= 0 for k in ("time/rollout_s", "time/prepare_s", "time/update_s"))
+        assert r["rollout/cache"] == "dual" and r["rollout/threshold"] == 0.9

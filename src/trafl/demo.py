@@ -24,6 +24,7 @@ from pathlib import Path
 
 from trafl.errors import ConfigError
 from trafl.objectives.registry import OBJECTIVES, objective_class
+from trafl.sampling.settings import SamplerSettings, check_sampler
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args, to_dict
 from trafl.utils.io import atomic_write_json, atomic_write_text
 
@@ -87,6 +88,14 @@ class DemoConfig:
                               f"eval_temperatures {self.eval_temperatures}")
         if self.checkpoints > self.max_steps:
             raise ConfigError(f"config field 'checkpoints': {self.checkpoints} exceeds max_steps = {self.max_steps}")
+        check_sampler(self.sampler, {"steps": "diffusion_steps"})
+
+    @property
+    def sampler(self) -> SamplerSettings:
+        """The sampler of the RL rollouts (JustGRPO's recipe replaces it) and, at each evaluation
+        temperature, of the evaluation: one block of gen_length, diffusion_steps steps, exact."""
+        return SamplerSettings(gen_length=self.gen_length, steps=self.diffusion_steps, block_length=self.gen_length,
+                               temperature=self.temperature)
 
     def effective(self) -> "DemoConfig":
         """The quick variant shrinks the budgets but keeps every stage."""
@@ -141,7 +150,9 @@ def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: P
         save_total_limit=cfg.checkpoints, resume=True, device="cpu", num_threads=cfg.num_threads, max_grad_norm=1.0,
     )
     if objective_class(method).rollout_order != "left_to_right":  # JustGRPO's recipe sets its own sampler
-        fields.update(diffusion_steps=cfg.diffusion_steps, block_length=cfg.gen_length, temperature=cfg.temperature)
+        s = cfg.sampler
+        fields.update(diffusion_steps=s.steps, block_length=s.block_length, temperature=s.temperature,
+                      remasking=s.remasking)
     if method == "trafl":
         fields.update(beta=cfg.beta, reward_transform=cfg.reward_transform, logz=cfg.logz)
     recipe_mu = objective_class(method).train_defaults.get("num_iterations", 1)
@@ -183,11 +194,12 @@ def checkpoint_models(run_dir: Path) -> dict[int, Path]:
 
 def evaluate(cfg: DemoConfig, models: dict[str, Path], out_dir: Path, temperatures: list[float], rows: list[dict]) -> dict:
     from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
-    from trafl.eval.generation import SamplerGenerator, SamplerSettings
+    from trafl.eval.generation import SamplerGenerator, SamplerSweep
     from trafl.tasks import get_task
 
     task = get_task(cfg.task)
-    settings = SamplerSettings(steps=cfg.diffusion_steps, block_length=cfg.gen_length, remasking="low_confidence")
+    s = cfg.sampler
+    settings = SamplerSweep(steps=s.steps, block_length=s.block_length, remasking=s.remasking)
     specs = [
         ModelSpec(label, str(path), (lambda p=path: SamplerGenerator.from_pretrained(str(p), settings, device="cpu")), settings)
         for label, path in models.items()

@@ -2,9 +2,14 @@
 
     trafl eval --model base=ckpt/base --model trafl=ckpt/trafl --task gsm8k,math500 --n 16 \\
         --temperatures 0.3,0.6,0.9 --gen-lengths 256,512 --block-length 32 --base base --out runs/eval
+    trafl eval --config eval.yaml [--field value ...]
 
-Writes ``OUT/generations/*.jsonl`` (the cache: rerun the same command to resume), ``OUT/results.json``,
-``OUT/results.md`` and ``OUT/plots/*.png``. See docs/eval.md.
+The settings are an :class:`EvalConfig` (YAML and/or flags), validated before any model loads: the
+sampler's rules (:func:`trafl.sampling.settings.check_sampler`) for every completion length of the
+sweep, the labels, the data paths. Writes ``OUT/generations/*.jsonl`` (the cache: rerun the same
+command to resume), ``OUT/results.json``, ``OUT/results.md`` and ``OUT/plots/*.png``; with
+``--judge-model`` also the LLM judge's approach-diversity comparison of every model with ``--base``
+(:mod:`trafl.eval.judge`). See docs/eval.md.
 """
 
 from __future__ import annotations
@@ -13,50 +18,118 @@ import argparse
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from trafl.errors import CheckpointError, ConfigError
+from trafl.eval.generation import SamplerSweep
+from trafl.sampling.settings import sampler_option
+from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
+#: The eval config's names of the sampler settings it sweeps (for error messages).
+SWEEP_NAMES = {"gen_length": "gen_lengths", "temperature": "temperatures"}
+
+
+@dataclass
+class EvalConfig:
+    model: list[str] = option([], "[LABEL=]DIR: a checkpoint directory or Hub id; repeat --model for several models "
+                                  "(LABEL names it in tables and plots). Required.", repeat=True)
+    task: list[str] = option([], "Task name(s) (trafl.tasks.task_names() or package.module:Class); repeatable, "
+                                 "each may be comma-separated. Required.", repeat=True)
+    out: str = option("", "Output directory (also the generation cache: rerun to resume). Required.")
+    n: int = option(16, "Samples per problem (pass@k for k = 1..n).", min=1)
+    temperatures: list[float] = option([0.3, 0.6, 0.9], "Sampling temperatures (comma-separated).", min=0.0)
+    gen_lengths: list[int] = option([256, 512], "Completion lengths in tokens (comma-separated).", min=1)
+    steps: int | list[int] | None = option(None, "Denoising steps: one value for every length or one per gen_lengths "
+                                                 "entry (default: the length, one token per step).", min=1)
+    block_length: int = sampler_option("block_length", help="Semi-autoregressive block length (capped at each "
+                                                            "completion length; must divide it).")
+    remasking: str = sampler_option("remasking")
+    cache: str = sampler_option("cache")
+    threshold: float | None = sampler_option("threshold")
+    seed: int = option(0, "Seed of the per-sample noise.")
+    limit: int | None = option(None, "Evaluate only the first LIMIT problems of each task.", min=1)
+    batch_size: int = option(4, "Problems per sampler call (does not change the results).", min=1)
+    base: str | None = option(None, "Label of the model the gap plot and table (and the judge) compare against.")
+    data_path: list[str] = option([], "TASK=PATH: read TASK's problems from a local JSONL/JSON file instead of the "
+                                      "Hub (repeatable).", repeat=True)
+    bar_k: int | None = option(None, "k of the per-length bar plot (pass@k, 1 <= k <= n; default min(5, n)).")
+    transfer_tasks: list[str] = option([], "Held-out tasks for the transfer panel (comma-separated).")
+    device: str | None = option(None, "Torch device (default: CPU).")
+    dtype: str | None = option(None, "Model dtype, e.g. bfloat16 (default: as stored).")
+    trust_remote_code: bool = option(False, "Allow checkpoints' own modeling code (Dream).")
+    plots: bool = option(True, "Write the PNG figures (--no-plots: skip them).")
+    judge_model: str | None = option(None, "LLM judge of approach diversity (docs/eval.md): a local Hugging Face "
+                                           "causal LM (directory or Hub id), or the model name at --judge-url. "
+                                           "Compares every model with --base on the problems both solved. "
+                                           "Default: no judge.")
+    judge_url: str | None = option(None, "Base URL of an OpenAI-compatible endpoint serving --judge-model "
+                                         "(e.g. http://localhost:8000/v1); default: load the judge locally.")
+    judge_api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the endpoint's API key "
+                                                      "(local servers usually need none).")
+    judge_max_tokens: int = option(1024, "Longest judge answer in tokens.", min=1)
+    judge_limit: int | None = option(None, "Judge at most this many problems per (model, task, temperature, "
+                                           "length) cell (default: every problem both solved).", min=1)
+
+    def validate(self) -> None:
+        from trafl.eval.report import check_bar_k
+
+        for name in ("model", "task", "out"):
+            if not getattr(self, name):
+                raise ConfigError(f"config field '{name}' is required (--{name.replace('_', '-')})")
+        if not self.temperatures or not self.gen_lengths:
+            raise ConfigError("config fields 'temperatures' and 'gen_lengths' must not be empty")
+        for length in self.gen_lengths:
+            self.sweep.at(length, names=SWEEP_NAMES)
+        check_bar_k(self.resolved_bar_k, self.n)
+        labels = [label for label, _ in self.models]
+        if self.base is not None and self.base not in labels:
+            raise ConfigError(f"config field 'base': '{self.base}' is not one of the model labels {labels}")
+        if self.judge_model is not None and (self.base is None or len(labels) < 2):
+            raise ConfigError("config field 'judge_model': the judge compares every model with --base; give --base "
+                              f"and at least two models (got base {self.base!r}, models {labels})")
+        self.data_paths  # noqa: B018  (checks the TASK=PATH entries)
+
+    # --- the validated fields, parsed --------------------------------------------------------------
+    @property
+    def sweep(self) -> SamplerSweep:
+        steps = self.steps
+        if isinstance(steps, list):
+            if len(steps) == 1:
+                steps = steps[0]
+            elif len(steps) != len(self.gen_lengths):
+                raise ConfigError(f"config field 'steps': gives {len(steps)} values for {len(self.gen_lengths)} "
+                                  "gen_lengths; give one or one per length")
+            else:
+                steps = dict(zip(self.gen_lengths, steps))
+        return SamplerSweep(steps=steps, block_length=self.block_length, remasking=self.remasking, cache=self.cache,
+                            threshold=self.threshold)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.strip() for value in self.task for t in value.split(",") if t.strip()]
+
+    @property
+    def models(self) -> list[tuple[str, str]]:
+        return parse_models(self.model)
+
+    @property
+    def data_paths(self) -> dict[str, str]:
+        return parse_data_paths(self.data_path, self.task_names)
+
+    @property
+    def resolved_bar_k(self) -> int:
+        return min(5, self.n) if self.bar_k is None else self.bar_k
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", action="append", required=True, metavar="[LABEL=]DIR",
-                        help="Checkpoint directory or Hub id (repeat for several models; LABEL names it in tables and plots).")
-    parser.add_argument("--task", action="append", required=True, metavar="NAME[,NAME]", help="Task name(s) (repeatable).")
-    parser.add_argument("--out", required=True, help="Output directory (also the generation cache: rerun to resume).")
-    parser.add_argument("--n", type=int, default=16, help="Samples per problem (pass@k for k = 1..n).")
-    parser.add_argument("--temperatures", default="0.3,0.6,0.9", help="Comma-separated sampling temperatures.")
-    parser.add_argument("--gen-lengths", default="256,512", help="Comma-separated completion lengths (tokens).")
-    parser.add_argument("--steps", default=None,
-                        help="Denoising steps: one value for every length or one per --gen-lengths entry (default: the length).")
-    parser.add_argument("--block-length", type=int, default=32, help="Semi-autoregressive block length.")
-    parser.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"),
-                        help="Which masked positions the sampler commits at each step.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the per-sample noise.")
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first LIMIT problems of each task.")
-    parser.add_argument("--batch-size", type=int, default=4, help="Problems per sampler call (does not change the results).")
-    parser.add_argument("--base", default=None, help="Label of the model the gap plot and table compare against.")
-    parser.add_argument("--data-path", action="append", default=[], metavar="TASK=PATH",
-                        help="Read TASK's problems from a local JSONL/JSON file instead of the Hub.")
-    parser.add_argument("--bar-k", type=int, default=None,
-                        help="k of the per-length bar plot (pass@k, 1 <= k <= n; default min(5, n)).")
-    parser.add_argument("--transfer-tasks", default="", help="Comma-separated held-out tasks for the transfer panel.")
-    parser.add_argument("--device", default=None, help="Torch device (default: CPU).")
-    parser.add_argument("--dtype", default=None, help="Model dtype, e.g. bfloat16 (default: as stored).")
-    parser.add_argument("--trust-remote-code", action="store_true", help="Allow checkpoints' own modeling code (Dream).")
-    parser.add_argument("--no-plots", action="store_true", help="Skip the PNG figures.")
+    parser.add_argument("--config", help="YAML file of EvalConfig fields (command-line flags override it).")
     parser.add_argument("--quiet", action="store_true", help="No progress messages.")
-
-
-def parse_list(text: str, cast: type, flag: str) -> list:
-    try:
-        values = [cast(v) for v in str(text).split(",") if v.strip()]
-    except ValueError as exc:
-        raise ConfigError(f"{flag} expects comma-separated {cast.__name__} values, got {text!r}") from exc
-    if not values:
-        raise ConfigError(f"{flag} is empty")
-    return values
+    add_config_arguments(parser, EvalConfig)
+    parser.add_argument("--no-plots", dest="cfg__plots", action="store_const", const="false",
+                        help="Skip the PNG figures (plots: false).")
 
 
 def parse_models(values: list[str]) -> list[tuple[str, str]]:
@@ -87,17 +160,6 @@ def parse_data_paths(values: list[str], tasks: list[str]) -> dict[str, str]:
     return paths
 
 
-def parse_steps(text: str | None, lengths: list[int]) -> int | dict[int, int] | None:
-    if text is None:
-        return None
-    steps = parse_list(text, int, "--steps")
-    if len(steps) == 1:
-        return steps[0]
-    if len(steps) != len(lengths):
-        raise ConfigError(f"--steps gives {len(steps)} values for {len(lengths)} --gen-lengths; give one or one per length")
-    return dict(zip(lengths, steps))
-
-
 def check_model_source(path: str) -> None:
     """Fail fast (before hours of sampling) on a model directory that cannot be loaded."""
     p = Path(path).expanduser()
@@ -118,47 +180,59 @@ def check_model_source(path: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, load_task_rows, log_to_stderr, run_evaluation
-    from trafl.eval.generation import SamplerGenerator, SamplerSettings
-    from trafl.eval.report import check_bar_k, render_markdown
+    from trafl.eval.generation import SamplerGenerator
+    from trafl.eval.report import render_markdown
     from trafl.tasks import get_task
-    from trafl.utils.io import atomic_write_text
+    from trafl.utils.io import atomic_write_json, atomic_write_text
 
-    plan = EvalPlan(n=args.n, temperatures=parse_list(args.temperatures, float, "--temperatures"),
-                    gen_lengths=parse_list(args.gen_lengths, int, "--gen-lengths"), seed=args.seed,
-                    limit=args.limit, batch_size=args.batch_size)
+    cfg = load_config(EvalConfig, args.config, overrides_from_args(args))
+    plan = EvalPlan(n=cfg.n, temperatures=list(cfg.temperatures), gen_lengths=list(cfg.gen_lengths), seed=cfg.seed,
+                    limit=cfg.limit, batch_size=cfg.batch_size)
     plan.validate()
-    bar_k = min(5, plan.n) if args.bar_k is None else args.bar_k
-    check_bar_k(bar_k, plan.n)
-    settings = SamplerSettings(steps=parse_steps(args.steps, plan.gen_lengths), block_length=args.block_length,
-                               remasking=args.remasking)
-    for length in plan.gen_lengths:
-        settings.check(length)
-    task_names = [t.strip() for value in args.task for t in value.split(",") if t.strip()]
-    tasks = {name: get_task(name) for name in task_names}
-    data_paths = parse_data_paths(args.data_path, task_names)
-    models = parse_models(args.model)
-    if args.base is not None and args.base not in [label for label, _ in models]:
-        raise ConfigError(f"--base '{args.base}' is not one of the model labels {[label for label, _ in models]}")
-    for _, path in models:
+    tasks = {name: get_task(name) for name in cfg.task_names}
+    for _, path in cfg.models:
         check_model_source(path)
 
-    specs = [TaskSpec(task, load_task_rows(task, path=data_paths.get(name), limit=plan.limit), name)
+    specs = [TaskSpec(task, load_task_rows(task, path=cfg.data_paths.get(name), limit=plan.limit), name)
              for name, task in tasks.items()]
+    sweep = cfg.sweep
     model_specs = [
         ModelSpec(label, path, (lambda p=path: SamplerGenerator.from_pretrained(
-            p, settings, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code)), settings)
-        for label, path in models
+            p, sweep, device=cfg.device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)), sweep)
+        for label, path in cfg.models
     ]
-    out = Path(args.out)
-    results = run_evaluation(model_specs, specs, plan, out, base=args.base,
+    out = Path(cfg.out)
+    results = run_evaluation(model_specs, specs, plan, out, base=cfg.base,
                              progress=None if args.quiet else log_to_stderr)
-    atomic_write_text(out / "results.md", render_markdown(results))
+    report = render_markdown(results)
+    if cfg.judge_model is not None:
+        results["judge"] = run_judge(cfg, results, specs, out)
+        atomic_write_json(out / "results.json", results)
+        from trafl.eval.judge import render_judge_markdown
+
+        report += "\n" + render_judge_markdown(results["judge"]["comparisons"], cfg.judge_model)
+    atomic_write_text(out / "results.md", report)
     plots = []
-    if not args.no_plots:
+    if cfg.plots:
         from trafl.eval.plots import write_plots
 
-        transfer = [t.strip() for t in args.transfer_tasks.split(",") if t.strip()]
-        plots = write_plots(results, out, base=args.base, bar_k=bar_k, transfer_tasks=transfer)
+        plots = write_plots(results, out, base=cfg.base, bar_k=cfg.resolved_bar_k, transfer_tasks=list(cfg.transfer_tasks))
     print(json.dumps({"results": str(out / "results.json"), "report": str(out / "results.md"),
                       "plots": [str(p) for p in plots], "cells": len(results["results"])}))
     return 0
+
+
+def run_judge(cfg: EvalConfig, results: dict, specs: list, out: Path) -> dict:
+    """The ``judge`` entry of ``results.json``: the judge's settings and its comparisons."""
+    from trafl.eval import judge as judge_lib
+    from trafl.eval.evaluate import problem_ids
+
+    judge = judge_lib.make_judge(cfg.judge_model, url=cfg.judge_url, max_tokens=cfg.judge_max_tokens,
+                                 api_key_env=cfg.judge_api_key_env, device=cfg.device, dtype=cfg.dtype,
+                                 trust_remote_code=cfg.trust_remote_code)
+    problems = {spec.name: dict(zip(problem_ids(spec.rows), (spec.task.prompt_text(r) for r in spec.rows)))
+                for spec in specs}
+    comparisons = judge_lib.judge_against_base(judge, results, out, problems, cfg.base, seed=cfg.seed,
+                                               limit=cfg.judge_limit)
+    return {"model": cfg.judge_model, "url": cfg.judge_url, "seed": cfg.seed, "limit": cfg.judge_limit,
+            "comparisons": comparisons}

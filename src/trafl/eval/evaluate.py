@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from trafl.errors import ConfigError, DataError
 from trafl.eval.cache import Cell, CellCache, cache_path
 from trafl.eval.diversity import distinct_correct, normalise_text, summarise_distinct
-from trafl.eval.generation import PathGenerator, SamplerSettings, TextGenerator, sample_seed
+from trafl.eval.generation import PathGenerator, SamplerSweep, TextGenerator, sample_seed
 from trafl.eval.passk import summarise_pass_at_k
 from trafl.eval.paths import path_metrics, summarise_paths
 from trafl.tasks.base import Task
@@ -60,7 +60,7 @@ class ModelSpec:
     label: str
     path: str
     make_generator: Callable[[], TextGenerator]
-    sampler: SamplerSettings | None = None
+    sampler: SamplerSweep | None = None
 
     def sampler_settings(self, gen_length: int) -> dict:
         return self.sampler.describe(gen_length) if self.sampler is not None else {}

@@ -22,6 +22,7 @@ from typing import Any, Protocol, Sequence, runtime_checkable
 import torch
 
 from trafl.errors import ConfigError
+from trafl.sampling.settings import SamplerSettings, check_sampler
 
 
 @runtime_checkable
@@ -68,47 +69,45 @@ def sample_seed(seed: int, problem_id: str, sample_index: int, temperature: floa
 
 
 @dataclass(frozen=True)
-class SamplerSettings:
-    """LLaDA sampler settings; ``steps=None`` means one token per step (``steps = gen_length``),
-    ``steps`` may also map each completion length to its own number of steps."""
+class SamplerSweep:
+    """The sampler settings an evaluation holds fixed while it sweeps completion lengths and
+    temperatures; :meth:`at` gives one cell's :class:`~trafl.sampling.settings.SamplerSettings`.
+
+    ``steps``: ``None`` (one token per step, ``steps = gen_length``), one value for every length, or a
+    mapping from each length to its own. The block length is capped at the completion length.
+    """
 
     steps: int | dict[int, int] | None = None
     block_length: int = 32
     remasking: str = "low_confidence"
+    cache: str = "none"
+    threshold: float | None = None
 
-    def steps_for(self, gen_length: int) -> int:
-        if self.steps is None:
-            return gen_length
+    def steps_for(self, gen_length: int) -> int | None:
         if isinstance(self.steps, dict):
             if gen_length not in self.steps:
-                raise ConfigError(f"--steps gives no value for gen_length {gen_length} (has {sorted(self.steps)})")
+                raise ConfigError(f"steps gives no value for gen_length {gen_length} (has {sorted(self.steps)})")
             return self.steps[gen_length]
         return self.steps
 
-    def block_for(self, gen_length: int) -> int:
-        return min(self.block_length, gen_length)
-
-    def check(self, gen_length: int) -> None:
-        """The sampler's divisibility rules, checked before any model is loaded."""
-        block, steps = self.block_for(gen_length), self.steps_for(gen_length)
-        if block < 1 or gen_length % block:
-            raise ConfigError(f"block_length {block} must divide gen_length {gen_length}")
-        blocks = gen_length // block
-        if steps < 1 or steps % blocks or steps > gen_length:
-            raise ConfigError(
-                f"steps {steps} must be a multiple of the number of blocks "
-                f"({blocks} = gen_length {gen_length} / block_length {block}) and at most gen_length"
-            )
+    def at(self, gen_length: int, temperature: float = 0.0, names: dict[str, str] | None = None) -> SamplerSettings:
+        """The validated settings of the cell ``(gen_length, temperature)``; ``names`` as in
+        :func:`~trafl.sampling.settings.check_sampler`."""
+        settings = SamplerSettings(gen_length=gen_length, steps=self.steps_for(gen_length),
+                                   block_length=min(self.block_length, gen_length), temperature=temperature,
+                                   remasking=self.remasking, cache=self.cache, threshold=self.threshold)
+        check_sampler(settings, names)
+        return settings
 
     def describe(self, gen_length: int) -> dict:
-        return {"steps": self.steps_for(gen_length), "block_length": self.block_for(gen_length),
-                "remasking": self.remasking}
+        """What the cache meta and ``results.json`` record about the sampler at ``gen_length``."""
+        return self.at(gen_length).describe()
 
 
 class SamplerGenerator:
     """A dLLM sampled with :func:`trafl.sampling.generate` (``n`` samples per prompt in one call)."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, settings: SamplerSettings, *,
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, settings: SamplerSweep, *,
                  device: str | torch.device | None = None) -> None:
         if tokenizer is None:
             raise ConfigError("the model has no tokenizer; evaluation needs one to encode prompts and decode completions")
@@ -118,7 +117,7 @@ class SamplerGenerator:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
 
     @classmethod
-    def from_pretrained(cls, path: str, settings: SamplerSettings, *, device: str | None = None,
+    def from_pretrained(cls, path: str, settings: SamplerSweep, *, device: str | None = None,
                         dtype: str | None = None, trust_remote_code: bool = False) -> "SamplerGenerator":
         from trafl.models import load_pretrained
 
@@ -146,10 +145,8 @@ class SamplerGenerator:
         generators = [torch.Generator(device=self.device).manual_seed(s) for row in seeds for s in row]
         eos = getattr(self.tokenizer, "eos_token_id", None)
         out = generate(
-            self.model, input_ids, attention_mask, gen_length=gen_length,
-            steps=self.settings.steps_for(gen_length), block_length=self.settings.block_for(gen_length),
-            temperature=temperature, remasking=self.settings.remasking, num_samples=n,
-            mask_token_id=mask_token_id_of(self.model), eos_token_id=eos, generator=generators,
+            self.model, input_ids, attention_mask, **self.settings.at(gen_length, temperature).generate_kwargs(),
+            num_samples=n, mask_token_id=mask_token_id_of(self.model), eos_token_id=eos, generator=generators,
         )
         texts = decode_completions(self.tokenizer, out.completion, eos)
         steps = out.commit_step.tolist()

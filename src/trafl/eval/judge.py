@@ -201,3 +201,56 @@ class OpenAIJudge:
             return payload["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError) as exc:
             raise DataError(f"{self.url} returned no choices[0].message.content: {str(payload)[:300]}") from exc
+
+
+# --- ``trafl eval --judge-model``: every model against the base, cell by cell ----------------------
+
+def make_judge(model: str, *, url: str | None = None, max_tokens: int = 1024, api_key_env: str = "OPENAI_API_KEY",
+               device: str | None = None, dtype: str | None = None, trust_remote_code: bool = False) -> Judge:
+    """An :class:`OpenAIJudge` when ``url`` is given, else an :class:`HFJudge` loading ``model`` locally."""
+    if url:
+        return OpenAIJudge(model, base_url=url, api_key_env=api_key_env, max_tokens=max_tokens)
+    return HFJudge(model, max_new_tokens=max_tokens, device=device, dtype=dtype or "auto",
+                   trust_remote_code=trust_remote_code)
+
+
+def judge_against_base(judge: Judge, results: dict, out_dir: Any, problems: dict[str, dict[str, str]], base: str, *,
+                       seed: int = 0, limit: int | None = None) -> list[dict]:
+    """For every cell of every model but ``base``: the judge's comparison of the base's correct
+    solutions (set A) with the model's (set B) on the problems both solved (at most ``limit``, in
+    evaluation order). ``problems[task][problem_id]`` is the problem text shown to the judge; the
+    solutions come from the cell caches under ``out_dir`` (:mod:`trafl.eval.cache`)."""
+    from trafl.eval.cache import Cell, cache_path
+    from trafl.utils.io import read_jsonl
+
+    def solutions(entry: dict, model: str) -> dict[str, list[str]]:
+        cell = Cell(model, entry["task"], entry["temperature"], entry["gen_length"])
+        return correct_solutions(read_jsonl(cache_path(out_dir, cell))[1:])
+
+    out = []
+    for entry in results["results"]:
+        if entry["model"] == base:
+            continue
+        a, b = solutions(entry, base), solutions(entry, entry["model"])
+        ids = [p for p in entry["problem_ids"] if a.get(p) and b.get(p)][:limit]
+        comparison = compare_diversity(judge, [problems[entry["task"]][p] for p in ids], [a[p] for p in ids],
+                                       [b[p] for p in ids], seed=seed)
+        out.append({"model": entry["model"], "base": base, "task": entry["task"], "temperature": entry["temperature"],
+                    "gen_length": entry["gen_length"], "problem_ids": ids,
+                    "winners": [None if v is None else v.winner for v in comparison.verdicts], **comparison.to_dict()})
+    return out
+
+
+def render_judge_markdown(entries: Sequence[dict], judge_model: str) -> str:
+    """The ``results.md`` section of :func:`judge_against_base`'s comparisons (B = the model, A = the base)."""
+    lines = [f"## Approach diversity (LLM judge: {judge_model})", "",
+             "Problems both models solved; the judge names the distinct approaches among each model's correct "
+             "solutions and picks the set with more (docs/eval.md).", "",
+             "| task | model | base | T | L | problems | model wins | base wins | ties | invalid | approaches model | approaches base |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    fmt = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    for e in entries:
+        lines.append(f"| {e['task']} | {e['model']} | {e['base']} | {e['temperature']:g} | {e['gen_length']} | "
+                     f"{len(e['problem_ids'])} | {e['wins_b']} | {e['wins_a']} | {e['ties']} | {e['invalid']} | "
+                     f"{fmt(e['mean_approaches_b'])} | {fmt(e['mean_approaches_a'])} |")
+    return "\n".join(lines) + "\n"

@@ -59,13 +59,19 @@ class Objective(nn.Module):
       (``num_iterations``, ``temperature``, ...);
     * ``rollout_order``: ``"left_to_right"`` when its likelihood is the rollout's exact
       log-probability only for left-to-right sampling (JustGRPO); the trainer then samples so and
-      refuses any other sampler unless asked explicitly.
+      refuses any other sampler unless asked explicitly;
+    * ``on_policy_rollouts``: ``True`` when its estimator assumes the rollouts are samples of the
+      rollout policy's own law (a ratio to the old policy, an advantage-weighted likelihood: the
+      GRPO family), so an approximate sampler (a KV cache, a confidence threshold) biases its
+      gradient; ``False`` when any sampler with full support serves (TraFL's trajectory-balance
+      residual is zero for every ``y`` at the target). The trainer warns about the former.
     """
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[ObjectiveOptions]] = ObjectiveOptions
     train_defaults: ClassVar[dict[str, Any]] = {}
     rollout_order: ClassVar[str | None] = None
+    on_policy_rollouts: ClassVar[bool] = True
     summary: ClassVar[str] = ""
 
     def __init__(self, options: ObjectiveOptions | None = None, *, micro_batch_size: int | None = None):

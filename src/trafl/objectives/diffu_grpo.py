@@ -44,6 +44,7 @@ class DiffuGRPO(Objective):
     Options = DiffuGRPOOptions
     train_defaults = {"num_iterations": 12}
     summary = "d1's token GRPO on the one-step surrogate with random prompt masking and k3 KL"
+    on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
 
     def __init__(self, options: DiffuGRPOOptions | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)

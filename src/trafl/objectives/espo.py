@@ -40,6 +40,7 @@ class ESPO(Objective):
     Options = ESPOOptions
     train_defaults = {"num_iterations": 8}
     summary = "sequence-level PPO on the ELBO, leave-one-out advantages, quadratic ELBO KL"
+    on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
 
     def __init__(self, options: ESPOOptions | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)

@@ -45,6 +45,7 @@ class JustGRPO(Objective):
     train_defaults = {"temperature": 1.0, "num_iterations": 1}
     rollout_order = "left_to_right"
     summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"
+    on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
 
     def __init__(self, options: JustGRPOOptions | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)

@@ -64,6 +64,7 @@ class TraFL(Objective):
     name = "trafl"
     Options = TraFLOptions
     summary = "trajectory balance towards pi_ref exp(beta r~) / Z"
+    on_policy_rollouts = False  # the residual vanishes for every y at the target: any full-support sampler serves
 
     def __init__(self, options: TraFLOptions | None = None, *, hidden_size: int | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)

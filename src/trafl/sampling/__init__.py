@@ -2,6 +2,7 @@
 
 * :func:`generate` / :class:`SampleOutput`: batched semi-autoregressive sampling with the
   per-position commit step (the trajectory);
+* :class:`SamplerSettings`: its settings as one typed, validated object (``generate_kwargs()``);
 * :func:`num_transfer_tokens`: the per-step commit counts of a block;
 * :func:`exact_distribution`: the sampler's exact law on tiny vocabularies, by enumeration;
 * :func:`trim_at_eos`, :func:`fill_after_eos`, :func:`decode_completions`: EOS handling;
@@ -14,11 +15,14 @@ from trafl.sampling.generate import SampleOutput, generate
 from trafl.sampling.noise import row_generators, row_seed
 from trafl.sampling.remasking import REMASKING
 from trafl.sampling.schedule import above_threshold, num_transfer_tokens, select_top_k
+from trafl.sampling.settings import SamplerSettings, check_sampler
 
 __all__ = [
     "REMASKING",
     "above_threshold",
     "SampleOutput",
+    "SamplerSettings",
+    "check_sampler",
     "completion_lengths",
     "decode_completions",
     "exact_distribution",

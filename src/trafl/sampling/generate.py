@@ -46,11 +46,12 @@ import torch
 
 from trafl.errors import ConfigError
 from trafl.models.interface import get_logits, mask_token_id_of
-from trafl.models.kv_cache import CACHE_MODES, BlockKVCache, block_cache_model, cache_window
+from trafl.models.kv_cache import BlockKVCache, block_cache_model, cache_window
 from trafl.sampling import eos as eos_utils
 from trafl.sampling.noise import Generators, gumbel_argmax, uniform
-from trafl.sampling.remasking import REMASKING, low_confidence, needs_uniforms
+from trafl.sampling.remasking import low_confidence, needs_uniforms
 from trafl.sampling.schedule import above_threshold, num_transfer_tokens, select_top_k
+from trafl.sampling.settings import SamplerSettings, check_sampler
 
 NOT_COMMITTED = -1
 
@@ -107,32 +108,13 @@ def validate(
     cache: str = "none",
     threshold: float | None = None,
 ) -> None:
-    """Raise :class:`ConfigError` naming the offending argument when the request is not well formed."""
-    if gen_length < 1:
-        raise ConfigError(f"gen_length must be >= 1, got {gen_length}")
-    if block_length < 1:
-        raise ConfigError(f"block_length must be >= 1, got {block_length}")
-    if gen_length % block_length:
-        raise ConfigError(f"gen_length={gen_length} must be a multiple of block_length={block_length}")
-    num_blocks = gen_length // block_length
-    if steps < 1:
-        raise ConfigError(f"steps must be >= 1, got {steps}")
-    if steps % num_blocks:
-        raise ConfigError(
-            f"steps={steps} must be a multiple of the number of blocks gen_length/block_length={num_blocks}"
-        )
-    if steps > gen_length:
-        raise ConfigError(f"steps={steps} must be <= gen_length={gen_length} (each step commits at least one token)")
-    if not temperature >= 0:  # also rejects NaN
-        raise ConfigError(f"temperature must be >= 0, got {temperature}")
-    if remasking not in REMASKING:
-        raise ConfigError(f"remasking must be one of {list(REMASKING)}, got {remasking!r}")
+    """Raise :class:`ConfigError` naming the offending argument when the request is not well formed:
+    the sampler settings' rules (:func:`trafl.sampling.settings.check_sampler`), ``num_samples >= 1``,
+    and prompt plus completion within the model's context."""
+    check_sampler(SamplerSettings(gen_length=gen_length, steps=steps, block_length=block_length,
+                                  temperature=temperature, remasking=remasking, cache=cache, threshold=threshold))
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
-    if cache not in CACHE_MODES:
-        raise ConfigError(f"cache must be one of {list(CACHE_MODES)}, got {cache!r}")
-    if threshold is not None and not 0.0 <= threshold <= 1.0:  # also rejects NaN
-        raise ConfigError(f"threshold must lie in [0, 1] (a confidence), or be None; got {threshold}")
     if max_length is not None and prompt_length + gen_length > max_length:
         raise ConfigError(
             f"prompt length {prompt_length} + gen_length {gen_length} = {prompt_length + gen_length} exceeds "

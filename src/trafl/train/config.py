@@ -17,6 +17,7 @@ from typing import Any
 from trafl.errors import ConfigError
 from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.registry import OBJECTIVES, all_option_names, make_options, objective_class
+from trafl.sampling.settings import SamplerSettings, check_sampler, sampler_option
 from trafl.utils.config import option
 
 METHODS = tuple(OBJECTIVES)
@@ -24,6 +25,11 @@ METHODS = tuple(OBJECTIVES)
 #: Trainer fields whose default depends on the method (``None`` in the dataclass = "the method's
 #: recipe", see ``Objective.train_defaults``), with the value used when the recipe sets none.
 RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "diffusion_steps": 128}
+
+#: The trainer's names of the rollout sampler's settings (:class:`~trafl.sampling.settings.SamplerSettings`).
+SAMPLER_NAMES = {"gen_length": "max_completion_length", "steps": "diffusion_steps", "block_length": "block_length",
+                 "temperature": "temperature", "remasking": "remasking", "cache": "rollout_cache",
+                 "threshold": "rollout_threshold"}
 
 
 @dataclass
@@ -53,7 +59,13 @@ class TrainConfig:
         "Let an objective whose likelihood assumes left-to-right rollouts (justgrpo) train on another sampler "
         "(its gradient is then biased): without it such a combination is an error.",
     )
-    remasking: str = option("low_confidence", "Sampler remasking rule.", choices=("low_confidence", "random"))
+    remasking: str = sampler_option("remasking", help="Sampler remasking rule.")
+    rollout_cache: str = sampler_option(
+        "cache", help="Rollout sampler's block KV cache: none (exact, default), prefix or dual (approximate, faster; "
+                      "native LLaDA models only). See 'Fast rollouts' in docs/training.md.")
+    rollout_threshold: float | None = sampler_option(
+        "threshold", help="Rollout sampler's confidence-threshold parallel decoding: null (exact, default) or a "
+                          "confidence in [0, 1] (approximate, fewer forward passes).")
     generation_batch_size: int | None = option(None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1)
 
     # --- optimisation ---------------------------------------------------------------------------
@@ -164,22 +176,21 @@ class TrainConfig:
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
                 f"multiple of 'num_generations' ({self.num_generations}): each micro-batch holds whole groups"
             )
-        if self.max_completion_length % self.block_length:
-            raise ConfigError(
-                f"config field 'block_length' ({self.block_length}) must divide 'max_completion_length' "
-                f"({self.max_completion_length})"
-            )
-        blocks = self.max_completion_length // self.block_length
-        if self.diffusion_steps % blocks:
-            raise ConfigError(
-                f"config field 'diffusion_steps' ({self.diffusion_steps}) must be a multiple of the number "
-                f"of blocks ({blocks} = max_completion_length / block_length)"
-            )
+        check_sampler(self.sampler, SAMPLER_NAMES)
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         for logger in self.report_to:
             if logger not in ("tensorboard", "wandb"):
                 raise ConfigError(f"config field 'report_to': unknown logger '{logger}' (tensorboard, wandb)")
+
+    @property
+    def sampler(self) -> SamplerSettings:
+        """The rollout sampler's settings (after ``validate`` has resolved the recipe defaults)."""
+        return SamplerSettings(
+            gen_length=self.max_completion_length, steps=self.diffusion_steps, block_length=self.block_length,
+            temperature=self.temperature, remasking=self.remasking, cache=self.rollout_cache,
+            threshold=self.rollout_threshold,
+        )
 
     @property
     def resolved_surrogate(self) -> str:

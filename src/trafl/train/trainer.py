@@ -20,10 +20,12 @@ Every random draw is a function of ``(seed, step, rank, ...)``, so a run resumed
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,6 +36,7 @@ from trafl.errors import ConfigError, DataError
 from trafl.objectives import RolloutGroup, objective_from_config
 from trafl.objectives.logz import hidden_size_of
 from trafl.objectives.reference import make_reference
+from trafl.sampling.settings import SamplerSettings
 from trafl.sft.trainer import make_scheduler
 from trafl.train.config import TrainConfig
 from trafl.train.data import prompt_indices_for_step, step_seed, split_for_process
@@ -41,6 +44,8 @@ from trafl.train.rewards import compute_rewards
 from trafl.utils.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from trafl.utils.config import save_config, to_dict
 from trafl.utils.io import append_jsonl, atomic_directory, atomic_write_text, read_jsonl
+
+logger = logging.getLogger(__name__)
 
 
 class DenoiserView:
@@ -197,13 +202,29 @@ class RLTrainer:
             attn[i, width - len(x):] = 1
         return ids.to(self.device), attn.to(self.device)
 
+    @cached_property
+    def sampler(self) -> SamplerSettings:
+        """The rollout sampler's settings. On first use, when they approximate the sampler (a KV cache,
+        a threshold) and the objective's estimator assumes on-policy rollouts, logs one warning."""
+        settings = self.cfg.sampler
+        if settings.approximate and self.objective.on_policy_rollouts and self.accelerator.is_main_process:
+            logger.warning(
+                "method '%s' assumes its rollouts follow the policy's own law, but the rollout sampler is "
+                "approximate (rollout_cache=%s, rollout_threshold=%s): its gradient is biased. TraFL's objective "
+                "does not need on-policy rollouts; see 'Fast rollouts' in docs/training.md.",
+                self.cfg.method, settings.cache, settings.threshold)
+        return settings
+
     @torch.no_grad()
     def rollout(self, rows: list[dict], step: int, first_position: int) -> tuple[RolloutGroup, dict[str, float], list[str]]:
-        """Sample G completions for each row, score them; returns the group and reward metrics."""
+        """Sample G completions for each row, score them; returns the group and reward metrics (with
+        ``time/rollout_s``, ``time/reward_s`` and ``rollout/num_forward``, the sampler's forward
+        passes per sequence)."""
         from trafl.sampling import completion_lengths, decode_completions, generate
 
         cfg = self.cfg
         G = cfg.num_generations
+        t0 = _clock(self.device)
         prompt_ids, prompt_mask = self.encode_prompts(rows)
         gens = [
             torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, first_position + i, j))
@@ -212,17 +233,19 @@ class RLTrainer:
         was_training = self.model.training
         self.model.eval()
         out = generate(
-            self.rollout_view, prompt_ids, prompt_mask, gen_length=cfg.max_completion_length,
-            steps=cfg.diffusion_steps, block_length=cfg.block_length, temperature=cfg.temperature,
-            remasking=cfg.remasking, num_samples=G, mask_token_id=self._base_model().config.mask_token_id,
-            eos_token_id=self.tokenizer.eos_token_id, generator=gens, fill_eos=True,
+            self.rollout_view, prompt_ids, prompt_mask, **self.sampler.generate_kwargs(), num_samples=G,
+            mask_token_id=self._base_model().config.mask_token_id, eos_token_id=self.tokenizer.eos_token_id,
+            generator=gens, fill_eos=True,
         )
         self.model.train(was_training)
+        t1 = _clock(self.device)
         texts = decode_completions(self.tokenizer, out.completion, self.tokenizer.eos_token_id)
         prompts = [row["prompt"] for row in rows for _ in range(G)]
         columns = {k: [row.get(k) for row in rows for _ in range(G)] for k in rows[0] if k != "prompt"}
         rewards, _, metrics = compute_rewards(self.reward_fns, self.reward_weights, prompts, texts, columns,
                                               self.cfg.nan_rewards)
+        metrics["time/rollout_s"], metrics["time/reward_s"] = t1 - t0, _clock(self.device) - t1
+        metrics["rollout/num_forward"] = float(out.num_forward)
         group = RolloutGroup(
             input_ids=out.sequences, attention_mask=out.attention_mask, prompt_length=out.prompt_length,
             rewards=rewards.view(len(rows), G).to(self.device), eos_token_id=self.tokenizer.eos_token_id,
@@ -240,23 +263,26 @@ class RLTrainer:
         mine = split_for_process(indices, self.rank, self.world)
         offset = self.rank * len(mine)
 
-        t0 = time.perf_counter()
         groups, reward_metrics = [], []
+        times = {"time/rollout_s": 0.0, "time/reward_s": 0.0, "time/prepare_s": 0.0}  # summed over micro-batches
         for m in range(cfg.gradient_accumulation_steps):
             sl = slice(m * self.prompts_per_micro, (m + 1) * self.prompts_per_micro)
             rows = [self.rows[i] for i in mine[sl]]
             group, metrics, _ = self.rollout(rows, step, offset + sl.start)
+            for key in ("time/rollout_s", "time/reward_s"):
+                times[key] += metrics.pop(key)
+            t0 = _clock(self.device)
             gen = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, offset + sl.start, 0, "noise"))
             old = self.rollout_view if cfg.num_iterations > 1 else None
             self.model.eval()
             group = self.objective.prepare(group, reference=self.reference, old_policy=old, generator=gen,
                                            num_iterations=cfg.num_iterations)
             self.model.train()
+            times["time/prepare_s"] += _clock(self.device) - t0
             groups.append(group)
             reward_metrics.append(metrics)
-        t_rollout = time.perf_counter() - t0
 
-        t1 = time.perf_counter()
+        t1 = _clock(self.device)
         update_metrics: list[dict[str, float]] = []
         for iteration in range(cfg.num_iterations):
             self.optimizer.zero_grad(set_to_none=True)
@@ -282,17 +308,20 @@ class RLTrainer:
             if self.head_optimizer is not None:
                 self.head_optimizer.step()
         self.scheduler.step()
-        t_update = time.perf_counter() - t1
+        t_update = _clock(self.device) - t1
 
         record = {**_average(reward_metrics), **_average(update_metrics)}
         record["rewards/nan_count"] = sum(d["rewards/nan_count"] for d in reward_metrics)
         record["grad_norm"] = float(grad_norm)
-        record["time/rollout_s"] = t_rollout
+        record.update(times)
         record["time/update_s"] = t_update
         n_tokens = self.prompts_per_micro * cfg.gradient_accumulation_steps * cfg.num_generations * cfg.max_completion_length
-        record["rollout_tokens_per_s"] = n_tokens / max(t_rollout, 1e-9)
+        record["rollout_tokens_per_s"] = n_tokens / max(times["time/rollout_s"], 1e-9)
+        record["rollout/approximate"] = float(self.sampler.approximate)
         record = _mean_over_processes(self.accelerator, record)
         record["lr"] = self.scheduler.get_last_lr()[0]
+        if self.sampler.approximate:  # which approximation, next to the numbers it produced
+            record["rollout/cache"], record["rollout/threshold"] = self.sampler.cache, self.sampler.threshold
         return record
 
     def _autocast(self):
@@ -379,6 +408,13 @@ class RLTrainer:
             loggers.close()
         self.save_final()
         return TrainResult(self.out, self.step, history)
+
+
+def _clock(device: torch.device) -> float:
+    """``time.perf_counter()`` after the device's queued work is done (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _output_head_names(model: Any) -> list[str]:

@@ -43,15 +43,17 @@ def option(
     min: float | None = None,
     max: float | None = None,
     default_factory: Any = _MISSING,
+    repeat: bool = False,
 ) -> Any:
     """Declare a config field with its help text and optional constraints.
 
     ``min`` / ``max`` are inclusive bounds for numbers; ``choices`` restricts the allowed values.
-    Mutable defaults (lists, dicts) must be given with ``default_factory``.
+    Mutable defaults (lists, dicts) must be given with ``default_factory``. ``repeat`` (list fields):
+    on the command line the flag is repeated, one item per occurrence, taken whole (no comma split).
     """
     if not help:
         raise ValueError("every config field needs help text")
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "repeat": repeat}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -307,6 +309,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         )
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
         extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
+        if f.metadata.get("repeat"):
+            extra = {"action": "append"}
         group.add_argument(
             "--" + f.name.replace("_", "-"), dest=f"cfg__{f.name}", default=None, metavar="V",
             help=help_text.replace("%", "%%"), **extra,

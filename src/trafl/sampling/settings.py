@@ -1,0 +1,145 @@
+"""The sampler's settings, one typed object shared by ``trafl sample``, ``train``, ``eval`` and ``demo``.
+
+:class:`SamplerSettings` holds what :func:`trafl.sampling.generate` needs besides the model and the
+prompts (canvas length, steps, block length, temperature, remasking rule, and the two opt-in
+speed-ups); :func:`check_sampler` is the one place its rules live:
+
+* ``L = gen_length >= 1`` and ``b = block_length`` divides it (``L / b`` blocks);
+* ``1 <= steps <= L`` (each step commits at least one token) and ``steps`` is a multiple of ``L / b``
+  (every block gets ``steps / (L / b)`` steps);
+* ``temperature >= 0``; ``remasking`` in :data:`~trafl.sampling.remasking.REMASKING`;
+* ``cache`` in ``('none', 'prefix', 'dual')``; ``threshold`` is ``None`` or a confidence in ``[0, 1]``.
+
+A config that stores these under other names (``TrainConfig``: ``max_completion_length``,
+``diffusion_steps``, ``rollout_cache``, ...) passes ``names`` so that an error names *its* field.
+``cache='none'`` and ``threshold=None`` are the exact sampler; anything else is an approximation of
+its law (:attr:`SamplerSettings.approximate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from trafl.errors import ConfigError
+from trafl.models.kv_cache import CACHE_MODES
+from trafl.sampling.remasking import REMASKING
+from trafl.utils.config import config_from_dict, option
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    gen_length: int = option(128, "Completion canvas length L (tokens).", min=1)
+    steps: int | None = option(None, "Denoising steps for the whole completion: at most gen_length and a multiple of "
+                                     "the number of blocks gen_length / block_length (default: gen_length, one token "
+                                     "per step).", min=1)
+    block_length: int = option(32, "Semi-autoregressive block length; divides gen_length.", min=1)
+    temperature: float = option(0.0, "Sampling temperature (0: greedy).", min=0.0)
+    remasking: str = option("low_confidence", "Which proposals a step commits: the most confident (low_confidence) "
+                                              "or random ones.", choices=REMASKING)
+    cache: str = option("none", "Block KV cache: none (exact), prefix or dual (Fast-dLLM; approximate, faster; native "
+                                "LLaDA models only).", choices=CACHE_MODES)
+    threshold: float | None = option(None, "Confidence-threshold parallel decoding: a step also commits every masked "
+                                           "position of the block with confidence above this (approximate, fewer "
+                                           "forward passes); null: off.", min=0.0, max=1.0)
+
+    def validate(self) -> None:
+        check_sampler(self)
+
+    @property
+    def resolved_steps(self) -> int:
+        """``steps``, or ``gen_length`` (one token per step) when unset."""
+        return self.gen_length if self.steps is None else self.steps
+
+    @property
+    def approximate(self) -> bool:
+        """True when a speed-up changes the sampler's law: a KV cache, or a threshold below 1 (no
+        confidence exceeds 1, so ``threshold=1`` commits what the exact sampler does), on blocks of
+        several steps. With one step per block (``steps = gen_length / block_length``, e.g. left to
+        right) both are exact: the step commits its whole block from a full forward pass."""
+        several_steps = self.resolved_steps > self.gen_length // max(self.block_length, 1)
+        speedup = self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
+        return several_steps and speedup
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
+        return dict(gen_length=self.gen_length, steps=self.resolved_steps, block_length=self.block_length,
+                    temperature=self.temperature, remasking=self.remasking, cache=self.cache,
+                    threshold=self.threshold)
+
+    def describe(self) -> dict[str, Any]:
+        """What a results file records about the sampler: steps, block length and remasking, plus
+        ``cache`` / ``threshold`` only when they are not the exact sampler's (so records of exact
+        runs keep their old form)."""
+        out: dict[str, Any] = {"steps": self.resolved_steps, "block_length": self.block_length,
+                               "remasking": self.remasking}
+        if self.cache != "none":
+            out["cache"] = self.cache
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
+
+
+FIELDS = tuple(f.name for f in dataclasses.fields(SamplerSettings))
+
+
+def sampler_option(name: str, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:
+    """A config field declared like ``SamplerSettings.<name>`` (same help text and constraints),
+    for configs that hold a sampler setting under their own name or with another default."""
+    field = next(f for f in dataclasses.fields(SamplerSettings) if f.name == name)
+    meta = dict(field.metadata)
+    if help is not None:
+        meta["help"] = help
+    return option(field.default if default is dataclasses.MISSING else default, meta["help"],
+                  choices=meta["choices"], min=meta["min"], max=meta["max"])
+
+
+def check_sampler(settings: SamplerSettings, names: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the offending field when ``settings`` break a rule of the
+    module docstring; ``names`` maps a :class:`SamplerSettings` field to the caller's field name."""
+    n = {f: (names or {}).get(f, f) for f in FIELDS}
+    s = settings
+    if s.gen_length < 1:
+        raise ConfigError(f"{n['gen_length']} must be >= 1, got {s.gen_length}")
+    if s.block_length < 1:
+        raise ConfigError(f"{n['block_length']} must be >= 1, got {s.block_length}")
+    if s.gen_length % s.block_length:
+        raise ConfigError(f"{n['gen_length']}={s.gen_length} must be a multiple of {n['block_length']}={s.block_length}")
+    blocks = s.gen_length // s.block_length
+    steps = s.resolved_steps
+    if steps < 1:
+        raise ConfigError(f"{n['steps']} must be >= 1, got {steps}")
+    if steps % blocks:
+        raise ConfigError(f"{n['steps']}={steps} must be a multiple of the number of blocks "
+                          f"{n['gen_length']}/{n['block_length']}={blocks}")
+    if steps > s.gen_length:
+        raise ConfigError(f"{n['steps']}={steps} must be <= {n['gen_length']}={s.gen_length} "
+                          "(each step commits at least one token)")
+    if not s.temperature >= 0:  # also rejects NaN
+        raise ConfigError(f"{n['temperature']} must be >= 0, got {s.temperature}")
+    if s.remasking not in REMASKING:
+        raise ConfigError(f"{n['remasking']} must be one of {list(REMASKING)}, got {s.remasking!r}")
+    if s.cache not in CACHE_MODES:
+        raise ConfigError(f"{n['cache']} must be one of {list(CACHE_MODES)}, got {s.cache!r}")
+    if s.threshold is not None and not 0.0 <= s.threshold <= 1.0:  # also rejects NaN
+        raise ConfigError(f"{n['threshold']} must lie in [0, 1] (a confidence), or be null; got {s.threshold}")
+
+
+def split_sampler_values(values: dict[str, Any], source: str, field: str = "sampler") -> dict[str, Any]:
+    """For a config hosting a :class:`SamplerSettings` under ``field`` (flattened, see
+    ``trafl.utils.config.to_dict``): move the flat sampler keys of ``values`` into it, typed and
+    validated. Used as the config class's ``split_values``."""
+    pulled = {k: values[k] for k in FIELDS if k in values}
+    rest = {k: v for k, v in values.items() if k not in pulled}
+    nested = rest.pop(field, None)
+    if isinstance(nested, SamplerSettings):
+        nested = dataclasses.asdict(nested)
+    rest[field] = config_from_dict(SamplerSettings, {**(nested or {}), **pulled}, source)
+    return rest
+
+
+def sampler_field(help: str = "The sampler's settings, given as flat keys (gen_length, steps, block_length, "
+                              "temperature, remasking, cache, threshold).") -> Any:
+    """The ``flatten`` field of a config hosting a :class:`SamplerSettings` (see :func:`split_sampler_values`)."""
+    return dataclasses.field(default_factory=SamplerSettings, metadata={"help": help, "flatten": True})
