@@ -3,14 +3,13 @@ a snapshot laid out like a hub repository, and a ``save_to_disk`` directory."""
 
 from __future__ import annotations
 
+import datasets
 import pytest
 
 from trafl.errors import DataError
 from trafl.rewards.code import AssertTests, encode_tests
 from trafl.tasks import get_task
 from trafl.tasks.loading import load_hub, load_rows
-
-datasets = pytest.importorskip("datasets")
 
 GSM8K_TEST = [{"question": "Ann has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
               {"question": "Bob has 10 pens and loses 2. How many?", "answer": "10 - 2 = 8\n#### 8"}]
