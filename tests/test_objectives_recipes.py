@@ -4,7 +4,6 @@ recipe trainer defaults, left-to-right rollouts for JustGRPO, per-iteration nois
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from trafl.objectives.registry import OBJECTIVES, defaults_table
 from trafl.train.config import TrainConfig
 from trafl.utils.config import load_config
 
-sys.path.insert(0, str(Path(__file__).parent))
-from rl_toys import DigitTask, make_model_dir  # noqa: E402
+from rl_toys import DigitTask, make_model_dir
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "objectives.md"
 

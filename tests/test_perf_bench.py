@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks import gpu_check, run  # noqa: E402
-from benchmarks.harness import SideBySide, side_by_side  # noqa: E402
-from benchmarks.steps import build_objective, make_trainable, random_group, update_step  # noqa: E402
-from trafl.models import build_model, preset_config  # noqa: E402
+from benchmarks import gpu_check, run
+from benchmarks.harness import SideBySide, side_by_side
+from benchmarks.steps import build_objective, make_trainable, random_group, update_step
+from trafl.models import build_model, preset_config
 
 
 def test_speedup_is_the_median_of_per_repeat_ratios():

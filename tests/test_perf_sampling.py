@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,8 +20,7 @@ from trafl.models import BlockKVCache, build_char_tokenizer, build_model
 from trafl.models.kv_cache import cache_window, splice_window
 from trafl.sampling import above_threshold, generate, row_generators
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.reference_sampler import reference_generate  # noqa: E402
+from benchmarks.reference_sampler import reference_generate
 
 
 @pytest.fixture(scope="module")

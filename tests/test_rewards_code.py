@@ -155,3 +155,40 @@ def test_json_string_tests_are_decoded_not_executed():
     assert run_tests("def f():\n    return 1\n", stored).status == "pass"
     with pytest.raises(DataError, match="JSON"):
         run_tests("pass", "{not json")
+
+
+def test_a_list_of_assert_strings_grades_like_the_encoded_tests():
+    """MBPP's ``test_list`` shape (a list of assert strings, or its JSON string) wherever tests are
+    accepted: the same outcomes, method and rewards as the encoded ``AssertTests``."""
+    test_list = ["assert add(1, 2) == 3", "assert add(2, 2) == 5", "assert add(0, 0) == 0"]
+    encoded = encode_tests(AssertTests(test_list))
+    assert as_tests(test_list) == as_tests(json.dumps(test_list)) == as_tests(encoded) == AssertTests(test_list)
+    for program in (ADD, "def add(a, b):\n    return 5\n", "def add(a, b) return"):
+        expected = run_tests(program, encoded)
+        for given in (test_list, json.dumps(test_list)):
+            got = run_tests(program, given)
+            assert (got.status, got.outcomes, got.method) == (expected.status, expected.outcomes, expected.method)
+    completions = [f"```python\n{ADD}```", "def add(a, b):\n    return 5\n"]
+    for partial in (False, True):
+        reward = CodeReward(partial=partial)
+        assert reward(["p"] * 2, completions, tests=[test_list] * 2) == reward(["p"] * 2, completions,
+                                                                               tests=[encoded] * 2)
+    assert CodeReward(partial=True)(["p"] * 2, completions, tests=[test_list] * 2) == [2 / 3, 1 / 3]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "add(1, 2) == 3",  # a bare comparison raises nothing: it would pass any program
+        "import os; os._exit(0)",
+        "x = add(1, 2)",
+        "",
+        "assert add(1, 2) == 3 +",
+        7,
+    ],
+)
+def test_a_list_entry_that_is_not_an_assert_is_refused(entry):
+    with pytest.raises(DataError, match=r"tests\[1\]"):
+        as_tests(["assert add(1, 2) == 3", entry])
+    with pytest.raises(DataError, match=r"tests\[1\]"):
+        CodeReward()(["p"], [ADD], tests=[json.dumps(["assert add(1, 2) == 3", entry])])

@@ -20,8 +20,7 @@ from trafl.train.config import TrainConfig
 from trafl.train.rewards import RewardError, compute_rewards
 from trafl.utils.config import load_config
 
-sys.path.insert(0, str(Path(__file__).parent))
-from rl_toys import DigitTask, digit_reward, make_model_dir  # noqa: E402
+from rl_toys import DigitTask, digit_reward, make_model_dir
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent

@@ -9,6 +9,7 @@ import sys
 
 from trafl import __version__
 from trafl.errors import TraflError
+from trafl.utils.logs import configure_cli_logging
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("trafl.sft.cli", "Masked-diffusion supervised fine-tuning on a JSONL of prompt/completion pairs."),
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if not argv else 2
+    configure_cli_logging()  # progress messages of the library (INFO) on stderr
     try:
         return int(args._run(args) or 0)
     except TraflError as exc:

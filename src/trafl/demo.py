@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from trafl.sampling.settings import SamplerSettings, check_sampler
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args, to_dict
 from trafl.utils.io import atomic_write_json, atomic_write_text
 
+logger = logging.getLogger(__name__)
 ASSET_BASE = Path(__file__).resolve().parent / "assets" / "demo_base"
 METHODS = tuple(OBJECTIVES)
 
@@ -111,7 +113,7 @@ class DemoConfig:
 
 
 def _log(msg: str) -> None:
-    print(f"[trafl demo] {msg}", flush=True)
+    logger.info("[trafl demo] %s", msg)
 
 
 # --------------------------------------------------------------------------------------------

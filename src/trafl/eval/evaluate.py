@@ -10,8 +10,8 @@ and interruptions do not change the results.
 
 from __future__ import annotations
 
+import logging
 import platform
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -24,6 +24,8 @@ from trafl.eval.passk import summarise_pass_at_k
 from trafl.eval.paths import path_metrics, summarise_paths
 from trafl.tasks.base import Task
 from trafl.utils.io import atomic_write_json
+
+logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -250,4 +252,5 @@ def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan:
 
 
 def log_to_stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A progress message, logged at INFO (the ``trafl`` command shows it on stderr)."""
+    logger.info(message)

@@ -21,7 +21,7 @@ from trafl.errors import DataError
 from trafl.rewards.code import AssertTests, CodeReward, IOTest, code_format_reward, grade_programs, program_of, encode_tests
 from trafl.rewards.code.harness import as_tests, choose_method
 from trafl.tasks.base import RewardFn, Task
-from trafl.tasks.loading import convert, first_field, load_hub, read_records
+from trafl.tasks.loading import convert, first_field, load_rows, read_records
 
 LEETCODE_PREAMBLE = "from typing import *\nimport collections, heapq, bisect, math, itertools, functools, string\n"
 FENCE_INSTRUCTION = "Write your solution in a single ```python code block."
@@ -39,7 +39,7 @@ class CodeTask(Task):
 
     def load(self, split: str | None = None, *, path: str | None = None, limit: int | None = None) -> list[dict]:
         split = split or self.eval_split or self.train_split
-        raw = read_records(path) if path else load_hub(self.hub_id, split, self.hub_config)
+        raw = load_rows(path, self.hub_id, split, self.hub_config)
         source = str(path or self.hub_id)
         return convert(self.select(raw, split), lambda r: self.to_row(r, source), limit)
 

@@ -1,7 +1,11 @@
-"""Where task rows come from: a local JSONL / JSON file, or the Hugging Face hub.
+"""Where task rows come from: a local JSONL / JSON file, a local dataset directory, or the
+Hugging Face hub.
 
-The hub path needs the optional ``datasets`` package (imported only when used); without it, or
-offline, pass a local file instead (``path=...``, or ``dataset_path`` in a training config).
+:func:`load_rows` is the one entry point of the task modules. A directory goes the hub's way
+(:func:`load_hub`, through the ``datasets`` package): a snapshot laid out like a hub repository
+(parquet / JSON files, with or without a ``README.md`` that declares configs and splits), or a
+directory written by ``datasets``' ``save_to_disk``. Offline, point a task at such a directory or a
+file (``path=...``, or ``dataset_path`` in a training config).
 """
 
 from __future__ import annotations
@@ -45,20 +49,62 @@ def read_records(path: str | Path) -> list[dict]:
     return rows
 
 
-def load_hub(hub_id: str, split: str, config: str | None = None, **kwargs: Any) -> list[dict]:
-    """Rows of a hub dataset split through ``datasets.load_dataset``."""
+def load_rows(path: str | Path | None, hub_id: str, split: str | None, config: str | None = None) -> list[dict]:
+    """A task's raw rows: from ``path`` when given (a JSONL/JSON file, or a dataset directory read
+    like a hub repository), else from ``hub_id`` on the hub."""
+    if path is None:
+        return load_hub(hub_id, split, config)
+    if Path(path).is_dir():
+        return load_hub(str(path), split, config)
+    return read_records(path)
+
+
+def load_hub(hub_id: str, split: str | None, config: str | None = None, **kwargs: Any) -> list[dict]:
+    """Rows of split ``split`` of a hub dataset, or of a local directory in its place: one written
+    by ``save_to_disk`` (a ``DatasetDict``, or a single ``Dataset`` taken as the requested split),
+    or a hub-style snapshot read by ``datasets.load_dataset``. ``config`` applies where the source
+    declares configs (a snapshot without them has only ``default``)."""
     try:
         import datasets
     except ImportError as exc:
         raise DataError(
-            f"loading '{hub_id}' from the Hugging Face hub needs the 'datasets' package: "
-            "`pip install datasets`, or pass a local JSONL file (path=... / dataset_path)"
+            f"loading '{hub_id}' needs the 'datasets' package (a trafl dependency; reinstall trafl), "
+            "or pass a local JSONL file (path=... / dataset_path)"
         ) from exc
+    if split is None:
+        raise DataError(f"{hub_id}: no split given and the task has no default split")
+    local = Path(hub_id)
+    if local.is_dir():
+        if (local / "dataset_dict.json").is_file() or (local / "state.json").is_file():
+            return _load_saved(datasets, local, split)
+        config = _local_config(datasets, local, config)
+        splits = datasets.get_dataset_split_names(str(local), config)
+        if split not in splits:
+            raise DataError(f"{local}: no split '{split}' (config {config}); available: {', '.join(splits)}")
     try:
         ds = datasets.load_dataset(hub_id, config, split=split, **kwargs)
     except Exception as exc:  # network, unknown split, ...
-        raise DataError(f"could not load {hub_id} (config={config}, split={split}) from the hub: {exc}") from exc
+        raise DataError(f"could not load {hub_id} (config={config}, split={split}): {exc}") from exc
     return [dict(r) for r in ds]
+
+
+def _load_saved(datasets: Any, local: Path, split: str) -> list[dict]:
+    saved = datasets.load_from_disk(str(local))
+    if isinstance(saved, datasets.DatasetDict):
+        if split not in saved:
+            raise DataError(f"{local}: no split '{split}' in the saved DatasetDict; available: {', '.join(saved)}")
+        saved = saved[split]
+    return [dict(r) for r in saved]
+
+
+def _local_config(datasets: Any, local: Path, config: str | None) -> str | None:
+    """``config`` if the directory declares it; ``None`` for a directory without configs."""
+    names = datasets.get_dataset_config_names(str(local))
+    if config in names:
+        return config
+    if names == ["default"]:
+        return None
+    raise DataError(f"{local}: no config '{config}'; available: {', '.join(names)}")
 
 
 def require(row: dict, fields: Iterable[str], source: str) -> None:

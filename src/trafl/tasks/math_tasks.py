@@ -21,7 +21,7 @@ from trafl.rewards.math import (
     parse_number,
 )
 from trafl.tasks.base import RewardFn, Task
-from trafl.tasks.loading import convert, first_field, load_hub, read_records
+from trafl.tasks.loading import convert, first_field, load_rows
 
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -35,7 +35,7 @@ class MathTask(Task):
 
     def load(self, split: str | None = None, *, path: str | None = None, limit: int | None = None) -> list[dict]:
         split = split or self.eval_split or self.train_split
-        raw = read_records(path) if path else load_hub(self.hub_id, split, self.hub_config)
+        raw = load_rows(path, self.hub_id, split, self.hub_config)
         source = path or self.hub_id
         return convert(raw, lambda r: self.to_row(r, source), limit)
 

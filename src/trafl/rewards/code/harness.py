@@ -329,17 +329,18 @@ def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failu
 # ---------------------------------------------------------------------------------------------
 
 
-def as_tests(tests: Tests | str | dict) -> Tests:
-    """Accept the test objects above, a bare assert snippet, or a dict / its JSON string
-    (``{"asserts": [...], "setup": "..."}`` or ``{"inputs": [...], "outputs": [...]}``)."""
+def as_tests(tests: Tests | str | dict | Sequence[str]) -> Tests:
+    """Accept the test objects above, a bare assert snippet, a list of assert statements (MBPP's
+    ``test_list``), or a dict / its JSON string (``{"asserts": [...], "setup": "..."}`` or
+    ``{"inputs": [...], "outputs": [...]}``) / a list's JSON string."""
     if isinstance(tests, AssertTests):
         return tests
     if isinstance(tests, str):
-        if tests.lstrip().startswith("{"):  # the JSON form that dataset rows store
+        if tests.lstrip().startswith(("{", "[")):  # the JSON forms that dataset rows store
             try:
                 tests = json.loads(tests)
             except json.JSONDecodeError as exc:
-                raise DataError(f"tests: a string starting with '{{' must be JSON ({exc.msg})") from exc
+                raise DataError(f"tests: a string starting with '{{' or '[' must be JSON ({exc.msg})") from exc
         else:
             return AssertTests([tests])
     if isinstance(tests, dict):
@@ -351,9 +352,31 @@ def as_tests(tests: Tests | str | dict) -> Tests:
             return [IOTest(i, o) for i, o in zip(tests["inputs"], tests["outputs"])]
         raise DataError(f"tests dict must have 'asserts' or 'inputs'+'outputs', got keys {sorted(tests)}")
     cases = list(tests)
+    if cases and any(isinstance(c, str) for c in cases):
+        return AssertTests(assert_list(cases))
     if not all(isinstance(c, IOTest) for c in cases):
-        raise DataError("tests must be AssertTests, a list of IOTest, an assert string or a dict")
+        raise DataError("tests must be AssertTests, a list of IOTest, a list of assert statements, "
+                        "an assert string or a dict")
     return cases
+
+
+def assert_list(snippets: Sequence[object]) -> list[str]:
+    """A list of tests given as strings, checked to be assert statements only (MBPP's ``test_list``).
+
+    Anything else is refused: a bare expression such as ``f(1) == 2`` would raise nothing and pass
+    whatever the program does, and other statements have no place in a list of checks.
+    """
+    for i, snippet in enumerate(snippets):
+        shown = repr(snippet)[:120]
+        if not isinstance(snippet, str):
+            raise DataError(f"tests[{i}]: a list of tests holds assert statements as strings, got {shown}")
+        try:
+            body = ast.parse(snippet).body
+        except SyntaxError as exc:
+            raise DataError(f"tests[{i}]: not valid Python ({exc.msg}): {shown}") from exc
+        if not body or not all(isinstance(stmt, ast.Assert) for stmt in body):
+            raise DataError(f"tests[{i}]: each entry of a list of tests must be an assert statement, got {shown}")
+    return list(snippets)
 
 
 def run_tests(

@@ -1,6 +1,7 @@
 """Code reward functions in TRL's signature ``fn(prompts, completions, **columns) -> list[float]``.
 
-Columns used: ``tests`` (a JSON string or dict accepted by :func:`~trafl.rewards.code.harness.as_tests`)
+Columns used: ``tests`` (a JSON string, dict or list of assert strings accepted by
+:func:`~trafl.rewards.code.harness.as_tests`)
 and, for HumanEval-style tasks where the model continues a given function, ``code_prefix``.
 All completions of a batch are graded in parallel by the sandbox pool.
 """
