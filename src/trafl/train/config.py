@@ -38,7 +38,7 @@ class TrainConfig:
     model: str = option("", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct).")
     method: str = option("trafl", "Post-training objective.", choices=METHODS)
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
-    dataset_path: str | None = option(None, "Local JSONL/JSON file for the task's training split (default: the task's own source).")
+    dataset_path: str | None = option(None, "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).")
     dataset_split: str | None = option(None, "Split to train on (default: the task's train split).")
     max_prompts: int | None = option(None, "Use only the first N training prompts (after shuffling with seed).", min=1)
     output_dir: str = option("runs/train", "Run directory: checkpoints, metrics.jsonl, final model.")
