@@ -169,6 +169,7 @@ def test_state_bytes_table():
     assert model_state_bytes(fsdp, **kw) == {"parameters": 4 * p / 8, "gradients": 4 * p / 8, "optimizer": 8 * p / 8}
     lora = {"weight_bytes": 2, "mixed": True, "frozen": p, "trainable": 0, "adapters": 10}
     assert model_state_bytes(ddp, **lora) == {"parameters": 2 * p + 40, "gradients": 80, "optimizer": 80}
+    assert model_state_bytes(fsdp, **lora) == {"parameters": (2 * p + 40) / 8, "gradients": 40 / 8, "optimizer": 80 / 8}
 
 
 # ---- the plan for LLaDA-8B ------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ DeepSpeed ZeRO-1/2   2 (the engine     2, ``/N`` at stage >= 2      12 ``/N``: f
 (bf16)               casts the module                               moments (ZeRO paper's 2+2+12)
                      to bf16)
 DeepSpeed ZeRO-3     2 ``/N``          2 ``/N``                     12 ``/N``
-FSDP (bf16)          4 ``/N`` (accel-  4 ``/N``                     8 ``/N`` (moments of the fp32
+FSDP2 (bf16)         4 ``/N`` (accel-  4 ``/N``                     8 ``/N`` (moments of the fp32
                      erate upcasts                                  sharded parameters)
-                     to fp32)
+                     trained ones to
+                     fp32; frozen
+                     keep ``w``)
 ===================  ================  ===========================  ===================================
 
 Without mixed precision DeepSpeed and FSDP keep ``w`` bytes and 2 ``w`` of moments. Frozen weights
@@ -46,9 +48,9 @@ def model_state_bytes(par: Parallelism, *, weight_bytes: int, mixed: bool, froze
         grads = learn * w / (n if s in ("zero2", "zero3") else 1)
         optim = learn * ((4 + 8) if mixed else 2 * w) / n
     elif s == "fsdp":
-        w = 4 if mixed else weight_bytes
+        w = 4 if mixed else weight_bytes  # trained parameters only: frozen ones keep their dtype
         learn = trainable + adapters
-        params = (frozen + learn) * w / n
+        params = (frozen * weight_bytes + learn * w) / n
         grads = learn * w / n
         optim = learn * 2 * w / n
     else:
