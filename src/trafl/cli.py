@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("trafl.sampling.cli", "Sample completions from a dLLM with the LLaDA sampler."),
     "train": ("trafl.train.cli", "RL post-training with TraFL, ESPO, JustGRPO or diffu-GRPO."),
     "eval": ("trafl.eval.cli", "pass@k and diversity evaluation of one or more models."),
+    "plan": ("trafl.plan.cli", "Predict per-GPU memory and FLOPs of a training config (FITS / DOES NOT FIT)."),
     "demo": ("trafl.demo", "The CPU trajectory-locking study: base vs TraFL vs baselines."),
 }
 

@@ -2,6 +2,8 @@
 
 * ``micro``: ~25k parameters, for unit tests (milliseconds per forward);
 * ``tiny``: ~1.8M parameters, trains on a 2-core CPU in minutes (the CPU-scale studies);
+* ``small``: ~106M parameters (d 768, 8 layers, 32k vocabulary), a mid-size check of ``trafl plan``'s
+  memory model on CPU (``benchmarks/plan_memory.py``);
 * ``llada-8b``: the exact shape of LLaDA-8B (8,015,581,184 parameters), for random-weight GPU checks.
 
 The two small presets use a 64-id vocabulary by default; in practice ``vocab_size`` and the
@@ -31,6 +33,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_model": 192, "n_heads": 6, "n_kv_heads": 6, "n_layers": 4, "mlp_hidden_size": 512,
         "max_sequence_length": 512, "rope_theta": 10000.0, "init_device": None, "precision": None,
         **_SMALL_VOCAB,
+    },
+    "small": {
+        "d_model": 768, "n_heads": 12, "n_kv_heads": 12, "n_layers": 8, "mlp_hidden_size": 2048,
+        "max_sequence_length": 1024, "rope_theta": 10000.0, "init_device": None, "precision": None,
+        "vocab_size": 32000, "embedding_size": 32000, "pad_token_id": 0, "eos_token_id": 1, "mask_token_id": 2,
     },
     "llada-8b": dict(DEFAULTS),
 }

@@ -1,0 +1,194 @@
+"""Measured vs predicted memory of one training forward/backward (``trafl plan``'s activation and
+parameter terms), on CPU (default) or a GPU (``--gpu``).
+
+    python benchmarks/plan_memory.py                    # tiny + small presets, full FT / LoRA, +/- checkpointing
+    python benchmarks/plan_memory.py --presets tiny     # the quick subset (seconds)
+    python benchmarks/plan_memory.py --gpu              # the same cases on CUDA, bf16 autocast
+
+How CPU memory is measured. torch's CPU tensors come from ``malloc``, which tracemalloc does not see,
+and the torch profiler's memory events do not give a peak. Each case therefore runs in a *fresh
+subprocess* started with ``MALLOC_MMAP_THRESHOLD_=65536``: every allocation above 64 KiB (every
+activation here) is its own ``mmap``, returned to the kernel on ``free``, so the resident set
+follows the live tensors instead of glibc's heap high-water mark. The subprocess
+
+1. reads ``VmRSS`` before and after building the model: the *parameter* term;
+2. runs one small warm-up forward/backward (kernels, thread pools, and the gradients, which stay
+   allocated: ``zero_grad(set_to_none=False)``, so gradients are not counted as activations);
+3. resets the kernel's peak-RSS counter (``echo 5 > /proc/self/clear_refs``) and reads ``VmRSS``;
+4. runs the measured forward/backward (``token_logprobs`` of the completion positions, the loss
+   every trafl surrogate builds on) and reads ``VmHWM``: peak minus step 3 is the *activation* term
+   (saved tensors plus the backward's transient buffers).
+
+On GPU the same steps read ``torch.cuda.memory_allocated`` / ``max_memory_allocated``. Each case
+prints predicted, measured and their ratio; the records are appended to ``--out``
+(``benchmarks/results.jsonl``) like ``benchmarks/run.py`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CASES = {
+    # preset: (rows, prompt, completion)
+    "tiny": (8, 32, 96),
+    "small": (2, 64, 192),
+}
+LORA = {"rank": 16, "targets": ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"), "dropout": 0.05}
+VOCAB = {"tiny": 4096, "small": None}  # tiny's 64-id vocabulary would hide the logits terms
+
+
+def _status(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def worker(case: dict) -> dict:
+    """One measurement, in this (fresh) process. Returns measured and predicted bytes."""
+    import torch
+
+    from trafl.likelihood.tokens import token_logprobs
+    from trafl.models import build_model
+    from trafl.plan.activations import Lora, training_peak
+    from trafl.plan.shape import ModelShape, count_parameters, lora_parameters
+    from trafl.train.trainer import _output_head_names
+
+    torch.set_num_threads(1)
+    gpu = case["gpu"]
+    device = "cuda" if gpu else "cpu"
+    overrides = {"vocab_size": case["vocab"], "embedding_size": case["vocab"]} if case["vocab"] else {}
+
+    def now() -> int:
+        return torch.cuda.memory_allocated() if gpu else _status("VmRSS")
+
+    warm = build_model("micro", device=device)  # warm the lazy imports: code is not a parameter
+    if case["lora"]:
+        from peft import LoraConfig, get_peft_model
+
+        get_peft_model(warm, LoraConfig(r=2, target_modules=["q_proj"]))
+    del warm
+    torch.manual_seed(0)
+    before = now()
+    model = build_model(case["preset"], device=device, dtype=torch.bfloat16 if gpu else None, **overrides)
+    lora = None
+    if case["lora"]:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=LORA["rank"], lora_alpha=2 * LORA["rank"], lora_dropout=LORA["dropout"],
+                                                 target_modules=list(LORA["targets"]), bias="none",
+                                                 exclude_modules=_output_head_names(model)))
+        lora = Lora(LORA["rank"], LORA["targets"], LORA["dropout"] > 0)
+    params_measured = now() - before
+    if case["checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    config = model.config
+    shape = ModelShape.from_config(config)
+    vocab = shape.vocab
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else torch.autocast("cpu", enabled=False)
+
+    def step(rows: int, prompt: int, completion: int) -> None:
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(3, vocab, (rows, prompt + completion), generator=g).to(device)
+        attn = torch.ones_like(ids)
+        attn[0, : prompt // 4] = 0  # left padding: the SDPA path with a mask, as in training
+        with autocast:
+            logp = token_logprobs(model, ids, attn, ids[:, prompt:], prompt)
+            loss = logp.mean()
+        loss.backward()
+
+    step(1, 4, 4)  # warm-up; the gradients stay allocated
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.zero_()
+    rows, prompt, completion = case["rows"], case["prompt"], case["completion"]
+    if gpu:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    else:
+        _reset_peak()
+    base = now()
+    step(rows, prompt, completion)
+    if gpu:
+        torch.cuda.synchronize()
+    peak = (torch.cuda.max_memory_allocated() if gpu else _status("VmHWM")) - base
+
+    s = 2 if gpu else 4
+    n_params = count_parameters(shape)
+    n_lora = lora_parameters(shape, LORA["rank"], LORA["targets"]) if lora else 0
+    params_predicted = n_params * s + n_lora * 4  # peft keeps the adapters in float32
+    act = training_peak(shape, rows, prompt + completion, completion, s, lora=lora, mask_bytes=1 if gpu else s,
+                        checkpointing=case["checkpointing"])
+    return {"params_predicted": params_predicted, "params_measured": params_measured,
+            "act_predicted": act["peak"], "act_saved": act["saved"], "act_measured": peak,
+            "n_params": n_params, "n_lora": n_lora}
+
+
+def run_case(case: dict) -> dict:
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], env=env, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode:
+        raise RuntimeError(f"worker failed for {case}:\n{proc.stderr[-3000:]}")
+    return {**case, **json.loads(proc.stdout.strip().splitlines()[-1])}
+
+
+def cases(presets: list[str], gpu: bool) -> list[dict]:
+    out = []
+    for preset in presets:
+        rows, prompt, completion = CASES[preset]
+        for lora in (False, True):
+            for ckpt in (False, True):
+                out.append({"preset": preset, "vocab": VOCAB[preset], "rows": rows, "prompt": prompt,
+                            "completion": completion, "lora": lora, "checkpointing": ckpt, "gpu": gpu})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default="tiny,small", help="Comma-separated presets (tiny, small).")
+    parser.add_argument("--gpu", action="store_true", help="Measure on CUDA (bf16 autocast) instead of CPU.")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines file to append to.")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return 0
+    from benchmarks.harness import format_table, machine
+    from trafl.utils.io import append_jsonl
+
+    rows = []
+    for case in cases(args.presets.split(","), args.gpu):
+        r = run_case(case)
+        mib = 2**20
+        rows.append({
+            "preset": r["preset"], "weights": "lora" if r["lora"] else "full", "ckpt": r["checkpointing"],
+            "N x T": f"{r['rows']}x{r['prompt'] + r['completion']}",
+            "params pred MiB": r["params_predicted"] / mib, "params meas MiB": r["params_measured"] / mib,
+            "params ratio": r["params_predicted"] / r["params_measured"],
+            "act pred MiB": r["act_predicted"] / mib, "act meas MiB": r["act_measured"] / mib,
+            "act ratio": r["act_predicted"] / r["act_measured"],
+        })
+        print(json.dumps(rows[-1]), flush=True)
+    print(format_table(rows, list(rows[0])))
+    append_jsonl(args.out, {"time": time.time(), "machine": machine(), "plan_memory": {"gpu": args.gpu, "rows": rows}})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
