@@ -21,8 +21,8 @@ import torch
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rl_toys import make_model_dir  # noqa: E402
-from test_train import BASE, REPO, _env, _final_params, _flags  # noqa: E402
+from rl_toys import make_model_dir
+from test_train import BASE, REPO, _env, _final_params, _flags
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 # What a user runs on GPUs, with the two overrides CPU needs (two processes, no bf16 autocast).
@@ -84,6 +84,26 @@ def test_fsdp_two_processes_equal_one_process(model_dir, one_process, tmp_path):
     two = _train(FSDP, _flags({**RL, "model": model_dir, "output_dir": tmp_path}))
     assert two.returncode == 0, two.stderr[-3000:]
     _compare_to_one_process(one_process, tmp_path, model_dir, "FSDP")
+
+
+@pytest.mark.slow
+def test_fsdp_lora_saves_the_gathered_adapter_and_merged_model(model_dir, tmp_path):
+    lora = {**RL, "model": model_dir, "use_peft": True, "lora_r": 4, "lora_alpha": 8,
+            "lora_target_modules": "q_proj,v_proj"}
+    one = _train([sys.executable], _flags({**lora, "output_dir": tmp_path / "one", "gradient_accumulation_steps": 2}))
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _train(FSDP, _flags({**lora, "output_dir": tmp_path / "two"}))
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = load_file(str(tmp_path / "one" / "final" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "final" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and any("lora_B" in k for k in a)
+    moved = max(float(v.abs().max()) for k, v in a.items() if "lora_B" in k)  # lora_B starts at 0
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"\nFSDP LoRA: max |1-proc - 2-proc| = {worst:.2e}; max lora_B = {moved:.2e}")
+    assert moved > 1e-4 and worst < 1e-5
+    ma = load_file(str(tmp_path / "one" / "final-merged" / "model.safetensors"))
+    mb = load_file(str(tmp_path / "two" / "final-merged" / "model.safetensors"))
+    assert ma.keys() == mb.keys() and max(float((ma[k] - mb[k]).abs().max()) for k in ma) < 1e-5
 
 
 @pytest.mark.slow
@@ -164,3 +184,56 @@ def test_gpu_sharded_check_without_gpus_exits_cleanly(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "needs at least 2 CUDA GPUs" in run.stdout
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "skipped"
+
+
+def test_checkpoint_directories_are_atomic_pruned_and_restored(tmp_path):
+    """One process: the same code path the sharded runs take (accelerate save_state/load_state)."""
+    from accelerate import Accelerator
+
+    from trafl.errors import CheckpointError
+    from trafl.utils.checkpoint import (
+        latest_checkpoint,
+        list_checkpoints,
+        load_checkpoint,
+        save_checkpoint,
+    )
+
+    acc = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    head = torch.nn.Linear(2, 1)
+    model, opt = acc.prepare(model, opt)
+    acc.register_for_checkpointing(head)
+    (tmp_path / ".checkpoint-7.tmp-dead").mkdir()  # a killed save's leftover
+    saved = {}
+    for step in (1, 2, 3):
+        model(torch.ones(1, 3)).sum().backward()
+        opt.step()
+        head.weight.data += 1
+        saved[step] = (model.weight.detach().clone(), head.weight.detach().clone())
+        save_checkpoint(acc, tmp_path, step, model=model, keep_last=2, export_model=False, extra={"cursor": step})
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
+    assert not list(tmp_path.glob(".checkpoint-*"))
+    (tmp_path / "checkpoint-9").mkdir()  # no trainer_state.json: incomplete, never loaded
+    assert latest_checkpoint(tmp_path).name == "checkpoint-3"
+    with torch.no_grad():
+        model.weight.zero_()
+        head.weight.zero_()
+    state = load_checkpoint(acc, tmp_path / "checkpoint-2")
+    assert state == {"step": 2, "extra": {"cursor": 2}}
+    assert torch.equal(model.weight, saved[2][0]) and torch.equal(head.weight, saved[2][1])
+
+    old = tmp_path / "old"
+    (old / "checkpoint-5").mkdir(parents=True)
+    (old / "checkpoint-5" / "trainer_state.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="trafl 0.1.*cannot resume"):
+        latest_checkpoint(old)
+
+
+def test_deepspeed_on_cpu_processes_is_a_clear_error(model_dir, tmp_path):
+    env = {**_env(), "ACCELERATE_USE_DEEPSPEED": "true"}  # what accelerate launch sets for zero2/zero3.yaml
+    run = subprocess.run([sys.executable, "-m", "trafl.cli", "train", *_flags({**RL, "model": model_dir, "output_dir": tmp_path}),
+                          "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0
+    assert "DeepSpeed ZeRO needs GPUs" in run.stderr

@@ -38,7 +38,7 @@ from trafl.utils.checkpoint import (
     shared_atomic_directory,
 )
 from trafl.utils.config import save_config
-from trafl.utils.distributed import make_accelerator, micro_batch
+from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
 from trafl.utils.io import append_jsonl, atomic_write_text, read_jsonl
 from trafl.utils.schedule import make_scheduler
 from trafl.utils.seed import seed_everything
@@ -157,6 +157,7 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.lr_schedule, cfg.warmup_steps, cfg.max_steps)
+    configure_deepspeed(accelerator, micro, cfg.max_grad_norm)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # not prepared: accelerate would step it per process
 

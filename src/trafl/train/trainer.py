@@ -50,7 +50,7 @@ from trafl.utils.checkpoint import (
     shared_atomic_directory,
 )
 from trafl.utils.config import save_config, to_dict
-from trafl.utils.distributed import make_accelerator, micro_batch
+from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
 from trafl.utils.io import append_jsonl, atomic_directory, atomic_write_text, read_jsonl
 from trafl.utils.schedule import make_scheduler
 
@@ -144,6 +144,7 @@ class RLTrainer:
         # processes: it lives outside the wrapped model.
         self.head_optimizer = torch.optim.AdamW(head, lr=cfg.logz_lr, betas=(cfg.adam_beta1, cfg.adam_beta2)) if head else None
         self.scheduler = make_scheduler(self.optimizer, cfg.lr_scheduler_type, cfg.warmup_steps, cfg.max_steps)
+        configure_deepspeed(self.accelerator, cfg.per_device_train_batch_size, cfg.max_grad_norm)
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         # Saved and restored by accelerator.save_state / load_state on every process, in this order (the
         # scheduler is not prepared: accelerate would step it once per process).
@@ -278,6 +279,8 @@ class RLTrainer:
                 self.head_optimizer.zero_grad(set_to_none=True)
             for m, group in enumerate(groups):
                 last = m == len(groups) - 1
+                # dropout (LoRA's) of the micro-batch at global prompt position p: the same draw on any process count
+                torch.manual_seed(step_seed(cfg.seed, step, offset + m * self.prompts_per_micro, iteration, "dropout"))
                 with micro_batch(self.accelerator, self.wrapped, last), self._autocast():
                     loss, metrics = self.objective(self.policy, group.for_iteration(iteration))
                     if not torch.isfinite(loss):

@@ -32,13 +32,11 @@ def make_accelerator(cpu: bool, **kwargs: Any):
         parse_flag_from_env,
     )
 
-    accelerator = Accelerator(cpu=cpu, **kwargs)
-    if accelerator.distributed_type != DistributedType.MULTI_CPU:
-        return accelerator
-    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
+    if cpu and parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
         raise ConfigError("the launcher asked for DeepSpeed but these processes run on CPU; DeepSpeed ZeRO needs GPUs "
                           "(use configs/accelerate/fsdp.yaml for sharded training on CPU)")
-    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
+    accelerator = Accelerator(cpu=cpu, **kwargs)
+    if accelerator.distributed_type == DistributedType.MULTI_CPU and parse_flag_from_env("ACCELERATE_USE_FSDP"):
         plugin = FullyShardedDataParallelPlugin()
         if plugin.fsdp_version != 2:
             raise ConfigError("FSDP on CPU needs 'fsdp_version: 2' in the accelerate config (torch's fully_shard); "
@@ -66,3 +64,17 @@ def micro_batch(accelerator: Any, model: Any, last: bool) -> Iterator[None]:
             yield
     finally:
         state._set_sync_gradients(True)
+
+
+def configure_deepspeed(accelerator: Any, micro_batch_size: int, max_grad_norm: float) -> None:
+    """Fill what accelerate would take from a prepared data loader (trafl slices its batches itself):
+    the per-process micro-batch size, and the clipping norm of the trainer's config. DeepSpeed's own
+    accumulation count stays 1: :func:`micro_batch` marks the boundary. A no-op without DeepSpeed."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    plugin = accelerator.state.deepspeed_plugin
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro_batch_size
+    plugin.deepspeed_config["gradient_accumulation_steps"] = 1
+    plugin.deepspeed_config["gradient_clipping"] = max_grad_norm
