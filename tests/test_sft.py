@@ -4,7 +4,9 @@ lowers held-out loss and greedy samples solve held-out prompts; bad data is a cl
 from __future__ import annotations
 
 import json
+import math
 import random
+import shutil
 
 import pytest
 import torch
@@ -120,3 +122,64 @@ def test_sft_cli_errors_name_the_field(tmp_path, capsys):
     assert "'max_steps': expected an integer" in capsys.readouterr().err
     assert main(["sft", "--data", str(tmp_path / "none.jsonl")]) == 2
     assert "data file not found" in capsys.readouterr().err
+
+
+def _old_factor(kind, warmup, total, step):
+    """trafl 0.1's hand-written schedule, kept here as the reference of the transformers one."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if kind == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("kind", ["constant", "cosine", "linear"])
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_transformers_schedule_matches_the_old_one_after_warmup(kind, warmup):
+    from trafl.utils.schedule import make_scheduler
+
+    total = 20
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    sched = make_scheduler(opt, kind, warmup, total)
+    lrs = []
+    for _ in range(total):
+        lrs.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    for k, lr in enumerate(lrs):
+        # warm-up runs one step behind (k / W instead of (k + 1) / W); after it the two are equal
+        expected = 2.0 * (k / warmup if k < warmup else _old_factor(kind, warmup, total, k))
+        assert lr == pytest.approx(expected, abs=1e-12), (k, lr, expected)
+        if k >= warmup:
+            assert lr == pytest.approx(2.0 * _old_factor(kind, warmup, total, k), abs=1e-12)
+
+
+def test_sft_resumes_bit_identically_and_truncates_metrics(tmp_path):
+    from safetensors.torch import load_file
+
+    from trafl.sft.trainer import run_sft
+
+    _reverse_data(tmp_path / "d.jsonl", 64, seed=0)
+    common = dict(data=str(tmp_path / "d.jsonl"), model="micro", completion_length=5, max_steps=6, batch_size=8,
+                  gradient_accumulation_steps=2, learning_rate=3e-3, warmup_steps=2, save_every=2, eval_every=3,
+                  num_threads=1, device="cpu", seed=0)
+    full = run_sft(load_config(SFTConfig, None, {**common, "output_dir": str(tmp_path / "full")}), progress=False)
+    cut = tmp_path / "cut"
+    run_sft(load_config(SFTConfig, None, {**common, "output_dir": str(cut)}), progress=False)
+    assert sorted(p.name for p in cut.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert (cut / "checkpoint-2" / "model" / "model.safetensors").is_file()
+    # as if the run had died after its first checkpoint
+    shutil.rmtree(cut / "checkpoint-4")
+    shutil.rmtree(cut / "model")
+    resumed = run_sft(load_config(SFTConfig, None, {**common, "output_dir": str(cut), "resume": True}), progress=False)
+    assert [r["step"] for r in resumed.history] == [3, 4, 5, 6]
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(cut / "model" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.final_eval_loss == full.final_eval_loss
+    lines = [json.loads(x) for x in (cut / "sft_metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in lines] == [r["loss"] for r in full.history]

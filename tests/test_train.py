@@ -1,5 +1,5 @@
-"""The RL trainer: reward goes up for every objective, data parallel equals one process,
-kill-and-resume is bit-identical, bad input gets clear errors."""
+"""The RL trainer: reward goes up for every objective, kill-and-resume is bit-identical, bad input
+gets clear errors (several processes: tests/test_distributed.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def cfg_for(model_dir, out, **over):
 
 def _env():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
+    # this checkout's sources first (the package may be installed from another one)
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO / "src"), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     return env
 
@@ -116,32 +117,6 @@ def _final_params(run_dir):
 
 
 @pytest.mark.slow
-def test_two_process_data_parallel_equals_one_process(model_dir, tmp_path):
-    # Two updates on the same global batches (float-level differences in the all-reduce could
-    # flip a sampled token at step 2; on CPU with gloo they agree to the last bit here).
-    common = {**BASE, "model": model_dir, "max_steps": 2, "method": "trafl", "logz": "learned",
-              "per_device_train_batch_size": 4}
-    one = _run_cli(_flags({**common, "output_dir": tmp_path / "one", "gradient_accumulation_steps": 2}) + ["--quiet"])
-    assert one.returncode == 0, one.stderr[-3000:]
-    # torchrun sets the process-group environment accelerate reads (gloo on CPU).
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "trafl.cli", "train", *_flags({**common, "output_dir": tmp_path / "two"}), "--quiet"]
-    two = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
-    assert two.returncode == 0, two.stderr[-3000:]
-    a, b = _final_params(tmp_path / "one"), _final_params(tmp_path / "two")
-    assert a.keys() == b.keys()
-    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
-    base = load_file(str(model_dir / "model.safetensors"))
-    moved = max(float((a[k] - base[k]).abs().max()) for k in a)
-    print(f"\nmax |1-proc - 2-proc| = {worst:.2e}; max update size = {moved:.2e}")
-    assert moved > 1e-4
-    assert worst < 1e-5
-    ha = torch.load(tmp_path / "one" / "final" / "objective_head.pt")
-    hb = torch.load(tmp_path / "two" / "final" / "objective_head.pt")
-    assert all(torch.allclose(ha[k], hb[k], atol=1e-5) for k in ha)
-
-
-@pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(model_dir, tmp_path):
     common = {**BASE, "model": model_dir, "max_steps": 5, "save_steps": 1, "method": "trafl",
               "logz": "learned", "save_total_limit": 5}
@@ -163,7 +138,8 @@ def test_kill_and_resume_is_bit_identical(model_dir, tmp_path):
     # A checkpoint half-written when the process died must never be loaded:
     fake = run / ".checkpoint-9.tmp-crash"
     fake.mkdir(exist_ok=True)
-    (fake / "trainer_state.pt").write_bytes(b"garbage")
+    (fake / "trainer_state.json").write_text("garbage")
+    (fake / "state").mkdir()
     (run / "checkpoint-8").mkdir()  # a directory without its state file is not a checkpoint
     resumed = _run_cli(_flags({**common, "output_dir": run}) + ["--resume", "--quiet"])
     assert resumed.returncode == 0, resumed.stderr[-3000:]

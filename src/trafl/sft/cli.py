@@ -20,6 +20,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(SFTConfig, args.config, overrides_from_args(args))
     result = run_sft(cfg, progress=not args.quiet)
+    from accelerate.state import PartialState
+
+    if not PartialState().is_main_process:  # one summary per run, not per process
+        return 0
     print(json.dumps({
         "model": str(result.output_dir),
         "steps": result.steps,

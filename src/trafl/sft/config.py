@@ -23,7 +23,10 @@ class SFTConfig:
         32, "Tokens of the completion canvas (= the gen_length to sample at); completions are EOS-padded to it.", min=1
     )
     max_steps: int = option(2000, "Optimizer steps to run.", min=1)
-    batch_size: int = option(64, "Examples per optimizer step.", min=1)
+    batch_size: int = option(64, "Examples per optimizer step, over all processes.", min=1)
+    gradient_accumulation_steps: int = option(
+        1, "Micro-batches per optimizer step on each process: a micro-batch is batch_size / (processes x this).", min=1
+    )
     learning_rate: float = option(1e-3, "Peak learning rate of AdamW.", min=0.0)
     weight_decay: float = option(0.01, "AdamW weight decay.", min=0.0)
     warmup_steps: int = option(100, "Linear warm-up steps before the cosine decay.", min=0)
@@ -33,7 +36,7 @@ class SFTConfig:
     eval_every: int = option(200, "Steps between held-out loss evaluations (0: only at the end).", min=0)
     save_every: int = option(500, "Steps between resumable checkpoints (0: only the final model).", min=0)
     seed: int = option(0, "Random seed (data order, masking, initialisation).")
-    device: str = option("auto", "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ...")
+    device: str = option("auto", "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ... (under accelerate launch the process's device is used).")
     dtype: str = option("float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.", choices=("float32", "bfloat16"))
     use_chat_template: bool = option(True, "Wrap prompts in the tokenizer's chat template when it has one.")
     resume: bool = option(False, "Continue from the newest checkpoint in output_dir when there is one.")
@@ -42,6 +45,11 @@ class SFTConfig:
     def validate(self) -> None:
         if not self.data:
             raise ConfigError("config field 'data': a JSONL file of prompt/completion pairs is required")
+        if self.batch_size % self.gradient_accumulation_steps:
+            raise ConfigError(
+                f"config field 'batch_size' ({self.batch_size}) must be a multiple of 'gradient_accumulation_steps' "
+                f"({self.gradient_accumulation_steps})"
+            )
         if self.warmup_steps > self.max_steps:
             raise ConfigError(
                 f"config field 'warmup_steps' ({self.warmup_steps}) exceeds 'max_steps' ({self.max_steps})"

@@ -3,11 +3,20 @@
 Trains a tiny LLaDA-architecture model from scratch (preset + character tokenizer built from the
 data) or continues a checkpoint, with the loss of :mod:`trafl.sft.loss`. Writes resumable
 checkpoints and, at the end, the model and tokenizer in Hugging Face format (atomically).
+
+Runs on an :class:`accelerate.Accelerator` like the RL trainer (one process, or ``torchrun`` /
+``accelerate launch`` for DDP and FSDP). Optimizer step ``k`` takes the ``batch_size`` examples at
+positions ``[k B, (k + 1) B)`` of the seeded, per-epoch reshuffled example stream
+(:func:`trafl.train.data.prompt_indices_for_step`); process ``r`` of ``n`` takes a contiguous slice,
+split into ``gradient_accumulation_steps`` micro-batches, and the masks of the ``j``-th micro-batch of
+the global batch are drawn from a generator seeded by ``(seed, k, j)``. So ``n`` processes with ``a``
+micro-batches each compute the same update as one process with ``n a``, and a resumed run needs no
+data state beyond the step.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,32 +29,19 @@ from trafl.errors import ConfigError
 from trafl.sft.config import SFTConfig
 from trafl.sft.data import EncodedPair, collate, encode_pairs, read_pairs
 from trafl.sft.loss import forward_process, masked_diffusion_loss, masked_token_nll
-from trafl.utils.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
+from trafl.utils.checkpoint import (
+    export_pretrained,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    shared_atomic_directory,
+)
 from trafl.utils.config import save_config
-from trafl.utils.io import append_jsonl, atomic_directory
+from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
+from trafl.utils.io import append_jsonl, atomic_write_text, read_jsonl
+from trafl.utils.schedule import make_scheduler
 from trafl.utils.seed import seed_everything
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int):
-    """Linear warm-up to the peak rate, then cosine / linear decay to 0, or constant."""
-
-    def factor(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if kind == "constant":
-            return 1.0
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if kind == "linear":
-            return 1.0 - progress
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _is_preset(name: str) -> bool:
@@ -118,8 +114,20 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     """Train according to ``cfg``; returns the held-out loss before and after."""
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    if cfg.device.startswith("cuda:"):  # one process on a chosen GPU (accelerate uses the current one)
+        torch.cuda.set_device(torch.device(cfg.device))
+    accelerator = make_accelerator(cpu)
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    main = accelerator.is_main_process
+    micro_batches = cfg.gradient_accumulation_steps
+    if cfg.batch_size % (world * micro_batches):
+        raise ConfigError(
+            f"config field 'batch_size' ({cfg.batch_size}) must be a multiple of processes x "
+            f"'gradient_accumulation_steps' ({world} x {micro_batches})"
+        )
+    micro = cfg.batch_size // (world * micro_batches)
+    seed_everything(cfg.seed)  # the same initialisation on every process
     out = Path(cfg.output_dir)
     rows = read_pairs(cfg.data)
     if cfg.eval_data:
@@ -149,60 +157,60 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     scheduler = make_scheduler(optimizer, cfg.lr_schedule, cfg.warmup_steps, cfg.max_steps)
+    configure_deepspeed(accelerator, micro, cfg.max_grad_norm)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    accelerator.register_for_checkpointing(scheduler)  # not prepared: accelerate would step it per process
 
-    start_step, epoch_order, cursor = 0, None, 0
+    start_step = 0
     if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
-        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
-        start_step = state["step"]
-        epoch_order, cursor = state["extra"]["order"], state["extra"]["cursor"]
-    save_config(cfg, out / "sft_config.yaml")
+        start_step = load_checkpoint(accelerator, ckpt)["step"]
+        if main:  # drop metrics of steps after the checkpoint
+            kept = [r for r in read_jsonl(out / "sft_metrics.jsonl") if r.get("step", 0) <= start_step]
+            atomic_write_text(out / "sft_metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+    if main:
+        save_config(cfg, out / "sft_config.yaml")
+    accelerator.wait_for_everyone()
 
-    data_rng = random.Random(cfg.seed + 1)
-    if start_step:
-        data_rng.setstate(state["extra"]["data_rng"])
-    if epoch_order is None:
-        epoch_order = list(range(len(train_pairs)))
-        random.Random(cfg.seed).shuffle(epoch_order)
+    def held_out() -> float:  # every process evaluates (a sharded model's forward is collective)
+        return evaluate_loss(wrapped, eval_pairs, pad_id, mask_id, device) if eval_pairs else float("nan")
 
-    initial = evaluate_loss(model, eval_pairs, pad_id, mask_id, device) if eval_pairs else float("nan")
+    initial = held_out()
     history: list[dict] = []
-    bar = tqdm(range(start_step, cfg.max_steps), disable=not progress, desc="sft", dynamic_ncols=True,
+    bar = tqdm(range(start_step, cfg.max_steps), disable=not (progress and main), desc="sft", dynamic_ncols=True,
                initial=start_step, total=cfg.max_steps)
     for step in bar:
-        idx = []
-        while len(idx) < cfg.batch_size:
-            if cursor >= len(epoch_order):
-                epoch_order = list(range(len(train_pairs)))
-                data_rng.shuffle(epoch_order)
-                cursor = 0
-            take = epoch_order[cursor : cursor + cfg.batch_size - len(idx)]
-            idx += take
-            cursor += len(take)
-        batch = {k: v.to(device) for k, v in collate([train_pairs[i] for i in idx], pad_id).items()}
-        noisy, masked, p_mask = forward_process(batch["input_ids"], batch["completion_mask"], mask_id, cfg.eps)
-        with autocast:
-            logits = model(noisy, attention_mask=batch["attention_mask"]).logits
-        loss = masked_diffusion_loss(logits, batch["input_ids"], masked, p_mask, batch["completion_mask"])
+        torch.manual_seed(step_seed(cfg.seed, step, rank, 0, "sft-global"))  # dropout, if any
+        mine = split_for_process(prompt_indices_for_step(len(train_pairs), cfg.batch_size, step, cfg.seed), rank, world)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total = 0.0
+        for m in range(micro_batches):
+            batch = {k: v.to(device) for k, v in collate([train_pairs[i] for i in mine[m * micro:(m + 1) * micro]],
+                                                          pad_id).items()}
+            gen = torch.Generator(device=device).manual_seed(
+                step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise"))
+            noisy, masked, p_mask = forward_process(batch["input_ids"], batch["completion_mask"], mask_id, cfg.eps, gen)
+            with micro_batch(accelerator, wrapped, m == micro_batches - 1), autocast:
+                logits = wrapped(noisy, attention_mask=batch["attention_mask"]).logits
+                loss = masked_diffusion_loss(logits, batch["input_ids"], masked, p_mask, batch["completion_mask"])
+                accelerator.backward(loss / micro_batches)
+            total += float(loss.detach()) / micro_batches
         if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        record = {"step": step + 1, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0]}
+        mean_loss = float(accelerator.reduce(torch.tensor(total, device=device), reduction="mean")) if world > 1 else total
         done = step + 1
+        record = {"step": done, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
         if eval_pairs and cfg.eval_every and done % cfg.eval_every == 0:
-            record["eval_loss"] = evaluate_loss(model, eval_pairs, pad_id, mask_id, device)
-        append_jsonl(out / "sft_metrics.jsonl", record)
+            record["eval_loss"] = held_out()
+        if main:
+            append_jsonl(out / "sft_metrics.jsonl", record)
         history.append(record)
         bar.set_postfix(loss=f"{record['loss']:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {}))
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.max_steps:
-            save_checkpoint(out, done, model=model, optimizer=optimizer, scheduler=scheduler,
-                            extra={"order": epoch_order, "cursor": cursor, "data_rng": data_rng.getstate()},
-                            tokenizer=tokenizer)
+            save_checkpoint(accelerator, out, done, model=wrapped, tokenizer=tokenizer, keep_last=2)
 
-    final = evaluate_loss(model, eval_pairs, pad_id, mask_id, device) if eval_pairs else float("nan")
-    with atomic_directory(out / "model") as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    final = held_out()
+    with shared_atomic_directory(accelerator, out / "model") as tmp:
+        export_pretrained(accelerator, wrapped, tmp, tokenizer)
     return SFTResult(out / "model", cfg.max_steps, initial, final, history)

@@ -15,6 +15,11 @@ One optimizer *step* ``k`` of :class:`RLTrainer`:
 Every random draw is a function of ``(seed, step, rank, ...)``, so a run resumed from a checkpoint
 (parameters, optimizers, scheduler, step) continues bit-identically, and a data-parallel run on
 ``n`` processes sees the same global batch as one process with ``n`` times the accumulation.
+
+The model and its optimizer run on an :class:`accelerate.Accelerator` configured by the launcher
+(``accelerate launch --config_file configs/accelerate/<ddp|fsdp|zero2|zero3>.yaml``; see
+:mod:`trafl.utils.distributed`). Checkpoints and the final model go through accelerate
+(:mod:`trafl.utils.checkpoint`), so they are right when each process holds only a shard.
 """
 
 from __future__ import annotations
@@ -37,13 +42,20 @@ from trafl.objectives import RolloutGroup, objective_from_config
 from trafl.objectives.logz import hidden_size_of
 from trafl.objectives.reference import make_reference
 from trafl.sampling.settings import SamplerSettings
-from trafl.sft.trainer import make_scheduler
 from trafl.train.config import TrainConfig
-from trafl.train.data import prompt_indices_for_step, step_seed, split_for_process
+from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
 from trafl.train.rewards import compute_rewards
-from trafl.utils.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from trafl.utils.checkpoint import (
+    export_pretrained,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    shared_atomic_directory,
+)
 from trafl.utils.config import save_config, to_dict
+from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
 from trafl.utils.io import append_jsonl, atomic_directory, atomic_write_text, read_jsonl
+from trafl.utils.schedule import make_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +100,12 @@ class RLTrainer:
         accelerator: Any = None,
         progress: bool = True,
     ):
-        from accelerate import Accelerator
-
         self.cfg = cfg
         self.progress = progress
         if cfg.num_threads:
             torch.set_num_threads(cfg.num_threads)
         cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-        self.accelerator = accelerator or Accelerator(cpu=cpu)
+        self.accelerator = accelerator or make_accelerator(cpu)
         self.rank = self.accelerator.process_index
         self.world = self.accelerator.num_processes
         self.device = self.accelerator.device
@@ -139,7 +149,12 @@ class RLTrainer:
         # processes: it lives outside the wrapped model.
         self.head_optimizer = torch.optim.AdamW(head, lr=cfg.logz_lr, betas=(cfg.adam_beta1, cfg.adam_beta2)) if head else None
         self.scheduler = make_scheduler(self.optimizer, cfg.lr_scheduler_type, cfg.warmup_steps, cfg.max_steps)
+        configure_deepspeed(self.accelerator, cfg.per_device_train_batch_size, cfg.max_grad_norm)
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        # Saved and restored by accelerator.save_state / load_state on every process, in this order (the
+        # scheduler is not prepared: accelerate would step it once per process).
+        self.accelerator.register_for_checkpointing(
+            self.scheduler, self.objective, *([self.head_optimizer] if self.head_optimizer is not None else []))
         self.policy = DenoiserView(self.wrapped, self._base_model())
         self.rollout_view = DenoiserView(self.model, self._base_model())
         self.step = 0
@@ -290,8 +305,9 @@ class RLTrainer:
                 self.head_optimizer.zero_grad(set_to_none=True)
             for m, group in enumerate(groups):
                 last = m == len(groups) - 1
-                ctx = self.accelerator.no_sync(self.wrapped) if not last else nullcontext()
-                with ctx, self._autocast():
+                # dropout (LoRA's) of the micro-batch at global prompt position p: the same draw on any process count
+                torch.manual_seed(step_seed(cfg.seed, step, offset + m * self.prompts_per_micro, iteration, "dropout"))
+                with micro_batch(self.accelerator, self.wrapped, last), self._autocast():
                     loss, metrics = self.objective(self.policy, group.for_iteration(iteration))
                     if not torch.isfinite(loss):
                         raise FloatingPointError(f"non-finite loss {float(loss)} at step {step}; metrics {metrics}")
@@ -339,46 +355,43 @@ class RLTrainer:
 
     # ------------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            save_checkpoint(
-                self.out, step, model=self.accelerator.unwrap_model(self.wrapped), optimizer=self.optimizer,
-                scheduler=self.scheduler, tokenizer=self.tokenizer, keep_last=self.cfg.save_total_limit,
-                extra={"objective": self.objective.state_dict(),
-                       "head_optimizer": self.head_optimizer.state_dict() if self.head_optimizer else None},
-            )
-        self.accelerator.wait_for_everyone()
+        """``checkpoint-<step>``, written by every process (see :mod:`trafl.utils.checkpoint`)."""
+        save_checkpoint(self.accelerator, self.out, step, model=self.wrapped, tokenizer=self.tokenizer,
+                        keep_last=self.cfg.save_total_limit)
 
     def maybe_resume(self) -> None:
+        """Restore the newest checkpoint when ``resume`` is set. The random state needs no restoring:
+        every draw of a step is seeded by ``(seed, step, ...)`` (accelerate restores it anyway)."""
         if not self.cfg.resume:
             return
         ckpt = latest_checkpoint(self.out)
         if ckpt is None:
             return
-        state = load_checkpoint(ckpt, model=self.accelerator.unwrap_model(self.wrapped), optimizer=self.optimizer,
-                                scheduler=self.scheduler, restore_rng=False)
-        self.objective.load_state_dict(state["extra"]["objective"])
-        if self.head_optimizer is not None and state["extra"]["head_optimizer"] is not None:
-            self.head_optimizer.load_state_dict(state["extra"]["head_optimizer"])
-        self.step = state["step"]
+        self.step = load_checkpoint(self.accelerator, ckpt)["step"]
         if self.accelerator.is_main_process:  # drop metrics of steps after the checkpoint
             kept = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("step", 0) <= self.step]
             atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        self.accelerator.wait_for_everyone()
 
     def save_final(self) -> Path:
-        self.accelerator.wait_for_everyone()
+        """``final/``: the model (or LoRA adapter) in Hugging Face format from the gathered state, the
+        tokenizer and the objective's head; with LoRA and ``save_merged``, ``final-merged/`` too (the
+        base model reloaded on the main process with the saved adapter merged in)."""
         final = self.out / "final"
-        if self.accelerator.is_main_process:
-            model = self.accelerator.unwrap_model(self.wrapped)
-            with atomic_directory(final) as tmp:
-                model.save_pretrained(tmp)
-                self.tokenizer.save_pretrained(tmp)
+        with shared_atomic_directory(self.accelerator, final) as tmp:
+            export_pretrained(self.accelerator, self.wrapped, tmp, self.tokenizer)
+            if self.accelerator.is_main_process:
                 torch.save(self.objective.state_dict(), tmp / "objective_head.pt")
-            if self.cfg.use_peft and self.cfg.save_merged:
-                merged = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
-                with atomic_directory(self.out / "final-merged") as tmp:
-                    merged.save_pretrained(tmp)
-                    self.tokenizer.save_pretrained(tmp)
+        if self.cfg.use_peft and self.cfg.save_merged and self.accelerator.is_main_process:
+            from peft import PeftModel
+
+            from trafl.models import load_pretrained
+
+            base, _ = load_pretrained(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
+            merged = PeftModel.from_pretrained(base, str(final)).merge_and_unload()
+            with atomic_directory(self.out / "final-merged") as tmp:
+                merged.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
         self.accelerator.wait_for_everyone()
         return final
 

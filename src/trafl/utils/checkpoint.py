@@ -1,81 +1,141 @@
-"""Training checkpoints that a crash can never leave half-written.
+"""Training checkpoints that a crash can never leave half-written, on one process or many.
 
 A checkpoint is a directory ``<run>/checkpoint-<step>`` holding
 
-* ``trainer_state.pt``: the trainable parameters, optimizer, scheduler, every RNG state, the step and
-  any extra state (e.g. the logZ head, the data-order position);
-* ``model/``: the model in Hugging Face format (or the LoRA adapter), for inspection and reuse.
+* ``state/``: what :meth:`accelerate.Accelerator.save_state` writes: the model and the optimizer
+  (one shard per process under FSDP and DeepSpeed ZeRO, whole otherwise), every object registered with
+  ``accelerator.register_for_checkpointing`` (the scheduler; TraFL's logZ head and its optimizer;
+  SFT registers nothing else) and each process's RNG states;
+* ``trainer_state.json``: the step and any JSON-able extra state of the trainer;
+* ``model/``: the model (or the LoRA adapter) in Hugging Face format, written once from the gathered
+  full state, for inspection and reuse.
 
-It is written into a hidden temporary sibling and renamed into place in one step
-(:func:`trafl.utils.io.atomic_directory`), so ``checkpoint-*`` directories are always complete;
-temporary leftovers of a killed run start with ``.`` and are ignored (and removed on the next save).
+Every process writes into one hidden temporary sibling ``.checkpoint-<step>.tmp-*`` (the main process
+names it and broadcasts the name); after a barrier the main process renames it into place, so
+``checkpoint-*`` directories are always complete. Leftovers of a killed run start with ``.`` and are
+ignored (and removed on the next save). Checkpoints of trafl 0.1 (one ``trainer_state.pt`` per
+checkpoint, written by a single process) cannot be resumed from: :func:`latest_checkpoint` says so.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from trafl.utils.io import atomic_directory
-from trafl.utils.seed import rng_state, set_rng_state
+from trafl.errors import CheckpointError
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = "trainer_state.json"
+ACCELERATE_DIR = "state"
+MODEL_DIR = "model"
+_OLD_STATE_FILE = "trainer_state.pt"
 
 
-def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Parameters with ``requires_grad`` (all of them for full fine-tuning, the adapters for LoRA)."""
-    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+@contextmanager
+def shared_atomic_directory(accelerator: Any, path: str | Path) -> Iterator[Path]:
+    """Yield, on every process, the same temporary sibling of ``path``; rename it into place at the end.
+
+    All processes must enter (it synchronises them). On success the main process fsyncs the files and
+    replaces ``path`` by the temporary directory in one rename, after every process has written.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    path = Path(path)
+    name = [None]
+    if accelerator.is_main_process:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+        name = [str(tmp)]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(name, from_process=0)
+    tmp = Path(name[0])
+    yield tmp
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        _commit(tmp, path)
+    accelerator.wait_for_everyone()
 
 
-def load_trainable_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    params = dict(model.named_parameters())
-    missing = [n for n in state if n not in params]
-    if missing:
-        raise KeyError(f"checkpoint has parameters the model lacks: {missing[:5]}")
-    with torch.no_grad():
-        for name, value in state.items():
-            params[name].copy_(value)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """fsync every file under ``tmp``, then make it ``path`` in one rename (replacing an old ``path``)."""
+    for root, _dirs, files in os.walk(tmp):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def export_pretrained(accelerator: Any, model: Any, directory: str | Path, tokenizer: Any = None) -> None:
+    """Write the (possibly sharded) ``model`` in Hugging Face format, once, from its gathered state.
+
+    Every process must call it: under FSDP / ZeRO-3 ``accelerator.get_state_dict`` gathers the shards
+    (a collective) into a full state on the main process, which alone writes ``directory``. A LoRA model
+    writes its adapter (peft picks the adapter's tensors from the full state).
+    """
+    state = accelerator.get_state_dict(model)
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(directory, state_dict=state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
 
 
 def save_checkpoint(
+    accelerator: Any,
     run_dir: str | Path,
     step: int,
     *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None,
-    extra: dict[str, Any] | None = None,
+    model: Any,
     tokenizer: Any = None,
+    extra: dict[str, Any] | None = None,
     keep_last: int | None = 2,
-    save_model_files: bool = True,
+    export_model: bool = True,
 ) -> Path:
-    """Write ``run_dir/checkpoint-<step>`` atomically and prune older ones beyond ``keep_last``."""
+    """Write ``run_dir/checkpoint-<step>`` from every process and prune older ones beyond ``keep_last``.
+
+    ``model`` is the prepared (wrapped) model; the optimizer and the registered objects are the
+    accelerator's. ``extra`` must be JSON-serialisable.
+    """
     run_dir = Path(run_dir)
-    for stale in run_dir.glob(".checkpoint-*.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    if accelerator.is_main_process:
+        for stale in run_dir.glob(".checkpoint-*.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
     target = run_dir / f"checkpoint-{step}"
-    with atomic_directory(target) as tmp:
-        state = {
-            "step": step,
-            "trainable": trainable_state(model),
-            "optimizer": optimizer.state_dict() if optimizer is not None else None,
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "rng": rng_state(),
-            "extra": extra or {},
-        }
-        torch.save(state, tmp / STATE_FILE)
-        if save_model_files and hasattr(model, "save_pretrained"):
-            model.save_pretrained(tmp / "model")
-            if tokenizer is not None:
-                tokenizer.save_pretrained(tmp / "model")
-    if keep_last:
+    with shared_atomic_directory(accelerator, target) as tmp:
+        accelerator.save_state(str(tmp / ACCELERATE_DIR))
+        if export_model:
+            export_pretrained(accelerator, model, tmp / MODEL_DIR, tokenizer)
+        if accelerator.is_main_process:  # last: a directory with this file is complete
+            (tmp / STATE_FILE).write_text(json.dumps({"step": step, "extra": extra or {}}) + "\n")
+    if accelerator.is_main_process and keep_last:
         for old in list_checkpoints(run_dir)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
     return target
 
 
@@ -87,31 +147,30 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     found = []
     for p in run_dir.iterdir():
         m = _CKPT.match(p.name)
-        if m and p.is_dir() and (p / STATE_FILE).is_file():
+        if m and p.is_dir() and (p / STATE_FILE).is_file() and (p / ACCELERATE_DIR).is_dir():
             found.append((int(m.group(1)), p))
     return [p for _, p in sorted(found)]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint of a run; an error if the run holds only old-format ones."""
     ckpts = list_checkpoints(run_dir)
-    return ckpts[-1] if ckpts else None
+    if ckpts:
+        return ckpts[-1]
+    run_dir = Path(run_dir)
+    old = sorted(run_dir.glob(f"checkpoint-*/{_OLD_STATE_FILE}")) if run_dir.is_dir() else []
+    if old:
+        raise CheckpointError(
+            f"{old[-1].parent} was written by trafl 0.1 (single-process '{_OLD_STATE_FILE}'), which this version "
+            "cannot resume from; start a new run (its 'model/' directory is still a usable starting model)"
+        )
+    return None
 
 
-def load_checkpoint(
-    path: str | Path,
-    *,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None,
-    restore_rng: bool = True,
-) -> dict[str, Any]:
-    """Restore a checkpoint written by :func:`save_checkpoint`; returns its state dict."""
-    state = torch.load(Path(path) / STATE_FILE, map_location="cpu", weights_only=False)
-    load_trainable_state(model, state["trainable"])
-    if optimizer is not None and state["optimizer"] is not None:
-        optimizer.load_state_dict(state["optimizer"])
-    if scheduler is not None and state["scheduler"] is not None:
-        scheduler.load_state_dict(state["scheduler"])
-    if restore_rng:
-        set_rng_state(state["rng"])
-    return state
+def load_checkpoint(accelerator: Any, path: str | Path) -> dict[str, Any]:
+    """Restore a checkpoint written by :func:`save_checkpoint` on every process; returns
+    ``{"step": ..., "extra": {...}}``. The prepared model, optimizer and registered objects must be
+    the same (in the same order) as when it was written."""
+    path = Path(path)
+    accelerator.load_state(str(path / ACCELERATE_DIR))
+    return json.loads((path / STATE_FILE).read_text())
