@@ -20,7 +20,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-sys.path.insert(0, str(Path(__file__).parent))
 from rl_toys import make_model_dir
 from test_train import BASE, REPO, _env, _final_params, _flags
 
@@ -237,3 +236,12 @@ def test_deepspeed_on_cpu_processes_is_a_clear_error(model_dir, tmp_path):
                           "--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0
     assert "DeepSpeed ZeRO needs GPUs" in run.stderr
+
+
+@pytest.mark.slow
+def test_fast_sampler_with_sharded_parameters_is_a_clear_error(model_dir, tmp_path):
+    # Every forward is a collective under FSDP: a threshold that ends a block early on one process would
+    # hang the other, so the combination stops before any rollout.
+    run = _train(FSDP, _flags({**RL, "model": model_dir, "output_dir": tmp_path, "rollout_threshold": 0.9}))
+    assert run.returncode != 0
+    assert "rollout_threshold" in run.stderr and "sharded" in run.stderr, run.stderr[-2000:]

@@ -53,7 +53,7 @@ from trafl.utils.checkpoint import (
     shared_atomic_directory,
 )
 from trafl.utils.config import save_config, to_dict
-from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
+from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch, shards_parameters
 from trafl.utils.io import append_jsonl, atomic_directory, atomic_write_text, read_jsonl
 from trafl.utils.schedule import make_scheduler
 
@@ -110,6 +110,14 @@ class RLTrainer:
         self.world = self.accelerator.num_processes
         self.device = self.accelerator.device
         self.out = Path(cfg.output_dir)
+        if shards_parameters(self.accelerator) and (cfg.rollout_cache != "none" or cfg.rollout_threshold is not None):
+            # Each forward is a collective under sharded parameters: a threshold that ends one process's
+            # block early would leave the others waiting, and the windowed cache forward bypasses the
+            # sharding hooks of the model's root.
+            raise ConfigError(
+                "config fields 'rollout_cache' / 'rollout_threshold': the fast sampler is not supported when "
+                "parameters are sharded (FSDP, ZeRO-3); use the exact sampler, or DDP / ZeRO-2"
+            )
 
         # --- task, data and rewards -------------------------------------------------------------
         if task is None:

@@ -78,3 +78,16 @@ def configure_deepspeed(accelerator: Any, micro_batch_size: int, max_grad_norm: 
     plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro_batch_size
     plugin.deepspeed_config["gradient_accumulation_steps"] = 1
     plugin.deepspeed_config["gradient_clipping"] = max_grad_norm
+
+
+def shards_parameters(accelerator: Any) -> bool:
+    """Whether a process holds only a shard of the parameters (FSDP, DeepSpeed ZeRO-3): then every
+    forward pass is a collective that all processes must make together."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return True
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+        return plugin is not None and getattr(plugin, "zero_stage", 0) == 3
+    return False
