@@ -26,6 +26,10 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(TrainConfig, args.config, overrides_from_args(args))
     result = run_train(cfg, progress=not args.quiet)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # one summary per run, not per process
+        return 0
     last = result.history[-1] if result.history else {}
     print(json.dumps({"output_dir": str(result.output_dir), "steps": result.steps,
                       "final_reward": last.get("reward")}))
