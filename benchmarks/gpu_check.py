@@ -92,17 +92,34 @@ def check_length(policy, config, device: torch.device, gen_length: int, args) ->
     g, p = args.group_size, args.prompt_length
     steps = args.steps or gen_length
     block = min(args.block_length, gen_length)
-    result: dict[str, Any] = {"gen_length": gen_length, "group_size": g, "prompt_length": p, "steps": steps,
-                              "block_length": block}
+    result: dict[str, Any] = {
+        "gen_length": gen_length,
+        "group_size": g,
+        "prompt_length": p,
+        "steps": steps,
+        "block_length": block,
+    }
     prompt = torch.randint(3, config.vocab_size, (1, p), generator=torch.Generator().manual_seed(1)).to(device)
 
     # --- rollouts --------------------------------------------------------------------------------
     policy.eval()
     for name, cache, thr in (("none", "none", None), ("dual", "dual", None), ("dual+thr0.9", "dual", 0.9)):
         gens = row_generators(0, 1, g, device)
-        seconds, out = timed(lambda: generate(policy, prompt, None, gen_length=gen_length, steps=steps,
-                                              block_length=block, temperature=0.9, num_samples=g, generator=gens,
-                                              cache=cache, threshold=thr))
+        seconds, out = timed(
+            lambda: generate(
+                policy,
+                prompt,
+                None,
+                gen_length=gen_length,
+                steps=steps,
+                block_length=block,
+                temperature=0.9,
+                num_samples=g,
+                generator=gens,
+                cache=cache,
+                threshold=thr,
+            )
+        )
         result[f"rollout_{name}_s"] = seconds
         result[f"rollout_{name}_tokens_per_s"] = g * gen_length / seconds
         result[f"rollout_{name}_forward_passes"] = out.num_forward
@@ -112,8 +129,9 @@ def check_length(policy, config, device: torch.device, gen_length: int, args) ->
     objective = build_objective("trafl", config.d_model, num_mc=args.num_mc, micro_batch_size=args.micro_batch or None)
     objective.to(device)
     reference, optimizer = make_trainable(policy, objective)
-    group = random_group(1, g, p, gen_length, config.vocab_size, config.eos_token_id, config.mask_token_id,
-                         device=device)
+    group = random_group(
+        1, g, p, gen_length, config.vocab_size, config.eos_token_id, config.mask_token_id, device=device
+    )
     _reset_peak(device)
     seconds, _ = timed(lambda: update_step(objective, policy, reference, group, optimizer, chunks=args.chunks))
     result["trafl_step_s"] = seconds
@@ -151,10 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lora-r", type=int, default=128)
     parser.add_argument("--num-mc", type=int, default=2, help="ELBO mask draws per completion")
     parser.add_argument("--micro-batch", type=int, default=8, help="canvases per no-grad ELBO forward (0: all)")
-    parser.add_argument("--chunks", type=int, default=1, help="row chunks of the policy backward (gradient accumulation)")
+    parser.add_argument(
+        "--chunks", type=int, default=1, help="row chunks of the policy backward (gradient accumulation)"
+    )
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
-    parser.add_argument("--peak-tflops", type=float, default=None, help="peak dense TFLOPS for MFU (default: by GPU name)")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=None, help="peak dense TFLOPS for MFU (default: by GPU name)"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", default="gpu_check.json")
     args = parser.parse_args(argv)
@@ -164,11 +186,20 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     t0 = time.perf_counter()
     policy, config = build_policy(args.shape, device, DTYPES[args.dtype], args.lora_r)
-    report: dict[str, Any] = {"machine": machine(), "device": str(device), "shape": args.shape, "dtype": args.dtype,
-                              "lora_r": args.lora_r, "num_mc": args.num_mc, "chunks": args.chunks,
-                              "micro_batch": args.micro_batch, "build_s": time.perf_counter() - t0,
-                              "parameters": sum(p.numel() for p in policy.parameters()),
-                              "trainable": sum(p.numel() for p in policy.parameters() if p.requires_grad), "lengths": []}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "device": str(device),
+        "shape": args.shape,
+        "dtype": args.dtype,
+        "lora_r": args.lora_r,
+        "num_mc": args.num_mc,
+        "chunks": args.chunks,
+        "micro_batch": args.micro_batch,
+        "build_s": time.perf_counter() - t0,
+        "parameters": sum(p.numel() for p in policy.parameters()),
+        "trainable": sum(p.numel() for p in policy.parameters() if p.requires_grad),
+        "lengths": [],
+    }
     for gen_length in [int(x) for x in args.gen_lengths.split(",") if x]:
         res = check_length(policy, config, device, gen_length, args)
         report["lengths"].append(res)

@@ -38,9 +38,23 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 CONFIGS = ("fsdp", "zero2", "zero3")
-RL = dict(task="rl_toys:DigitTask", method="trafl", logz="learned", num_generations=4, per_device_train_batch_size=4,
-          max_completion_length=4, diffusion_steps=4, block_length=4, temperature=1.0, max_prompt_length=16,
-          learning_rate=3e-3, logz_lr=1e-2, max_grad_norm=1.0, save_steps=0, seed=0)
+RL = dict(
+    task="rl_toys:DigitTask",
+    method="trafl",
+    logz="learned",
+    num_generations=4,
+    per_device_train_batch_size=4,
+    max_completion_length=4,
+    diffusion_steps=4,
+    block_length=4,
+    temperature=1.0,
+    max_prompt_length=16,
+    learning_rate=3e-3,
+    logz_lr=1e-2,
+    max_grad_norm=1.0,
+    save_steps=0,
+    seed=0,
+)
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -58,9 +72,22 @@ def _flags(values: dict) -> list[str]:
 
 
 def _launch(config: str, n: int) -> list[str]:
-    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-            str(REPO / "configs" / "accelerate" / f"{config}.yaml"), "--num_processes", str(n),
-            "--mixed_precision", "no", "--main_process_port", "0", "--module", "trafl.cli", "train"]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(REPO / "configs" / "accelerate" / f"{config}.yaml"),
+        "--num_processes",
+        str(n),
+        "--mixed_precision",
+        "no",
+        "--main_process_port",
+        "0",
+        "--module",
+        "trafl.cli",
+        "train",
+    ]
 
 
 def _run(cmd: list[str], env: dict[str, str], timeout: int) -> None:
@@ -87,9 +114,17 @@ def check_config(config: str, n: int, model: Path, work: Path, tolerance: float,
     base = {**RL, "model": model}
     one, many = work / f"{config}-one", work / f"{config}-many"
     t0 = time.perf_counter()
-    _run([sys.executable, "-m", "trafl.cli", "train",
-          *_flags({**base, "max_steps": 2, "gradient_accumulation_steps": n, "output_dir": one})],
-         _env(CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]), timeout)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "trafl.cli",
+            "train",
+            *_flags({**base, "max_steps": 2, "gradient_accumulation_steps": n, "output_dir": one}),
+        ],
+        _env(CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]),
+        timeout,
+    )
     _run(_launch(config, n) + _flags({**base, "max_steps": 2, "output_dir": many}), env, timeout)
     equality = _max_diff(_final(one), _final(many))
 
@@ -97,8 +132,13 @@ def check_config(config: str, n: int, model: Path, work: Path, tolerance: float,
     full, again, killed = work / f"{config}-full", work / f"{config}-again", work / f"{config}-killed"
     _run(_launch(config, n) + _flags({**resume, "output_dir": full}), env, timeout)
     _run(_launch(config, n) + _flags({**resume, "output_dir": again}), env, timeout)
-    proc = subprocess.Popen(_launch(config, n) + _flags({**resume, "output_dir": killed}), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _launch(config, n) + _flags({**resume, "output_dir": killed}),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + timeout
     while not (killed / "checkpoint-2").exists():
         if proc.poll() is not None:
@@ -111,10 +151,16 @@ def check_config(config: str, n: int, model: Path, work: Path, tolerance: float,
     _run(_launch(config, n) + _flags({**resume, "output_dir": killed}) + ["--resume"], env, timeout)
     noise = _max_diff(_final(full), _final(again))
     resumed = _max_diff(_final(full), _final(killed))
-    return {"config": config, "num_processes": n, "equality_max_abs_diff": equality,
-            "rerun_max_abs_diff": noise, "resume_max_abs_diff": resumed,
-            "equal": equality <= tolerance, "resumes": resumed <= noise + tolerance,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "config": config,
+        "num_processes": n,
+        "equality_max_abs_diff": equality,
+        "rerun_max_abs_diff": noise,
+        "resume_max_abs_diff": resumed,
+        "equal": equality <= tolerance,
+        "resumes": resumed <= noise + tolerance,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"configs": configs, "num_processes": args.num_processes, "results": []}
     gpus = torch.cuda.device_count()
     if gpus < max(2, args.num_processes):
-        message = (f"gpu_sharded_check needs at least 2 CUDA GPUs ({max(2, args.num_processes)} for "
-                   f"--num-processes {args.num_processes}); this machine has {gpus}. Nothing to check here: "
-                   "on CPU, tests/test_distributed.py covers data parallel and FSDP.")
+        message = (
+            f"gpu_sharded_check needs at least 2 CUDA GPUs ({max(2, args.num_processes)} for "
+            f"--num-processes {args.num_processes}); this machine has {gpus}. Nothing to check here: "
+            "on CPU, tests/test_distributed.py covers data parallel and FSDP."
+        )
         print(message)
         Path(args.out).write_text(json.dumps({**report, "status": "skipped", "reason": message}, indent=2))
         return 0

@@ -12,8 +12,9 @@ import platform
 import statistics
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -75,14 +76,18 @@ class SideBySide:
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {
-            name: {"median_s": self.median_time(name), "speedup_vs_" + self.baseline: self.speedup(name),
-                   "repeats": len(ts)}
+            name: {
+                "median_s": self.median_time(name),
+                "speedup_vs_" + self.baseline: self.speedup(name),
+                "repeats": len(ts),
+            }
             for name, ts in self.times.items()
         }
 
 
-def side_by_side(variants: dict[str, Callable[[], Any]], baseline: str, repeats: int = 3,
-                 warmup: int = 1) -> SideBySide:
+def side_by_side(
+    variants: dict[str, Callable[[], Any]], baseline: str, repeats: int = 3, warmup: int = 1
+) -> SideBySide:
     """Run every variant ``warmup`` times, then ``repeats`` interleaved rounds of one call each."""
     if baseline not in variants:
         raise ValueError(f"baseline {baseline!r} is not one of the variants {list(variants)}")

@@ -41,7 +41,11 @@ CASES = {
     "tiny": (8, 32, 96),
     "small": (2, 64, 192),
 }
-LORA = {"rank": 16, "targets": ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"), "dropout": 0.05}
+LORA = {
+    "rank": 16,
+    "targets": ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"),
+    "dropout": 0.05,
+}
 VOCAB = {"tiny": 4096, "small": None}  # tiny's 64-id vocabulary would hide the logits terms
 
 
@@ -89,9 +93,17 @@ def worker(case: dict) -> dict:
     if case["lora"]:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=LORA["rank"], lora_alpha=2 * LORA["rank"], lora_dropout=LORA["dropout"],
-                                                 target_modules=list(LORA["targets"]), bias="none",
-                                                 exclude_modules=_output_head_names(model)))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=LORA["rank"],
+                lora_alpha=2 * LORA["rank"],
+                lora_dropout=LORA["dropout"],
+                target_modules=list(LORA["targets"]),
+                bias="none",
+                exclude_modules=_output_head_names(model),
+            ),
+        )
         lora = Lora(LORA["rank"], LORA["targets"], LORA["dropout"] > 0)
     params_measured = now() - before
     if case["checkpointing"]:
@@ -132,17 +144,32 @@ def worker(case: dict) -> dict:
     n_params = count_parameters(shape)
     n_lora = lora_parameters(shape, LORA["rank"], LORA["targets"]) if lora else 0
     params_predicted = n_params * s + n_lora * 4  # peft keeps the adapters in float32
-    act = training_peak(shape, rows, prompt + completion, completion, s, lora=lora, mask_bytes=1 if gpu else s,
-                        checkpointing=case["checkpointing"])
-    return {"params_predicted": params_predicted, "params_measured": params_measured,
-            "act_predicted": act["peak"], "act_saved": act["saved"], "act_measured": peak,
-            "n_params": n_params, "n_lora": n_lora}
+    act = training_peak(
+        shape,
+        rows,
+        prompt + completion,
+        completion,
+        s,
+        lora=lora,
+        mask_bytes=1 if gpu else s,
+        checkpointing=case["checkpointing"],
+    )
+    return {
+        "params_predicted": params_predicted,
+        "params_measured": params_measured,
+        "act_predicted": act["peak"],
+        "act_saved": act["saved"],
+        "act_measured": peak,
+        "n_params": n_params,
+        "n_lora": n_lora,
+    }
 
 
 def run_case(case: dict) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(case)], env=env, capture_output=True, text=True,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(case)], env=env, capture_output=True, text=True, check=False
+    )
     if proc.returncode:
         raise RuntimeError(f"worker failed for {case}:\n{proc.stderr[-3000:]}")
     return {**case, **json.loads(proc.stdout.strip().splitlines()[-1])}
@@ -154,8 +181,18 @@ def cases(presets: list[str], gpu: bool) -> list[dict]:
         rows, prompt, completion = CASES[preset]
         for lora in (False, True):
             for ckpt in (False, True):
-                out.append({"preset": preset, "vocab": VOCAB[preset], "rows": rows, "prompt": prompt,
-                            "completion": completion, "lora": lora, "checkpointing": ckpt, "gpu": gpu})
+                out.append(
+                    {
+                        "preset": preset,
+                        "vocab": VOCAB[preset],
+                        "rows": rows,
+                        "prompt": prompt,
+                        "completion": completion,
+                        "lora": lora,
+                        "checkpointing": ckpt,
+                        "gpu": gpu,
+                    }
+                )
     return out
 
 
@@ -163,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", default="tiny,small", help="Comma-separated presets (tiny, small).")
     parser.add_argument("--gpu", action="store_true", help="Measure on CUDA (bf16 autocast) instead of CPU.")
-    parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines file to append to.")
+    parser.add_argument(
+        "--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines file to append to."
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -176,14 +215,20 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases(args.presets.split(","), args.gpu):
         r = run_case(case)
         mib = 2**20
-        rows.append({
-            "preset": r["preset"], "weights": "lora" if r["lora"] else "full", "ckpt": r["checkpointing"],
-            "N x T": f"{r['rows']}x{r['prompt'] + r['completion']}",
-            "params pred MiB": r["params_predicted"] / mib, "params meas MiB": r["params_measured"] / mib,
-            "params ratio": r["params_predicted"] / r["params_measured"],
-            "act pred MiB": r["act_predicted"] / mib, "act meas MiB": r["act_measured"] / mib,
-            "act ratio": r["act_predicted"] / r["act_measured"],
-        })
+        rows.append(
+            {
+                "preset": r["preset"],
+                "weights": "lora" if r["lora"] else "full",
+                "ckpt": r["checkpointing"],
+                "N x T": f"{r['rows']}x{r['prompt'] + r['completion']}",
+                "params pred MiB": r["params_predicted"] / mib,
+                "params meas MiB": r["params_measured"] / mib,
+                "params ratio": r["params_predicted"] / r["params_measured"],
+                "act pred MiB": r["act_predicted"] / mib,
+                "act meas MiB": r["act_measured"] / mib,
+                "act ratio": r["act_predicted"] / r["act_measured"],
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     print(format_table(rows, list(rows[0])))
     append_jsonl(args.out, {"time": time.time(), "machine": machine(), "plan_memory": {"gpu": args.gpu, "rows": rows}})

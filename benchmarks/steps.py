@@ -24,8 +24,17 @@ from trafl.objectives.reference import make_reference
 METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
 
 
-def random_group(num_prompts: int, group_size: int, prompt_length: int, gen_length: int, vocab: int,
-                 eos_token_id: int, mask_token_id: int, seed: int = 0, device: str | torch.device = "cpu") -> RolloutGroup:
+def random_group(
+    num_prompts: int,
+    group_size: int,
+    prompt_length: int,
+    gen_length: int,
+    vocab: int,
+    eos_token_id: int,
+    mask_token_id: int,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> RolloutGroup:
     """A rollout group of random tokens (never the mask token) and random 0/1 rewards."""
     g = torch.Generator().manual_seed(seed)
     n = num_prompts * group_size
@@ -35,9 +44,14 @@ def random_group(num_prompts: int, group_size: int, prompt_length: int, gen_leng
     ids = torch.cat([prompts, completion], dim=1)
     commit = torch.stack([torch.randperm(gen_length, generator=g) for _ in range(n)])
     rewards = torch.randint(0, 2, (num_prompts, group_size), generator=g).float()
-    return RolloutGroup(input_ids=ids.to(device), attention_mask=torch.ones_like(ids).to(device),
-                        prompt_length=prompt_length, rewards=rewards.to(device), eos_token_id=eos_token_id,
-                        commit_step=commit.to(device))
+    return RolloutGroup(
+        input_ids=ids.to(device),
+        attention_mask=torch.ones_like(ids).to(device),
+        prompt_length=prompt_length,
+        rewards=rewards.to(device),
+        eos_token_id=eos_token_id,
+        commit_step=commit.to(device),
+    )
 
 
 def build_objective(method: str, hidden_size: int, **options: Any):
@@ -57,15 +71,29 @@ def _row_chunks(group: RolloutGroup, chunks: int) -> list[tuple[RolloutGroup, fl
     for a, b in zip(bounds[:-1], bounds[1:]):
         rows = slice(a, b)
         pick = lambda x: None if x is None else (x[rows] if isinstance(x, torch.Tensor) else x.select(rows))  # noqa: E731
-        sub = replace(group, input_ids=group.input_ids[rows], attention_mask=group.attention_mask[rows],
-                      rewards=group.rewards[:, rows], commit_step=pick(group.commit_step), noise=pick(group.noise),
-                      old=pick(group.old), ref=pick(group.ref))
+        sub = replace(
+            group,
+            input_ids=group.input_ids[rows],
+            attention_mask=group.attention_mask[rows],
+            rewards=group.rewards[:, rows],
+            commit_step=pick(group.commit_step),
+            noise=pick(group.noise),
+            old=pick(group.old),
+            ref=pick(group.ref),
+        )
         out.append((sub, (b - a) / n))
     return out
 
 
-def update_step(objective, policy: Any, reference: Any, group: RolloutGroup, optimizer: torch.optim.Optimizer,
-                generator_seed: int = 0, chunks: int = 1) -> float:
+def update_step(
+    objective,
+    policy: Any,
+    reference: Any,
+    group: RolloutGroup,
+    optimizer: torch.optim.Optimizer,
+    generator_seed: int = 0,
+    chunks: int = 1,
+) -> float:
     """One update (prepare, loss, backward, optimizer step); returns the loss."""
     gen = torch.Generator(device=group.input_ids.device).manual_seed(generator_seed)
     was_training = policy.training
@@ -96,8 +124,15 @@ def update_step(objective, policy: Any, reference: Any, group: RolloutGroup, opt
     return total
 
 
-def rollout_batch_update(objective, policy: Any, reference: Any, group: RolloutGroup,
-                         optimizer: torch.optim.Optimizer, num_iterations: int, generator_seed: int = 0) -> float:
+def rollout_batch_update(
+    objective,
+    policy: Any,
+    reference: Any,
+    group: RolloutGroup,
+    optimizer: torch.optim.Optimizer,
+    num_iterations: int,
+    generator_seed: int = 0,
+) -> float:
     """Everything one rollout batch costs after sampling, at a method's own recipe.
 
     ``RLTrainer.train_step`` minus rollout and reward: ``prepare`` with the old policy (when
@@ -109,8 +144,9 @@ def rollout_batch_update(objective, policy: Any, reference: Any, group: RolloutG
     was_training = policy.training
     policy.eval()
     old = policy if num_iterations > 1 else None
-    prepared = objective.prepare(group, reference=reference, old_policy=old, generator=gen,
-                                 num_iterations=num_iterations)
+    prepared = objective.prepare(
+        group, reference=reference, old_policy=old, generator=gen, num_iterations=num_iterations
+    )
     policy.train(was_training)
     loss = torch.zeros(())
     for i in range(num_iterations):

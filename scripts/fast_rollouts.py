@@ -20,7 +20,6 @@ generations are reused.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -89,36 +88,60 @@ def main() -> None:
     ks = [k for k in (1, 2, 4, 8, 16) if k <= cfg.k_max]
     exact, fast = [cells[m] for m in runs["exact"]], [cells[m] for m in runs["fast"]]
     table = {
-        "settings": {"task": cfg.task, "split": cfg.eval_split, "prompts": len(rows), "n": cfg.eval_n,
-                     "temperature": temperature, "seeds": args.seeds, "max_steps": cfg.max_steps,
-                     "arms": ARMS},
+        "settings": {
+            "task": cfg.task,
+            "split": cfg.eval_split,
+            "prompts": len(rows),
+            "n": cfg.eval_n,
+            "temperature": temperature,
+            "seeds": args.seeds,
+            "max_steps": cfg.max_steps,
+            "arms": ARMS,
+        },
         "times": times,
-        "pass_at_k": {arm: {k: paired_difference(cs, cells["base"], k)["model"] for k in ks}
-                      for arm, cs in (("exact", exact), ("fast", fast))},
+        "pass_at_k": {
+            arm: {k: paired_difference(cs, cells["base"], k)["model"] for k in ks}
+            for arm, cs in (("exact", exact), ("fast", fast))
+        },
         "base_pass_at_k": {k: paired_difference(exact, cells["base"], k)["base"] for k in ks},
         "fast_minus_exact": {k: paired_difference(fast, exact, k) for k in ks},
-        "vs_base": {arm: {k: paired_difference(cs, cells["base"], k) for k in ks}
-                    for arm, cs in (("exact", exact), ("fast", fast))},
+        "vs_base": {
+            arm: {k: paired_difference(cs, cells["base"], k) for k in ks}
+            for arm, cs in (("exact", exact), ("fast", fast))
+        },
     }
     atomic_write_json(out / "report.json", table)
 
-    lines = [f"TraFL on exact vs fast rollouts ({cfg.task}, {cfg.max_steps} steps, {args.seeds} seed(s) per arm; "
-             f"fast = block KV cache 'dual' + threshold 0.9). Held-out: {len(rows)} {cfg.eval_split} prompts x "
-             f"{cfg.eval_n} samples at T = {temperature}.", "",
-             "Step time (means over steps, seconds):", "",
-             "| run | rollout | reward | prepare | update | rollout share | forwards / sequence | train reward first -> last 10 |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"TraFL on exact vs fast rollouts ({cfg.task}, {cfg.max_steps} steps, {args.seeds} seed(s) per arm; "
+        f"fast = block KV cache 'dual' + threshold 0.9). Held-out: {len(rows)} {cfg.eval_split} prompts x "
+        f"{cfg.eval_n} samples at T = {temperature}.",
+        "",
+        "Step time (means over steps, seconds):",
+        "",
+        "| run | rollout | reward | prepare | update | rollout share | forwards / sequence | train reward first -> last 10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for label, t in times.items():
-        lines.append(f"| {label} | {t['time/rollout_s']:.3f} | {t['time/reward_s']:.3f} | {t['time/prepare_s']:.3f} | "
-                     f"{t['time/update_s']:.3f} | {100 * t['rollout_share']:.0f}% | {t['num_forward']:.2f} | "
-                     f"{t['reward_first10']:.2f} -> {t['reward_last10']:.2f} |")
-    lines += ["", "Held-out pass@k (%; seed means) and paired differences (s.e. over prompts):", "",
-              "| k | base | exact | fast | fast - exact | exact - base | fast - base |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {label} | {t['time/rollout_s']:.3f} | {t['time/reward_s']:.3f} | {t['time/prepare_s']:.3f} | "
+            f"{t['time/update_s']:.3f} | {100 * t['rollout_share']:.0f}% | {t['num_forward']:.2f} | "
+            f"{t['reward_first10']:.2f} -> {t['reward_last10']:.2f} |"
+        )
+    lines += [
+        "",
+        "Held-out pass@k (%; seed means) and paired differences (s.e. over prompts):",
+        "",
+        "| k | base | exact | fast | fast - exact | exact - base | fast - base |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for k in ks:
         d, de, df = table["fast_minus_exact"][k], table["vs_base"]["exact"][k], table["vs_base"]["fast"][k]
-        lines.append(f"| {k} | {100 * table['base_pass_at_k'][k]:.1f} | {100 * table['pass_at_k']['exact'][k]:.1f} | "
-                     f"{100 * table['pass_at_k']['fast'][k]:.1f} | {100 * d['diff']:+.1f} +- {100 * d['stderr']:.1f} | "
-                     f"{100 * de['diff']:+.1f} +- {100 * de['stderr']:.1f} | {100 * df['diff']:+.1f} +- {100 * df['stderr']:.1f} |")
+        lines.append(
+            f"| {k} | {100 * table['base_pass_at_k'][k]:.1f} | {100 * table['pass_at_k']['exact'][k]:.1f} | "
+            f"{100 * table['pass_at_k']['fast'][k]:.1f} | {100 * d['diff']:+.1f} +- {100 * d['stderr']:.1f} | "
+            f"{100 * de['diff']:+.1f} +- {100 * de['stderr']:.1f} | {100 * df['diff']:+.1f} +- {100 * df['stderr']:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", text)
     print(text)

@@ -32,12 +32,24 @@ from trafl.tasks import get_task
 def rollouts(model, tok, task, rows, n, seed, args):
     enc = tok([task.prompt_text(r) for r in rows], return_tensors="pt", padding=True)
     with torch.no_grad():
-        out = generate(model, enc.input_ids, enc.attention_mask, gen_length=args.gen_length, steps=args.gen_length,
-                       block_length=args.gen_length, temperature=args.temperature, remasking=args.remasking,
-                       num_samples=n, eos_token_id=tok.eos_token_id, generator=row_generators(seed, len(rows), n),
-                       fill_eos=True)
+        out = generate(
+            model,
+            enc.input_ids,
+            enc.attention_mask,
+            gen_length=args.gen_length,
+            steps=args.gen_length,
+            block_length=args.gen_length,
+            temperature=args.temperature,
+            remasking=args.remasking,
+            num_samples=n,
+            eos_token_id=tok.eos_token_id,
+            generator=row_generators(seed, len(rows), n),
+            fill_eos=True,
+        )
     texts = decode_completions(tok, out.completion, tok.eos_token_id)
-    reward = torch.tensor([float(task.is_correct(texts[i * n + j], rows[i])) for i in range(len(rows)) for j in range(n)])
+    reward = torch.tensor(
+        [float(task.is_correct(texts[i * n + j], rows[i])) for i in range(len(rows)) for j in range(n)]
+    )
     return out, reward
 
 
@@ -47,7 +59,9 @@ def main() -> None:
     p.add_argument("--task", default="decoy_rule")
     p.add_argument("--max-prompts", type=int, default=256, help="the first N training prompts (0: all)")
     p.add_argument("--objective", default="espo", help="espo | trafl | justgrpo | diffu_grpo | sft_pos")
-    p.add_argument("--surrogate", default=None, help="elbo | trajectory | autoregressive | onestep (default: the objective's)")
+    p.add_argument(
+        "--surrogate", default=None, help="elbo | trajectory | autoregressive | onestep (default: the objective's)"
+    )
     p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
     p.add_argument("--beta", type=float, default=1.0, help="TraFL's beta per token (ignored by the others)")
     p.add_argument("--group-size", type=int, default=16)
@@ -67,9 +81,14 @@ def main() -> None:
     rows = task.load(task.train_split)
     rows = rows[: args.max_prompts] if args.max_prompts else rows
     out, reward = rollouts(model, tok, task, rows, args.group_size, 1000, args)
-    group = RolloutGroup(input_ids=out.sequences, attention_mask=out.attention_mask, prompt_length=out.prompt_length,
-                         rewards=reward.view(len(rows), args.group_size), eos_token_id=tok.eos_token_id,
-                         commit_step=out.commit_step)
+    group = RolloutGroup(
+        input_ids=out.sequences,
+        attention_mask=out.attention_mask,
+        prompt_length=out.prompt_length,
+        rewards=reward.view(len(rows), args.group_size),
+        eos_token_id=tok.eos_token_id,
+        commit_step=out.commit_step,
+    )
     name = "espo" if args.objective == "sft_pos" else args.objective
     options = {"surrogate": args.surrogate} if args.surrogate else {}
     options.update({"trafl": {"beta": args.beta, "logz": "vargrad"}}.get(name, {}))
@@ -85,10 +104,12 @@ def main() -> None:
             loss = objective(model, part)[0] * part.num_prompts / group.num_prompts
         loss.backward()
     grads = [q.grad.detach().clone() for q in model.parameters()]
-    norm = torch.sqrt(sum((g_ ** 2).sum() for g_ in grads))
+    norm = torch.sqrt(sum((g_**2).sum() for g_ in grads))
     theta0 = [q.detach().clone() for q in model.parameters()]
-    print(f"{args.objective} ({objective.surrogate.name} surrogate, {args.remasking} remasking), "
-          f"{len(rows)} prompts x {args.group_size} rollouts: reward {reward.mean():.4f}, |g| = {float(norm):.4g}")
+    print(
+        f"{args.objective} ({objective.surrogate.name} surrogate, {args.remasking} remasking), "
+        f"{len(rows)} prompts x {args.group_size} rollouts: reward {reward.mean():.4f}, |g| = {float(norm):.4g}"
+    )
     model.eval()
     for eta in [float(s) for s in args.steps.split(",")]:
         with torch.no_grad():

@@ -24,8 +24,13 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent / "configs" / "paper"
 LLADA = "GSAI-ML/LLaDA-8B-Instruct"
-LORA = {"use_peft": True, "lora_r": 128, "lora_alpha": 64, "lora_dropout": 0.05,
-        "lora_target_modules": ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]}
+LORA = {
+    "use_peft": True,
+    "lora_r": 128,
+    "lora_alpha": 64,
+    "lora_dropout": 0.05,
+    "lora_target_modules": ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"],
+}
 TASKS = {"gsm8k": "gsm8k", "math": "math", "code": "kodcode"}
 TRAIN_PROMPTS = {"gsm8k": 7473, "math": 7500}
 
@@ -33,44 +38,107 @@ TRAIN_PROMPTS = {"gsm8k": 7473, "math": 7500}
 PUBLISHED = {
     # d1 slurm_scripts/train.yaml + gsm_base.sbatch: 1 prompt x G 6 per device, GA 2 -> 16 prompts/step, 10 epochs.
     "diffu_grpo": {
-        "common": {**LORA, "learning_rate": 3e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
-                   "weight_decay": 0.1, "adam_beta1": 0.9, "adam_beta2": 0.99, "max_grad_norm": 0.2,
-                   "num_generations": 6, "per_device_train_batch_size": 6, "gradient_accumulation_steps": 2,
-                   "temperature": 0.9, "max_completion_length": 256, "diffusion_steps": 128, "block_length": 32,
-                   "seed": 42},
+        "common": {
+            **LORA,
+            "learning_rate": 3e-6,
+            "lr_scheduler_type": "constant",
+            "warmup_steps": 0,
+            "weight_decay": 0.1,
+            "adam_beta1": 0.9,
+            "adam_beta2": 0.99,
+            "max_grad_norm": 0.2,
+            "num_generations": 6,
+            "per_device_train_batch_size": 6,
+            "gradient_accumulation_steps": 2,
+            "temperature": 0.9,
+            "max_completion_length": 256,
+            "diffusion_steps": 128,
+            "block_length": 32,
+            "seed": 42,
+        },
         "gsm8k": {"max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16},
         "math": {"max_steps": TRAIN_PROMPTS["math"] * 10 // 16},
     },
     # ESPO recipes/train.yaml overridden by run_gsm8k_llada.sh: G 6, 16 prompts/step (math: G 16, 32), 1 epoch.
     "espo": {
-        "common": {**LORA, "learning_rate": 3e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
-                   "weight_decay": 0.01, "adam_beta1": 0.9, "adam_beta2": 0.99, "max_grad_norm": 0.2,
-                   "temperature": 1.0, "max_completion_length": 256, "diffusion_steps": 256, "block_length": 32,
-                   "seed": 42},
-        "gsm8k": {"num_generations": 6, "per_device_train_batch_size": 6, "gradient_accumulation_steps": 2,
-                  "max_steps": TRAIN_PROMPTS["gsm8k"] // 16},
-        "math": {"num_generations": 16, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 4,
-                 "max_steps": TRAIN_PROMPTS["math"] // 32},
+        "common": {
+            **LORA,
+            "learning_rate": 3e-6,
+            "lr_scheduler_type": "constant",
+            "warmup_steps": 0,
+            "weight_decay": 0.01,
+            "adam_beta1": 0.9,
+            "adam_beta2": 0.99,
+            "max_grad_norm": 0.2,
+            "temperature": 1.0,
+            "max_completion_length": 256,
+            "diffusion_steps": 256,
+            "block_length": 32,
+            "seed": 42,
+        },
+        "gsm8k": {
+            "num_generations": 6,
+            "per_device_train_batch_size": 6,
+            "gradient_accumulation_steps": 2,
+            "max_steps": TRAIN_PROMPTS["gsm8k"] // 16,
+        },
+        "math": {
+            "num_generations": 16,
+            "per_device_train_batch_size": 16,
+            "gradient_accumulation_steps": 4,
+            "max_steps": TRAIN_PROMPTS["math"] // 32,
+        },
     },
     # JustGRPO train.py: full fine-tuning, 1 prompt x G 16 per device, GA 8 -> 64 prompts/step, 125 steps.
     "justgrpo": {
-        "common": {"use_peft": False, "learning_rate": 5e-6, "lr_scheduler_type": "constant", "warmup_steps": 0,
-                   "weight_decay": 0.0, "adam_beta1": 0.9, "adam_beta2": 0.999, "max_grad_norm": 1.0,
-                   "num_generations": 16, "per_device_train_batch_size": 16, "gradient_accumulation_steps": 8,
-                   "max_completion_length": 256, "max_steps": 125, "seed": 1234},
+        "common": {
+            "use_peft": False,
+            "learning_rate": 5e-6,
+            "lr_scheduler_type": "constant",
+            "warmup_steps": 0,
+            "weight_decay": 0.0,
+            "adam_beta1": 0.9,
+            "adam_beta2": 0.999,
+            "max_grad_norm": 1.0,
+            "num_generations": 16,
+            "per_device_train_batch_size": 16,
+            "gradient_accumulation_steps": 8,
+            "max_completion_length": 256,
+            "max_steps": 125,
+            "seed": 1234,
+        },
         "gsm8k": {},
         "math": {},
     },
 }
-SHARED_RUNTIME = {"model": LLADA, "gradient_checkpointing": True, "bf16": True, "remasking": "low_confidence",
-                  "max_prompt_length": 512, "save_steps": 100, "save_total_limit": 3}
+SHARED_RUNTIME = {
+    "model": LLADA,
+    "gradient_checkpointing": True,
+    "bf16": True,
+    "remasking": "low_confidence",
+    "max_prompt_length": 512,
+    "save_steps": 100,
+    "save_total_limit": 3,
+}
 
 # ---- matched budget ---------------------------------------------------------------------------------------
 MATCHED_COMMON = {
-    **SHARED_RUNTIME, **LORA, "temperature": 0.9, "block_length": 32, "max_steps": 2000,
-    "lr_scheduler_type": "constant", "warmup_steps": 0, "max_grad_norm": 0.2, "adam_beta1": 0.9, "adam_beta2": 0.99,
-    "weight_decay": 0.1, "learning_rate": 3e-6, "num_generations": 8, "per_device_train_batch_size": 8,
-    "gradient_accumulation_steps": 2, "seed": 42,
+    **SHARED_RUNTIME,
+    **LORA,
+    "temperature": 0.9,
+    "block_length": 32,
+    "max_steps": 2000,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
+    "max_grad_norm": 0.2,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.99,
+    "weight_decay": 0.1,
+    "learning_rate": 3e-6,
+    "num_generations": 8,
+    "per_device_train_batch_size": 8,
+    "gradient_accumulation_steps": 2,
+    "seed": 42,
 }
 MATCHED_METHODS = {
     "trafl": {"logz_lr": 1e-3, "reward_transform": "group_norm", "logz": "learned"},
@@ -88,8 +156,13 @@ def published(method: str, task: str) -> dict:
 
 
 def matched(task: str, length: int, method: str) -> dict:
-    cfg = {**MATCHED_COMMON, **MATCHED_METHODS[method], "task": TASKS[task], "method": method,
-           "max_completion_length": length}
+    cfg = {
+        **MATCHED_COMMON,
+        **MATCHED_METHODS[method],
+        "task": TASKS[task],
+        "method": method,
+        "max_completion_length": length,
+    }
     if method == "justgrpo":
         # Left-to-right rollouts at T = 1 (its premise): block 1 and one step per token come from its recipe.
         for key in ("block_length", "temperature"):
@@ -112,16 +185,20 @@ def main() -> None:
     for task in TASKS:
         for length in (256, 512):
             for method in MATCHED_METHODS:
-                _write(ROOT / f"llada8b_{task}_{length}_{method}.yaml",
-                       f"# LLaDA-8B-Instruct, {task}, completion length {length}, {method}: matched budget.\n"
-                       "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources.\n",
-                       matched(task, length, method))
+                _write(
+                    ROOT / f"llada8b_{task}_{length}_{method}.yaml",
+                    f"# LLaDA-8B-Instruct, {task}, completion length {length}, {method}: matched budget.\n"
+                    "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources.\n",
+                    matched(task, length, method),
+                )
     for method in PUBLISHED:
         for task in ("gsm8k", "math"):
-            _write(ROOT / "published" / f"{method}_{task}.yaml",
-                   f"# {method} on {task} as its authors ran it (8 GPUs; per-device values).\n"
-                   "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources and deviations.\n",
-                   published(method, task))
+            _write(
+                ROOT / "published" / f"{method}_{task}.yaml",
+                f"# {method} on {task} as its authors ran it (8 GPUs; per-device values).\n"
+                "# Generated by scripts/make_paper_configs.py; see configs/README.md for the sources and deviations.\n",
+                published(method, task),
+            )
 
 
 if __name__ == "__main__":

@@ -14,9 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
-
 from trafl.plan.parallel import load_accelerate_config
 from trafl.plan.planner import (
     GIB,
@@ -26,6 +23,8 @@ from trafl.plan.planner import (
     make_plan,
 )
 
+REPO = Path(__file__).resolve().parents[1]
+
 MODEL = REPO / "tests" / "fixtures" / "llada8b_instruct_config.json"
 ACCELERATE = ("ddp", "zero2", "zero3", "fsdp")
 BEGIN, END = "<!-- plan_table: begin -->", "<!-- plan_table: end -->"
@@ -33,8 +32,17 @@ EXPLICIT = {  # the issue's two cases: G = 16, L = 512
     "full fine-tuning": ["use_peft=false", "num_generations=16", "per_device_train_batch_size=16"],
     "LoRA r128": ["use_peft=true", "lora_r=128", "num_generations=16", "per_device_train_batch_size=16"],
 }
-TERMS = ("parameters", "gradients", "optimizer", "reference", "gathered", "buffers", "activations", "rollout",
-         "scoring")
+TERMS = (
+    "parameters",
+    "gradients",
+    "optimizer",
+    "reference",
+    "gathered",
+    "buffers",
+    "activations",
+    "rollout",
+    "scoring",
+)
 
 
 def _rel(path: Path) -> str:
@@ -46,52 +54,72 @@ def _cell(plan) -> str:
 
 
 def _plan(train_path: Path, accel: str, overrides: list[str] | None = None, checkpointing: bool | None = None):
-    pc = PlanConfig(model=_rel(MODEL), train_config=_rel(train_path), accelerate_config=f"configs/accelerate/{accel}.yaml",
-                    train_overrides=list(overrides or []), gradient_checkpointing=checkpointing)
-    return make_plan(pc, model=load_model_config(str(MODEL)),
-                     train=load_train_config(str(train_path), overrides),
-                     par=load_accelerate_config(REPO / "configs" / "accelerate" / f"{accel}.yaml"))
+    pc = PlanConfig(
+        model=_rel(MODEL),
+        train_config=_rel(train_path),
+        accelerate_config=f"configs/accelerate/{accel}.yaml",
+        train_overrides=list(overrides or []),
+        gradient_checkpointing=checkpointing,
+    )
+    return make_plan(
+        pc,
+        model=load_model_config(str(MODEL)),
+        train=load_train_config(str(train_path), overrides),
+        par=load_accelerate_config(REPO / "configs" / "accelerate" / f"{accel}.yaml"),
+    )
 
 
 def config_table(paths: list[Path]) -> str:
-    rows = ["| config | weights | rows x T | ckpt | " + " | ".join(ACCELERATE) + " |",
-            "|---|---|---|---|" + "---|" * len(ACCELERATE)]
+    rows = [
+        "| config | weights | rows x T | ckpt | " + " | ".join(ACCELERATE) + " |",
+        "|---|---|---|---|" + "---|" * len(ACCELERATE),
+    ]
     for path in paths:
         plans = [_plan(path, a) for a in ACCELERATE]
         i = plans[0].inputs
-        rows.append(f"| `{path.stem}` | {i['weights']} | {i['scored_rows']} x {i['prompt_length'] + i['completion_length']} "
-                    f"| {'yes' if i['gradient_checkpointing'] else 'no'} | " + " | ".join(_cell(p) for p in plans) + " |")
+        rows.append(
+            f"| `{path.stem}` | {i['weights']} | {i['scored_rows']} x {i['prompt_length'] + i['completion_length']} "
+            f"| {'yes' if i['gradient_checkpointing'] else 'no'} | " + " | ".join(_cell(p) for p in plans) + " |"
+        )
     return "\n".join(rows)
 
 
 def explicit_table() -> str:
     base = REPO / "configs" / "paper" / "llada8b_gsm8k_512_trafl.yaml"
-    rows = ["| weights | accelerate | ckpt | " + " | ".join(TERMS) + " | total | verdict |",
-            "|---|---|---|" + "---|" * len(TERMS) + "---|---|"]
+    rows = [
+        "| weights | accelerate | ckpt | " + " | ".join(TERMS) + " | total | verdict |",
+        "|---|---|---|" + "---|" * len(TERMS) + "---|---|",
+    ]
     for name, overrides in EXPLICIT.items():
         for accel in ("zero2", "zero3", "fsdp"):
             for ckpt in (True, False):
                 p = _plan(base, accel, overrides, ckpt)
-                rows.append(f"| {name} | {accel} | {'yes' if ckpt else 'no'} | "
-                            + " | ".join(f"{p.terms[t] / GIB:.1f}" for t in TERMS)
-                            + f" | {p.total / GIB:.1f} | {p.verdict} |")
+                rows.append(
+                    f"| {name} | {accel} | {'yes' if ckpt else 'no'} | "
+                    + " | ".join(f"{p.terms[t] / GIB:.1f}" for t in TERMS)
+                    + f" | {p.total / GIB:.1f} | {p.verdict} |"
+                )
     return "\n".join(rows)
 
 
 def render() -> str:
     paper = sorted((REPO / "configs" / "paper").glob("*.yaml"))
     published = sorted((REPO / "configs" / "paper" / "published").glob("*.yaml"))
-    return "\n\n".join([
-        BEGIN,
-        ("**LLaDA-8B, G = 16, L = 512, TraFL (ELBO, 2 draws: 32 scored rows of T = 1024), 8 x 80 GiB** "
-         "(GiB per GPU; `configs/paper/llada8b_gsm8k_512_trafl.yaml` with G and the micro-batch set to 16):"),
-        explicit_table(),
-        "**The 24 matched configs (`configs/paper/*.yaml`)**, GiB per GPU on 8 x 80 GiB, ✓ fits with 10% headroom:",
-        config_table(paper),
-        "**The published recipes (`configs/paper/published/*.yaml`)**:",
-        config_table(published),
-        END,
-    ])
+    return "\n\n".join(
+        [
+            BEGIN,
+            (
+                "**LLaDA-8B, G = 16, L = 512, TraFL (ELBO, 2 draws: 32 scored rows of T = 1024), 8 x 80 GiB** "
+                "(GiB per GPU; `configs/paper/llada8b_gsm8k_512_trafl.yaml` with G and the micro-batch set to 16):"
+            ),
+            explicit_table(),
+            "**The 24 matched configs (`configs/paper/*.yaml`)**, GiB per GPU on 8 x 80 GiB, ✓ fits with 10% headroom:",
+            config_table(paper),
+            "**The published recipes (`configs/paper/published/*.yaml`)**:",
+            config_table(published),
+            END,
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

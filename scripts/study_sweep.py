@@ -55,10 +55,20 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.num_threads)
     out = Path(args.out)
-    cfg = load_config(DemoConfig, None, {"eval_split": "validation", "eval_prompts": args.eval_prompts,
-                                         "eval_n": args.eval_n, "k_max": args.k, "num_threads": args.num_threads,
-                                         "eval_temperatures": [args.temperature], "frontier_temperature": args.temperature,
-                                         "checkpoints": 1})
+    cfg = load_config(
+        DemoConfig,
+        None,
+        {
+            "eval_split": "validation",
+            "eval_prompts": args.eval_prompts,
+            "eval_n": args.eval_n,
+            "k_max": args.k,
+            "num_threads": args.num_threads,
+            "eval_temperatures": [args.temperature],
+            "frontier_temperature": args.temperature,
+            "checkpoints": 1,
+        },
+    )
     from trafl.demo import ensure_base
 
     base = ensure_base(cfg, out)
@@ -84,12 +94,16 @@ def main() -> None:
     results = evaluate(cfg, models, out / "eval", [args.temperature], rows)
     base_cell = next(c for c in results["results"] if c["model"] == "base")
     names = sorted({parse_label(m)[0] for m in models if m != "base"})
-    lines = [f"Validation split: {len(rows)} prompts x {args.eval_n} samples, T = {args.temperature}; seed means; "
-             "paired differences to the base (s.e. over prompts).", "",
-             f"| variant | seeds | train reward first -> last 10 | pass@1 | pass@{args.k} | pass@1 - base | pass@{args.k} - base | "
-             "distinct correct | order entropy |", "|---|---|---|---|---|---|---|---|---|",
-             f"| base | — | — | {100 * base_cell['pass_at_k'][0]:.1f} | {100 * base_cell['pass_at_k'][args.k - 1]:.1f} | — | — | "
-             f"{base_cell['distinct_correct']['mean']:.2f} | {path_summary(base_cell)['order_entropy']:.2f} |"]
+    lines = [
+        f"Validation split: {len(rows)} prompts x {args.eval_n} samples, T = {args.temperature}; seed means; "
+        "paired differences to the base (s.e. over prompts).",
+        "",
+        f"| variant | seeds | train reward first -> last 10 | pass@1 | pass@{args.k} | pass@1 - base | pass@{args.k} - base | "
+        "distinct correct | order entropy |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| base | — | — | {100 * base_cell['pass_at_k'][0]:.1f} | {100 * base_cell['pass_at_k'][args.k - 1]:.1f} | — | — | "
+        f"{base_cell['distinct_correct']['mean']:.2f} | {path_summary(base_cell)['order_entropy']:.2f} |",
+    ]
     table = {}
     for name in names:
         cells = method_cells(results, name, args.temperature)
@@ -100,13 +114,22 @@ def main() -> None:
         d1, dk = paired_difference(cells, base_cell, 1), paired_difference(cells, base_cell, args.k)
         per_seed_k = [paired_difference([c], base_cell, args.k)["diff"] for c in cells]
         ent = [path_summary(c)["order_entropy"] for c in cells]
-        table[name] = {"seeds": len(cells), "pass@1": d1["model"], f"pass@{args.k}": dk["model"], "d1": d1, "dk": dk,
-                       "per_seed_dk": per_seed_k, "rewards": rewards}
+        table[name] = {
+            "seeds": len(cells),
+            "pass@1": d1["model"],
+            f"pass@{args.k}": dk["model"],
+            "d1": d1,
+            "dk": dk,
+            "per_seed_dk": per_seed_k,
+            "rewards": rewards,
+        }
         lines.append(
-            f"| {name} | {len(cells)} | " + ", ".join(f"{a:.2f} -> {b:.2f}" for a, b in rewards) +
-            f" | {100 * d1['model']:.1f} | {100 * dk['model']:.1f} | {100 * d1['diff']:+.1f} +- {100 * d1['stderr']:.1f} | "
+            f"| {name} | {len(cells)} | "
+            + ", ".join(f"{a:.2f} -> {b:.2f}" for a, b in rewards)
+            + f" | {100 * d1['model']:.1f} | {100 * dk['model']:.1f} | {100 * d1['diff']:+.1f} +- {100 * d1['stderr']:.1f} | "
             f"{100 * dk['diff']:+.1f} +- {100 * dk['stderr']:.1f} (seeds: {', '.join(f'{100 * v:+.1f}' for v in per_seed_k)}) | "
-            f"{sum(c['distinct_correct']['mean'] for c in cells) / len(cells):.2f} | {sum(ent) / len(ent):.2f} |")
+            f"{sum(c['distinct_correct']['mean'] for c in cells) / len(cells):.2f} | {sum(ent) / len(ent):.2f} |"
+        )
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "validation.md", text)
     (out / "validation.json").write_text(json.dumps(table, indent=1))

@@ -36,6 +36,7 @@ def ce_token_logp(logits: torch.Tensor, targets: torch.Tensor, temperature: floa
 # d1 / diffu-GRPO
 # ----------------------------------------------------------------------------------------------
 
+
 def d1_completion_mask(completion_ids: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     """``[N, L]`` int: 1 at positions up to **and including** the first EOS; all ones without EOS.
 
@@ -88,8 +89,16 @@ def d1_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return (rewards - rewards.mean(dim=1, keepdim=True)).reshape(-1)
 
 
-def d1_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.Tensor | None,
-            rewards: torch.Tensor, completion_mask: torch.Tensor, *, beta: float, epsilon: float) -> torch.Tensor:
+def d1_loss(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor | None,
+    ref_logp: torch.Tensor | None,
+    rewards: torch.Tensor,
+    completion_mask: torch.Tensor,
+    *,
+    beta: float,
+    epsilon: float,
+) -> torch.Tensor:
     """d1's loss for one micro-batch (the rows one device sees in one ``compute_loss`` call).
 
     Inputs are per-token log-probs ``[N, L]`` of the completion under the one-step masked forward
@@ -123,6 +132,7 @@ def d1_loss(logp: torch.Tensor, old_logp: torch.Tensor | None, ref_logp: torch.T
 # ESPO
 # ----------------------------------------------------------------------------------------------
 
+
 def espo_mask_counts(k: int, batch_size: int, gen_length: int) -> torch.Tensor:
     """``[b]`` masked-token counts ``m_i`` in ``{0..L}`` for one seed, stratified **across the rows**.
 
@@ -153,8 +163,9 @@ def espo_forward_masks(k: int, perms: torch.Tensor, gen_length: int) -> tuple[to
     return is_mask, m.float() / (gen_length + 1)
 
 
-def espo_elbo(logp_primary: torch.Tensor, logp_coupled: torch.Tensor | None, is_mask: torch.Tensor,
-              p_mask: torch.Tensor) -> torch.Tensor:
+def espo_elbo(
+    logp_primary: torch.Tensor, logp_coupled: torch.Tensor | None, is_mask: torch.Tensor, p_mask: torch.Tensor
+) -> torch.Tensor:
     """One MC sample of ESPO's sequence ELBO, ``[b]``.
 
     ``logp_primary`` ``[b, L]``: per-token log-probs from the forward pass on the canvas with
@@ -205,9 +216,18 @@ def espo_advantages(rewards: torch.Tensor, scale_rewards: bool = False) -> torch
     return adv.reshape(-1)
 
 
-def espo_loss(elbo: torch.Tensor, elbo_old: torch.Tensor | None, elbo_ref: torch.Tensor | None,
-              rewards: torch.Tensor, *, gen_length: int, beta: float, epsilon_low: float,
-              epsilon_high: float | None = None, scale_rewards: bool = False) -> torch.Tensor:
+def espo_loss(
+    elbo: torch.Tensor,
+    elbo_old: torch.Tensor | None,
+    elbo_ref: torch.Tensor | None,
+    rewards: torch.Tensor,
+    *,
+    gen_length: int,
+    beta: float,
+    epsilon_low: float,
+    epsilon_high: float | None = None,
+    scale_rewards: bool = False,
+) -> torch.Tensor:
     """ESPO's loss for one micro-batch of ``B`` sequences, from sequence ELBOs ``[B]``.
 
     espo_trainer.py compute_loss:
@@ -248,8 +268,10 @@ def espo_iteration_index(micro_step: int, num_iterations: int, grad_accum: int) 
 # JustGRPO
 # ----------------------------------------------------------------------------------------------
 
-def justgrpo_ar_canvas(prompt_ids: torch.Tensor, completion_ids: torch.Tensor, t: int,
-                       mask_id: int = LLADA_MASK_ID) -> torch.Tensor:
+
+def justgrpo_ar_canvas(
+    prompt_ids: torch.Tensor, completion_ids: torch.Tensor, t: int, mask_id: int = LLADA_MASK_ID
+) -> torch.Tensor:
     """Input for the log-prob of completion token ``t``: ``[prompt, y_<t, MASK * (L - t)]``.
 
     grpo.py l.34-37; the log-prob is read at position ``P + t`` (l.43-44). No attention mask; the
@@ -282,8 +304,15 @@ def justgrpo_advantages(rewards: torch.Tensor) -> torch.Tensor:
     return adv.view(g, p).t().reshape(-1)
 
 
-def justgrpo_loss(logp: torch.Tensor, advantages: torch.Tensor, *, old_logp: torch.Tensor | None = None,
-                  valid_samples: float | None = None, eps: float = 0.2, gain: float = 1.0) -> torch.Tensor:
+def justgrpo_loss(
+    logp: torch.Tensor,
+    advantages: torch.Tensor,
+    *,
+    old_logp: torch.Tensor | None = None,
+    valid_samples: float | None = None,
+    eps: float = 0.2,
+    gain: float = 1.0,
+) -> torch.Tensor:
     """The quantity JustGRPO back-propagates for one rollout chunk (summed over its ``L`` per-step backwards).
 
     ``logp`` ``[N, L]``: AR token log-probs at temperature (:func:`ce_token_logp`,

@@ -47,8 +47,14 @@ def make_model_dir(path: Path, preset: str = "micro", seed: int = 0) -> Path:
 
     tok = build_char_tokenizer(ALPHABET)
     torch.manual_seed(seed)
-    model = build_model(preset, vocab_size=len(tok), embedding_size=len(tok), pad_token_id=tok.pad_token_id,
-                        eos_token_id=tok.eos_token_id, mask_token_id=tok.mask_token_id)
+    model = build_model(
+        preset,
+        vocab_size=len(tok),
+        embedding_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        mask_token_id=tok.mask_token_id,
+    )
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path

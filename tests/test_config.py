@@ -8,7 +8,12 @@ import pytest
 
 from trafl.errors import ConfigError
 from trafl.utils.config import (
-    add_config_arguments, format_help, load_config, option, overrides_from_args, parse_overrides,
+    add_config_arguments,
+    format_help,
+    load_config,
+    option,
+    overrides_from_args,
+    parse_overrides,
 )
 
 
@@ -105,11 +110,15 @@ def test_repeatable_list_flags_take_each_value_whole():
 def test_sampler_settings_one_check_names_the_callers_fields():
     from trafl.sampling.settings import SamplerSettings, check_sampler
 
-    with pytest.raises(ConfigError, match="steps=6 must be a multiple of the number of blocks gen_length/block_length=4"):
+    with pytest.raises(
+        ConfigError, match="steps=6 must be a multiple of the number of blocks gen_length/block_length=4"
+    ):
         load_config(SamplerSettings, None, {"gen_length": 16, "block_length": 4, "steps": 6})
     with pytest.raises(ConfigError, match="diffusion_steps=32 must be <= max_completion_length=16"):
-        check_sampler(SamplerSettings(gen_length=16, steps=32, block_length=16),
-                      {"gen_length": "max_completion_length", "steps": "diffusion_steps"})
+        check_sampler(
+            SamplerSettings(gen_length=16, steps=32, block_length=16),
+            {"gen_length": "max_completion_length", "steps": "diffusion_steps"},
+        )
     with pytest.raises(ConfigError, match="'threshold': must be <= 1.0"):
         load_config(SamplerSettings, None, {"threshold": 1.5})
     s = load_config(SamplerSettings, None, {"gen_length": 16, "block_length": 4})
@@ -119,4 +128,8 @@ def test_sampler_settings_one_check_names_the_callers_fields():
     left_to_right = dict(gen_length=8, steps=8, block_length=1, cache="dual", threshold=0.5)
     assert not load_config(SamplerSettings, None, left_to_right).approximate  # one step per block: exact
     assert load_config(SamplerSettings, None, {"threshold": 0.9}).describe() == {
-        "steps": 128, "block_length": 32, "remasking": "low_confidence", "threshold": 0.9}
+        "steps": 128,
+        "block_length": 32,
+        "remasking": "low_confidence",
+        "threshold": 0.9,
+    }

@@ -32,8 +32,15 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
             assert (run / "final" / "config.json").is_file()
             steps = (run / "metrics.jsonl").read_text().splitlines()
             assert len(steps) == eff.max_steps  # equal rollout budgets
-    for section in ("## Checks", "## Shortcut vs no-shortcut", "## Frontier along training", "## Denoising paths",
-                    "## Denoising cost", "## Samples", "## Training reward"):
+    for section in (
+        "## Checks",
+        "## Shortcut vs no-shortcut",
+        "## Frontier along training",
+        "## Denoising paths",
+        "## Denoising cost",
+        "## Samples",
+        "## Training reward",
+    ):
         assert section in report, section
     results = json.loads((demo / "eval" / "results.json").read_text())
     assert len(results["results"]) == 5 * len(eff.eval_temperatures)
@@ -50,8 +57,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert any("@" in cell["model"] for cell in frontier["results"])  # checkpoints along training
     study = json.loads((demo / "study.json").read_text())
     checks = study["checks"]
-    assert {"a_maximisers_lose_pass_at_k", "b_trafl_gains_pass1_keeps_pass_at_k", "c_trafl_above_baseline_frontiers",
-            "d_trafl_keeps_path_entropy"} <= set(checks)
+    assert {
+        "a_maximisers_lose_pass_at_k",
+        "b_trafl_gains_pass1_keeps_pass_at_k",
+        "c_trafl_above_baseline_frontiers",
+        "d_trafl_keeps_path_entropy",
+    } <= set(checks)
     assert all(isinstance(c["ok"], bool) for c in checks.values())
     analysis = study["analysis"]
     paired = analysis["methods"]["trafl"][str(eff.frontier_temperature)]["paired"]
@@ -59,7 +70,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert all(p["stderr"] >= 0 and -1 <= p["diff"] <= 1 for p in paired)
     split = analysis["shortcut_split"]
     assert split["num_shortcut"] + split["num_no_shortcut"] == eff.eval_prompts
-    for method, points in analysis["frontiers"].items():
+    for points in analysis["frontiers"].values():
         assert points[0]["step"] == 0 and points[-1]["step"] == eff.max_steps
     assert all(math.isfinite(v) and v >= 0 for v in study["timings_s"].values())
     assert out["plots"] and all(str(p).endswith(".png") and Path(p).is_file() for p in out["plots"])
@@ -74,8 +85,15 @@ def _cell(model, t, num_correct, n=4, order_entropy=None):
 
     k = list(range(1, n + 1))
     curve = [sum(pass_at_k(n, c, kk) for c in num_correct) / len(num_correct) for kk in k]
-    cell = {"model": model, "temperature": t, "n": n, "problem_ids": [str(i) for i in range(len(num_correct))],
-            "num_correct": num_correct, "pass_at_k": curve, "distinct_correct": {"mean": 1.0}}
+    cell = {
+        "model": model,
+        "temperature": t,
+        "n": n,
+        "problem_ids": [str(i) for i in range(len(num_correct))],
+        "num_correct": num_correct,
+        "pass_at_k": curve,
+        "distinct_correct": {"mean": 1.0},
+    }
     if order_entropy is not None:
         cell["paths"] = {"order_entropy": {"mean": order_entropy, "stderr": 0.0}}
     return cell
@@ -84,7 +102,7 @@ def _cell(model, t, num_correct, n=4, order_entropy=None):
 def test_paired_difference_and_frontier_interpolation_by_hand():
     from trafl.eval.paired import frontier_value_at, paired_difference
 
-    base = _cell("base", 0.9, [0, 2, 4])          # pass@1 per problem 0, .5, 1
+    base = _cell("base", 0.9, [0, 2, 4])  # pass@1 per problem 0, .5, 1
     a, b = _cell("m-s0", 0.9, [1, 2, 4]), _cell("m-s1", 0.9, [3, 2, 4])  # seed mean pass@1: .5, .5, 1
     d = paired_difference([a, b], base, 1)
     assert d["diff"] == pytest.approx(0.5 / 3) and d["num_problems"] == 3
@@ -101,11 +119,13 @@ def test_study_checks_read_the_claims_off_an_analysis():
 
     t = 0.9
     base = _cell("base", t, [1, 1, 2, 2], order_entropy=1.5)
-    results = {"results": [
-        base,
-        _cell("trafl-s0", t, [3, 3, 3, 3], order_entropy=1.2),   # pass@1 .75, pass@4 1.0: up everywhere
-        _cell("espo-s0", t, [4, 4, 4, 0], order_entropy=0.2),    # pass@4 .75 < base's 1.0
-    ]}
+    results = {
+        "results": [
+            base,
+            _cell("trafl-s0", t, [3, 3, 3, 3], order_entropy=1.2),  # pass@1 .75, pass@4 1.0: up everywhere
+            _cell("espo-s0", t, [4, 4, 4, 0], order_entropy=0.2),  # pass@4 .75 < base's 1.0
+        ]
+    }
     frontier = {"results": [_cell("trafl-s0@2", t, [2, 2, 2, 2]), _cell("espo-s0@2", t, [4, 4, 0, 0])]}
     analysis = analyse(results, frontier, methods=["trafl", "espo"], k_max=4, frontier_temperature=t)
     checks = analysis["checks"]
@@ -138,9 +158,14 @@ def test_demo_sampler_settings_are_checked_at_load_and_reach_training(tmp_path):
     with pytest.raises(ConfigError, match="diffusion_steps=6 must be <= gen_length=5"):
         load_config(DemoConfig, None, {"diffusion_steps": 6})
     cfg = load_config(DemoConfig, None, {"temperature": 0.7})
-    assert cfg.sampler.generate_kwargs() == dict(gen_length=5, steps=5, block_length=5, temperature=0.7,
-                                                 remasking="low_confidence", cache="none", threshold=None)
+    assert cfg.sampler.generate_kwargs() == dict(
+        gen_length=5, steps=5, block_length=5, temperature=0.7, remasking="low_confidence", cache="none", threshold=None
+    )
     fields = train_fields(cfg, "trafl", 0, Path("base"), tmp_path)
     assert {k: fields[k] for k in ("max_completion_length", "diffusion_steps", "block_length", "temperature")} == {
-        "max_completion_length": 5, "diffusion_steps": 5, "block_length": 5, "temperature": 0.7}
+        "max_completion_length": 5,
+        "diffusion_steps": 5,
+        "block_length": 5,
+        "temperature": 0.7,
+    }
     assert "diffusion_steps" not in train_fields(cfg, "justgrpo", 0, Path("base"), tmp_path)  # its recipe samples

@@ -18,15 +18,25 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from rl_toys import make_model_dir
+from safetensors.torch import load_file
 from test_train import BASE, REPO, _env, _final_params, _flags
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 # What a user runs on GPUs, with the two overrides CPU needs (two processes, no bf16 autocast).
-FSDP = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "configs/accelerate/fsdp.yaml"),
-        "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", "0"]
+FSDP = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--config_file",
+    str(REPO / "configs/accelerate/fsdp.yaml"),
+    "--num_processes",
+    "2",
+    "--mixed_precision",
+    "no",
+    "--main_process_port",
+    "0",
+]
 RL = {**BASE, "max_steps": 2, "method": "trafl", "logz": "learned", "per_device_train_batch_size": 4}
 
 
@@ -46,7 +56,9 @@ def _train(launcher, flags, timeout=300, **kw):
 def one_process(model_dir, tmp_path_factory):
     """Two RL steps on one process with two micro-batches per step (the reference of both tests)."""
     out = tmp_path_factory.mktemp("one")
-    run = _train([sys.executable], _flags({**RL, "model": model_dir, "output_dir": out, "gradient_accumulation_steps": 2}))
+    run = _train(
+        [sys.executable], _flags({**RL, "model": model_dir, "output_dir": out, "gradient_accumulation_steps": 2})
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return out
 
@@ -87,8 +99,14 @@ def test_fsdp_two_processes_equal_one_process(model_dir, one_process, tmp_path):
 
 @pytest.mark.slow
 def test_fsdp_lora_saves_the_gathered_adapter_and_merged_model(model_dir, tmp_path):
-    lora = {**RL, "model": model_dir, "use_peft": True, "lora_r": 4, "lora_alpha": 8,
-            "lora_target_modules": "q_proj,v_proj"}
+    lora = {
+        **RL,
+        "model": model_dir,
+        "use_peft": True,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_target_modules": "q_proj,v_proj",
+    }
     one = _train([sys.executable], _flags({**lora, "output_dir": tmp_path / "one", "gradient_accumulation_steps": 2}))
     assert one.returncode == 0, one.stderr[-3000:]
     two = _train(FSDP, _flags({**lora, "output_dir": tmp_path / "two"}))
@@ -119,8 +137,13 @@ def test_fsdp_kill_and_resume_is_bit_identical(model_dir, tmp_path):
 
     run = tmp_path / "killed"
     # its own session: SIGKILL reaches the launcher and both workers at once, like a lost node
-    proc = subprocess.Popen([*FSDP, "--module", "trafl.cli", "train", *_flags({**common, "output_dir": run}), "--quiet"],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [*FSDP, "--module", "trafl.cli", "train", *_flags({**common, "output_dir": run}), "--quiet"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not (run / "checkpoint-2").exists():
         assert proc.poll() is None, "training ended before it could be killed"
@@ -152,15 +175,36 @@ def _sft_data(path, n=64, seed=0):
 @pytest.mark.slow
 def test_sft_two_processes_equal_one_process(tmp_path):
     data = _sft_data(tmp_path / "d.jsonl")
-    common = dict(data=data, model="micro", completion_length=5, max_steps=3, batch_size=8, learning_rate=3e-3,
-                  warmup_steps=0, eval_every=0, save_every=0, num_threads=1, device="cpu", eval_fraction=0.1)
+    common = dict(
+        data=data,
+        model="micro",
+        completion_length=5,
+        max_steps=3,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_steps=0,
+        eval_every=0,
+        save_every=0,
+        num_threads=1,
+        device="cpu",
+        eval_fraction=0.1,
+    )
     sft = ["-m", "trafl.cli", "sft", "--quiet"]
-    one = subprocess.run([sys.executable, *sft, *_flags({**common, "output_dir": tmp_path / "one",
-                                                         "gradient_accumulation_steps": 2})],
-                         env=_env(), capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, *sft, *_flags({**common, "output_dir": tmp_path / "one", "gradient_accumulation_steps": 2})],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run([*TORCHRUN, *sft, *_flags({**common, "output_dir": tmp_path / "two"})],
-                         env=_env(), capture_output=True, text=True, timeout=300)
+    two = subprocess.run(
+        [*TORCHRUN, *sft, *_flags({**common, "output_dir": tmp_path / "two"})],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     a = load_file(str(tmp_path / "one" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "model" / "model.safetensors"))
@@ -178,8 +222,13 @@ def test_gpu_sharded_check_without_gpus_exits_cleanly(tmp_path):
     assert help_.returncode == 0 and "--configs" in help_.stdout
     if torch.cuda.device_count() >= 2:
         pytest.skip("GPUs present: the script would run the real check")
-    run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "r.json")], env=_env(),
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path / "r.json")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "needs at least 2 CUDA GPUs" in run.stdout
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "skipped"
@@ -232,8 +281,20 @@ def test_checkpoint_directories_are_atomic_pruned_and_restored(tmp_path):
 
 def test_deepspeed_on_cpu_processes_is_a_clear_error(model_dir, tmp_path):
     env = {**_env(), "ACCELERATE_USE_DEEPSPEED": "true"}  # what accelerate launch sets for zero2/zero3.yaml
-    run = subprocess.run([sys.executable, "-m", "trafl.cli", "train", *_flags({**RL, "model": model_dir, "output_dir": tmp_path}),
-                          "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trafl.cli",
+            "train",
+            *_flags({**RL, "model": model_dir, "output_dir": tmp_path}),
+            "--quiet",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode != 0
     assert "DeepSpeed ZeRO needs GPUs" in run.stderr
 

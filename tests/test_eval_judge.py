@@ -11,7 +11,13 @@ import pytest
 
 from trafl.errors import ConfigError, DataError
 from trafl.eval.judge import (
-    HFJudge, OpenAIJudge, Verdict, compare_diversity, correct_solutions, judge_prompt, parse_verdict,
+    HFJudge,
+    OpenAIJudge,
+    Verdict,
+    compare_diversity,
+    correct_solutions,
+    judge_prompt,
+    parse_verdict,
 )
 
 
@@ -27,8 +33,11 @@ class ScriptedJudge:
         a = set(re.findall(r"\[A\d+\]\n(.*)", sets[0]))
         b = set(re.findall(r"\[B\d+\]\n(.*)", sets[1]))
         winner = "A" if len(a) > len(b) else "B" if len(b) > len(a) else "TIE"
-        return "Thinking...\n```json\n" + json.dumps({"approaches_a": sorted(a), "approaches_b": sorted(b),
-                                                      "winner": winner}) + "\n```"
+        return (
+            "Thinking...\n```json\n"
+            + json.dumps({"approaches_a": sorted(a), "approaches_b": sorted(b), "winner": winner})
+            + "\n```"
+        )
 
 
 def test_verdicts_map_back_through_the_random_order():
@@ -88,7 +97,9 @@ def test_openai_compatible_judge_against_a_local_stub_server():
             seen["path"] = self.path
             seen["auth"] = self.headers.get("Authorization")
             seen["body"] = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            reply = {"choices": [{"message": {"content": '{"approaches_a": ["x"], "approaches_b": [], "winner": "A"}'}}]}
+            reply = {
+                "choices": [{"message": {"content": '{"approaches_a": ["x"], "approaches_b": [], "winner": "A"}'}}]
+            }
             data = json.dumps(reply).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -117,10 +128,19 @@ def test_hf_judge_runs_a_causal_lm():
 
     from trafl.models import build_char_tokenizer
 
-    tok = build_char_tokenizer(list("abcdefghijklmnopqrstuvwxyz {}\":,[]ABT"))
+    tok = build_char_tokenizer(list('abcdefghijklmnopqrstuvwxyz {}":,[]ABT'))
     torch.manual_seed(0)
-    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=4096, n_embd=16, n_layer=1, n_head=2,
-                                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id))
+    model = GPT2LMHeadModel(
+        GPT2Config(
+            vocab_size=len(tok),
+            n_positions=4096,
+            n_embd=16,
+            n_layer=1,
+            n_head=2,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     judge = HFJudge("unused", model=model, tokenizer=tok, max_new_tokens=4)
     text = judge.complete("which set wins")
     assert isinstance(text, str) and len(text) <= 4
@@ -128,26 +148,46 @@ def test_hf_judge_runs_a_causal_lm():
 
 # --- trafl eval --judge-*: every model against the base, from the generation caches ----------------
 
+
 def _fake_models(tmp_path, monkeypatch):
     """Two model directories whose 'generators' are scripted: the base always answers 0 (one
     approach), the tuned model spreads its answers (several)."""
     from pathlib import Path
 
     from test_eval_runner import FakeGenerator
+
     from trafl.eval.generation import SamplerGenerator
 
     gens = {"base": FakeGenerator(temperature_scale=0), "tuned": FakeGenerator(temperature_scale=6)}
     for name in gens:
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
-    monkeypatch.setattr(SamplerGenerator, "from_pretrained",
-                        classmethod(lambda cls, path, settings, **kw: gens[Path(path).name]))
+    monkeypatch.setattr(
+        SamplerGenerator, "from_pretrained", classmethod(lambda cls, path, settings, **kw: gens[Path(path).name])
+    )
     return ["--model", f"base={tmp_path / 'base'}", "--model", f"tuned={tmp_path / 'tuned'}"]
 
 
 def _eval_args(tmp_path, models, *extra):
-    return ["eval", *models, "--task", "test_eval_runner:MultiAnswerTask", "--n", "6", "--temperatures", "0.9",
-            "--gen-lengths", "32", "--base", "base", "--out", str(tmp_path / "out"), "--no-plots", "--quiet", *extra]
+    return [
+        "eval",
+        *models,
+        "--task",
+        "test_eval_runner:MultiAnswerTask",
+        "--n",
+        "6",
+        "--temperatures",
+        "0.9",
+        "--gen-lengths",
+        "32",
+        "--base",
+        "base",
+        "--out",
+        str(tmp_path / "out"),
+        "--no-plots",
+        "--quiet",
+        *extra,
+    ]
 
 
 def test_cli_judge_compares_each_model_with_the_base(tmp_path, monkeypatch, capsys):
@@ -164,16 +204,33 @@ def test_cli_judge_compares_each_model_with_the_base(tmp_path, monkeypatch, caps
         return ScriptedJudge()
 
     monkeypatch.setattr(judge_lib, "make_judge", fake_make_judge)
-    assert main(_eval_args(tmp_path, models, "--judge-model", "my-judge", "--judge-url", "http://localhost:1/v1",
-                           "--judge-max-tokens", "64", "--seed", "2")) == 0
+    assert (
+        main(
+            _eval_args(
+                tmp_path,
+                models,
+                "--judge-model",
+                "my-judge",
+                "--judge-url",
+                "http://localhost:1/v1",
+                "--judge-max-tokens",
+                "64",
+                "--seed",
+                "2",
+            )
+        )
+        == 0
+    )
     assert made["model"] == "my-judge" and made["url"] == "http://localhost:1/v1" and made["max_tokens"] == 64
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["judge"]["model"] == "my-judge"
     (comp,) = results["judge"]["comparisons"]  # one non-base model, one cell
     assert (comp["model"], comp["base"], comp["temperature"], comp["gen_length"]) == ("tuned", "base", 0.9, 32)
     # the judged problems: those both models solved, from the caches, in evaluation order
-    sols = {m: judge_lib.correct_solutions(read_jsonl(cache_path(tmp_path / "out", Cell(m, comp["task"], 0.9, 32)))[1:])
-            for m in ("base", "tuned")}
+    sols = {
+        m: judge_lib.correct_solutions(read_jsonl(cache_path(tmp_path / "out", Cell(m, comp["task"], 0.9, 32)))[1:])
+        for m in ("base", "tuned")
+    }
     both = [p for p in results["results"][0]["problem_ids"] if sols["base"].get(p) and sols["tuned"].get(p)]
     assert comp["problem_ids"] == both and len(both) >= 2
     # the base's correct answers are all "-> 0": one approach, so it never wins; the tuned model wins
@@ -196,11 +253,25 @@ def test_cli_judge_runs_a_local_hugging_face_model(tmp_path, monkeypatch, capsys
 
     tok = build_char_tokenizer(list("abcdefghijklmnopqrstuvwxyz0123456789 "))
     torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=4096, n_embd=16, n_layer=1, n_head=2,
-                               eos_token_id=tok.eos_token_id)).save_pretrained(tmp_path / "judge")
+    GPT2LMHeadModel(
+        GPT2Config(vocab_size=len(tok), n_positions=4096, n_embd=16, n_layer=1, n_head=2, eos_token_id=tok.eos_token_id)
+    ).save_pretrained(tmp_path / "judge")
     tok.save_pretrained(tmp_path / "judge")
     models = _fake_models(tmp_path, monkeypatch)
-    assert main(_eval_args(tmp_path, models, "--judge-model", str(tmp_path / "judge"), "--judge-max-tokens", "3",
-                           "--judge-limit", "2")) == 0
+    assert (
+        main(
+            _eval_args(
+                tmp_path,
+                models,
+                "--judge-model",
+                str(tmp_path / "judge"),
+                "--judge-max-tokens",
+                "3",
+                "--judge-limit",
+                "2",
+            )
+        )
+        == 0
+    )
     (comp,) = json.loads((tmp_path / "out" / "results.json").read_text())["judge"]["comparisons"]
     assert len(comp["problem_ids"]) == 2 and comp["invalid"] == 2 and comp["winners"] == [None, None]

@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from rl_toys import make_model_dir
+
 from trafl.errors import ConfigError
 from trafl.eval.lm_eval_adapter import (
     TraflLMCore,
@@ -45,7 +45,7 @@ def token_logp(model, ids: torch.Tensor, masked: list[int], positions: list[int]
 def test_one_token_continuation_is_exact(loaded):
     model, tok = loaded
     core = TraflLMCore(model, tok, num_mc=2)
-    (ll, greedy), = core.loglikelihood([("1+1=", "2")])
+    ((ll, greedy),) = core.loglikelihood([("1+1=", "2")])
     ids = torch.tensor(tok("1+1=2", add_special_tokens=False)["input_ids"])
     assert ll == pytest.approx(token_logp(model, ids, [4], [4]), abs=1e-5)
     # is_greedy: the argmax of the masked position
@@ -61,8 +61,9 @@ def test_two_token_elbo_matches_exact_enumeration(loaded):
     ids = torch.cat([ctx, cont])
     a, b = 4, 5
     # ELBO = 1/2 * mean_{|M|=1} 2 log p(y_M | rest) + 1/2 * (log p(y_a | both masked) + log p(y_b | both masked))
-    exact = 0.5 * (token_logp(model, ids, [a], [a]) + token_logp(model, ids, [b], [b])) \
-        + 0.5 * token_logp(model, ids, [a, b], [a, b])
+    exact = 0.5 * (token_logp(model, ids, [a], [a]) + token_logp(model, ids, [b], [b])) + 0.5 * token_logp(
+        model, ids, [a, b], [a, b]
+    )
     estimate = elbo_loglikelihood(model, ctx, cont, num_mc=2000, generator=torch.Generator().manual_seed(0))
     spread = abs(token_logp(model, ids, [a], [a]) - token_logp(model, ids, [b], [b]))
     assert estimate == pytest.approx(exact, abs=max(0.1 * spread, 1e-4))
@@ -98,11 +99,15 @@ def test_registered_class_through_a_stub_lm_eval(model_dir, monkeypatch):
         def deco(cls):
             registry[name] = cls
             return cls
+
         return deco
 
-    modules = {"lm_eval": types.ModuleType("lm_eval"), "lm_eval.api": types.ModuleType("lm_eval.api"),
-               "lm_eval.api.model": types.ModuleType("lm_eval.api.model"),
-               "lm_eval.api.registry": types.ModuleType("lm_eval.api.registry")}
+    modules = {
+        "lm_eval": types.ModuleType("lm_eval"),
+        "lm_eval.api": types.ModuleType("lm_eval.api"),
+        "lm_eval.api.model": types.ModuleType("lm_eval.api.model"),
+        "lm_eval.api.registry": types.ModuleType("lm_eval.api.registry"),
+    }
     modules["lm_eval.api.model"].LM = LM
     modules["lm_eval.api.registry"].register_model = register_model
     for name, module in modules.items():
@@ -244,14 +249,36 @@ def test_real_lm_eval_command_line_offline(harness_tasks, model_dir, tmp_path, d
 
     pytest.importorskip("lm_eval")
     tasks_dir, core = harness_tasks
-    model_args = ",".join([f"pretrained={model_dir}", *(f"{k}={v}" for k, v in CORE_ARGS.items())]
-                          + ([f"device={model_args_device}"] if model_args_device else []))
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"),
-           "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    model_args = ",".join(
+        [f"pretrained={model_dir}", *(f"{k}={v}" for k, v in CORE_ARGS.items())]
+        + ([f"device={model_args_device}"] if model_args_device else [])
+    )
+    env = {
+        **os.environ,
+        "HF_DATASETS_OFFLINE": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "trafl.eval.lm_eval_adapter", "--model", "trafl", "--model_args", model_args,
-           "--tasks", "trafl_toy_gen,trafl_toy_mc", "--include_path", str(tasks_dir), "--output_path", str(out),
-           "--log_samples", *device_flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trafl.eval.lm_eval_adapter",
+        "--model",
+        "trafl",
+        "--model_args",
+        model_args,
+        "--tasks",
+        "trafl_toy_gen,trafl_toy_mc",
+        "--include_path",
+        str(tasks_dir),
+        "--output_path",
+        str(out),
+        "--log_samples",
+        *device_flags,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     expected = "cuda:0" if torch.cuda.is_available() and not device_flags and not model_args_device else "cpu"

@@ -37,10 +37,10 @@ def test_pass_at_k_matches_enumeration_on_random_cases():
 @pytest.mark.parametrize("n", [1, 2, 5, 16])
 def test_edge_cases(n):
     for k in range(1, n + 1):
-        assert pass_at_k(n, 0, k) == 0.0          # c = 0
-        assert pass_at_k(n, n, k) == 1.0          # c = n
+        assert pass_at_k(n, 0, k) == 0.0  # c = 0
+        assert pass_at_k(n, n, k) == 1.0  # c = n
     for c in range(1, n + 1):
-        assert pass_at_k(n, c, n) == 1.0          # k = n with any correct sample
+        assert pass_at_k(n, c, n) == 1.0  # k = n with any correct sample
     assert pass_at_k(n, 1, 1) == pytest.approx(1 / n)
 
 

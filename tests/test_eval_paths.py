@@ -8,8 +8,8 @@ import math
 
 import pytest
 import torch
-
 from test_eval_runner import PLAN, FakeGenerator, MultiAnswerTask
+
 from trafl.errors import ConfigError
 from trafl.eval.cache import Cell, cache_path
 from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
@@ -66,7 +66,10 @@ def test_content_variant_truncates_at_first_eos():
     assert m["content"]["distinct_orders"] == 5
     assert m["content"]["order_entropy"] == pytest.approx(H(2 / 6, 1 / 6, 1 / 6, 1 / 6, 1 / 6))
     assert m["content"]["distinct_correct_paths"] == 4 and m["content"]["top_path_share"] == pytest.approx(1 / 4)
-    assert {k: m[k] for k in ("distinct_orders", "order_entropy")} == {"distinct_orders": 3, "order_entropy": pytest.approx(H(.5, 1 / 3, 1 / 6))}
+    assert {k: m[k] for k in ("distinct_orders", "order_entropy")} == {
+        "distinct_orders": 3,
+        "order_entropy": pytest.approx(H(0.5, 1 / 3, 1 / 6)),
+    }
     with pytest.raises(ConfigError, match="content lengths"):
         path_metrics(STEPS, CORRECT, KEYS, content_lengths=[0, 3, 3, 3, 1, 3])
 
@@ -88,7 +91,12 @@ def test_summary_over_prompts():
     assert s["num_problems"] == 2
     assert s["distinct_orders"]["mean"] == pytest.approx(2.0)
     assert s["distinct_orders"]["stderr"] == pytest.approx(math.sqrt(2.0) / math.sqrt(2))  # std([3, 1]) / sqrt(2)
-    assert s["distinct_correct_paths"] == {"mean": 1.5, "stderr": pytest.approx(1.5), "mean_given_solved": 3.0, "max": 3}
+    assert s["distinct_correct_paths"] == {
+        "mean": 1.5,
+        "stderr": pytest.approx(1.5),
+        "mean_given_solved": 3.0,
+        "max": 3,
+    }
     assert s["top_path_share"] == {"mean": 0.5, "stderr": 0.0, "num_solved": 1}  # over solved prompts only
     assert s["order_entropy"]["mean"] == pytest.approx(a["order_entropy"] / 2)
     assert "content" not in s
@@ -96,20 +104,32 @@ def test_summary_over_prompts():
 
 # --- (a) random-order sampling: the exact law of orders is known --------------------------------
 
+
 def sample_steps(*, gen_length, steps, block_length, n, temperature=1.0, remasking="random", seed=0):
     model = CanvasTableDenoiser(vocab_size=2, gen_length=gen_length, seed=seed)
-    out = generate(model, torch.tensor([[0, 1]]), gen_length=gen_length, steps=steps, block_length=block_length,
-                   temperature=temperature, remasking=remasking, num_samples=n,
-                   generator=torch.Generator().manual_seed(seed))
+    out = generate(
+        model,
+        torch.tensor([[0, 1]]),
+        gen_length=gen_length,
+        steps=steps,
+        block_length=block_length,
+        temperature=temperature,
+        remasking=remasking,
+        num_samples=n,
+        generator=torch.Generator().manual_seed(seed),
+    )
     return out.commit_step
 
 
-@pytest.mark.parametrize("gen_length,steps,block_length,orders,steps_per_position", [
-    (4, 4, 4, 24, 4),   # one token per step, one block: uniform over the 4! permutations
-    (3, 3, 3, 6, 3),    # 3!
-    (4, 4, 2, 4, 2),    # two blocks of 2: 2! x 2! orders, each position uniform over its block's 2 steps
-    (4, 2, 4, 6, 2),    # 2 tokens per step: the C(4, 2) ways to pick step 0's pair (ties in the order)
-])
+@pytest.mark.parametrize(
+    "gen_length,steps,block_length,orders,steps_per_position",
+    [
+        (4, 4, 4, 24, 4),  # one token per step, one block: uniform over the 4! permutations
+        (3, 3, 3, 6, 3),  # 3!
+        (4, 4, 2, 4, 2),  # two blocks of 2: 2! x 2! orders, each position uniform over its block's 2 steps
+        (4, 2, 4, 6, 2),  # 2 tokens per step: the C(4, 2) ways to pick step 0's pair (ties in the order)
+    ],
+)
 def test_random_remasking_orders_are_uniform(gen_length, steps, block_length, orders, steps_per_position):
     n = 4000
     commit = sample_steps(gen_length=gen_length, steps=steps, block_length=block_length, n=n)
@@ -140,6 +160,7 @@ def test_order_entropy_is_biased_low_for_small_n():
 
 # --- (b) greedy low-confidence sampling is deterministic -----------------------------------------
 
+
 def test_greedy_low_confidence_has_one_path():
     n = 16
     commit = sample_steps(gen_length=4, steps=4, block_length=4, n=n, temperature=0.0, remasking="low_confidence")
@@ -153,6 +174,7 @@ def test_greedy_low_confidence_has_one_path():
 
 # --- plumbing: cache, results.json, report ------------------------------------------------------
 
+
 class PathFakeGenerator(FakeGenerator):
     """FakeGenerator whose sample with seed ``s`` followed the order ``ORDERS[s % 3]``."""
 
@@ -160,12 +182,17 @@ class PathFakeGenerator(FakeGenerator):
 
     def generate_with_paths(self, prompts, *, n, temperature, gen_length, seeds):
         texts = self.generate(prompts, n=n, temperature=temperature, gen_length=gen_length, seeds=seeds)
-        return Generations(texts=texts, commit_steps=[[self.ORDERS[s % 3] for s in row] for row in seeds],
-                           content_lengths=[[4 - s % 2 for s in row] for row in seeds])
+        return Generations(
+            texts=texts,
+            commit_steps=[[self.ORDERS[s % 3] for s in row] for row in seeds],
+            content_lengths=[[4 - s % 2 for s in row] for row in seeds],
+        )
 
 
 def run(out, generator, models=("base", "tuned")):
-    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32)) for label in models]
+    specs = [
+        ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32)) for label in models
+    ]
     task = MultiAnswerTask()
     return run_evaluation(specs, [TaskSpec(task, task.load())], EvalPlan(batch_size=3, **PLAN), out, base=models[0])
 
@@ -182,7 +209,9 @@ def test_paths_land_in_cache_and_results(tmp_path):
     results = run(tmp_path, PathFakeGenerator())
     on_disk = json.loads((tmp_path / "results.json").read_text())
     cell = on_disk["results"][0]
-    records = read_jsonl(cache_path(tmp_path, Cell(cell["model"], "multi", cell["temperature"], cell["gen_length"])))[1:]
+    records = read_jsonl(cache_path(tmp_path, Cell(cell["model"], "multi", cell["temperature"], cell["gen_length"])))[
+        1:
+    ]
     assert len(records[0]["commit_steps"]) == 6 and records[0]["commit_steps"][0] in PathFakeGenerator.ORDERS
     expected = [path_metrics(r["commit_steps"], r["correct"], r["answer_keys"], r["content_lengths"]) for r in records]
     paths = cell["paths"]
@@ -191,7 +220,8 @@ def test_paths_land_in_cache_and_results(tmp_path):
     assert paths["order_entropy"]["mean"] == pytest.approx(sum(m["order_entropy"] for m in expected) / 7)
     assert paths["distinct_correct_paths"]["max"] == max(m["distinct_correct_paths"] for m in expected)
     assert paths["content"]["distinct_orders"]["mean"] == pytest.approx(
-        sum(m["content"]["distinct_orders"] for m in expected) / 7)
+        sum(m["content"]["distinct_orders"] for m in expected) / 7
+    )
     assert max(paths["per_problem_distinct_orders"]) > 1
     md = render_markdown(results)
     assert "Denoising paths" in md and "order entropy" in md
@@ -208,8 +238,10 @@ def test_old_cache_without_paths_still_loads(tmp_path):
     path = cache_path(tmp_path / "mixed", Cell("base", "multi", 0.3, 32))
     run(tmp_path / "mixed", PathFakeGenerator())
     lines = read_jsonl(path)
-    stripped = [lines[0]] + [{k: v for k, v in r.items() if k not in ("commit_steps", "content_lengths")} if i < 3 else r
-                             for i, r in enumerate(lines[1:])]
+    stripped = [lines[0]] + [
+        {k: v for k, v in r.items() if k not in ("commit_steps", "content_lengths")} if i < 3 else r
+        for i, r in enumerate(lines[1:])
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in stripped))
     cell = run(tmp_path / "mixed", PathFakeGenerator())["results"][0]
     assert cell["paths"]["num_problems"] == 4 and cell["paths"]["problem_ids"] == ["p3", "p4", "p5", "p6"]
@@ -217,6 +249,7 @@ def test_old_cache_without_paths_still_loads(tmp_path):
 
 def test_paths_plot(tmp_path):
     from test_eval_plots import png_size
+
     from trafl.eval.plots import figure_size_pixels, write_plots
 
     results = run(tmp_path, PathFakeGenerator())
@@ -228,8 +261,10 @@ def test_paths_plot(tmp_path):
 
 # --- the real sampler: trafl eval on a micro LLaDA model ------------------------------------------
 
+
 def test_sampler_generator_paths_end_to_end(tmp_path):
     from rl_toys import make_model_dir
+
     from trafl.cli import main
     from trafl.eval.generation import SamplerGenerator
 
@@ -238,16 +273,40 @@ def test_sampler_generator_paths_end_to_end(tmp_path):
     kw = dict(n=3, temperature=1.0, gen_length=8, seeds=[[1, 2, 3], [4, 5, 6]])
     out = gen.generate_with_paths(["1+1=", "22+3="], **kw)
     assert out.texts == gen.generate(["1+1=", "22+3="], **kw)
-    assert len(out.commit_steps) == 2 and all(len(row) == 3 and all(len(s) == 8 for s in row) for row in out.commit_steps)
+    assert len(out.commit_steps) == 2 and all(
+        len(row) == 3 and all(len(s) == 8 for s in row) for row in out.commit_steps
+    )
     # one token per step, blocks of 4: each sample commits every position once, block 0 in steps 0..3
     for row in out.commit_steps:
         for s in row:
             assert sorted(s[:4]) == [0, 1, 2, 3] and sorted(s[4:]) == [4, 5, 6, 7]
     assert all(1 <= c <= 8 for row in out.content_lengths for c in row)
 
-    assert main(["eval", "--model", f"base={model_dir}", "--task", "rl_toys:DigitTask", "--n", "4",
-                 "--temperatures", "0.0,1.0", "--gen-lengths", "8", "--block-length", "4", "--limit", "3",
-                 "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                f"base={model_dir}",
+                "--task",
+                "rl_toys:DigitTask",
+                "--n",
+                "4",
+                "--temperatures",
+                "0.0,1.0",
+                "--gen-lengths",
+                "8",
+                "--block-length",
+                "4",
+                "--limit",
+                "3",
+                "--out",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     greedy, sampled = (next(e for e in results["results"] if e["temperature"] == t) for t in (0.0, 1.0))
     assert greedy["paths"]["num_problems"] == 3

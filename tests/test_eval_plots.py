@@ -6,8 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
-
 from test_eval_runner import PLAN, FakeGenerator, MultiAnswerTask
+
 from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
 from trafl.eval.plots import figure_size_pixels, write_plots
 
@@ -28,8 +28,10 @@ def png_size(path: Path) -> tuple[int, int]:
 def results(tmp_path_factory):
     out = tmp_path_factory.mktemp("plots")
     # three "models" whose samples spread over more or fewer answers
-    specs = [ModelSpec(label, label, lambda s=scale: FakeGenerator(temperature_scale=s))
-             for label, scale in (("base", 6), ("trafl", 3), ("espo", 12))]
+    specs = [
+        ModelSpec(label, label, lambda s=scale: FakeGenerator(temperature_scale=s))
+        for label, scale in (("base", 6), ("trafl", 3), ("espo", 12))
+    ]
     task = MultiAnswerTask()
     return out, run_evaluation(specs, [TaskSpec(task, task.load())], EvalPlan(**PLAN), out, base="base")
 
@@ -38,8 +40,16 @@ def test_every_figure_is_a_png_of_the_expected_size(results):
     out, res = results
     files = write_plots(res, out, base="base", bar_k=5, transfer_tasks=["multi"])
     names = sorted(p.name for p in files)
-    assert names == sorted(["pass_at_k_L32.png", "pass_at_k_L64.png", "gap_to_base_L32.png", "gap_to_base_L64.png",
-                            "pass_at_5_by_length.png", "transfer.png"])
+    assert names == sorted(
+        [
+            "pass_at_k_L32.png",
+            "pass_at_k_L64.png",
+            "gap_to_base_L32.png",
+            "gap_to_base_L64.png",
+            "pass_at_5_by_length.png",
+            "transfer.png",
+        ]
+    )
     tasks, temps = 1, 2
     expected = {
         "pass_at_k_L32.png": figure_size_pixels(tasks, temps),

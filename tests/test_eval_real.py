@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from rl_toys import make_model_dir
+
 from trafl.cli import main
 from trafl.eval.generation import SamplerGenerator, SamplerSweep
 
@@ -18,9 +18,33 @@ def model_dir(tmp_path_factory):
 
 
 def run_cli(model_dir, out, batch_size, *extra):
-    return main(["eval", "--model", f"base={model_dir}", "--task", "rl_toys:DigitTask", "--n", "3",
-                 "--temperatures", "0.0,1.0", "--gen-lengths", "8", "--steps", "8", "--block-length", "4",
-                 "--limit", "3", "--batch-size", str(batch_size), "--out", str(out), "--quiet", *extra])
+    return main(
+        [
+            "eval",
+            "--model",
+            f"base={model_dir}",
+            "--task",
+            "rl_toys:DigitTask",
+            "--n",
+            "3",
+            "--temperatures",
+            "0.0,1.0",
+            "--gen-lengths",
+            "8",
+            "--steps",
+            "8",
+            "--block-length",
+            "4",
+            "--limit",
+            "3",
+            "--batch-size",
+            str(batch_size),
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_cli_end_to_end_is_batch_independent(model_dir, tmp_path, capsys):
@@ -51,7 +75,6 @@ def test_sampler_generator_seeds_fix_each_sample(model_dir):
     assert all(isinstance(t, str) for row in out for t in row)
 
 
-
 def test_cli_fast_sampler_is_used_and_recorded(model_dir, tmp_path, capsys):
     """--cache/--threshold reach the sampler: threshold 0 commits each block of 4 at its first step."""
     from trafl.eval.cache import Cell, cache_path
@@ -59,7 +82,12 @@ def test_cli_fast_sampler_is_used_and_recorded(model_dir, tmp_path, capsys):
 
     assert run_cli(model_dir, tmp_path / "fast", 3, "--no-plots", "--cache", "dual", "--threshold", "0.0") == 0
     results = json.loads((tmp_path / "fast" / "results.json").read_text())
-    assert results["results"][0]["sampler"] == {"steps": 8, "block_length": 4, "remasking": "low_confidence",
-                                                "cache": "dual", "threshold": 0.0}
+    assert results["results"][0]["sampler"] == {
+        "steps": 8,
+        "block_length": 4,
+        "remasking": "low_confidence",
+        "cache": "dual",
+        "threshold": 0.0,
+    }
     records = read_jsonl(cache_path(tmp_path / "fast", Cell("base", "rl_toys:DigitTask", 1.0, 8)))[1:]
     assert all(s == [0] * 4 + [4] * 4 for r in records for s in r["commit_steps"])

@@ -33,7 +33,11 @@ class MultiAnswerTask(Task):
         return row["prompt"]
 
     def reward_functions(self):
-        return [lambda prompts, completions, ok, **_: [float(self.is_correct(c, {"ok": o})) for c, o in zip(completions, ok)]]
+        return [
+            lambda prompts, completions, ok, **_: [
+                float(self.is_correct(c, {"ok": o})) for c, o in zip(completions, ok)
+            ]
+        ]
 
     def is_correct(self, completion, row):
         return int(completion.split()[-1]) < row["ok"]
@@ -67,11 +71,13 @@ PLAN = dict(n=6, temperatures=[0.3, 0.9], gen_lengths=[32, 64], seed=3)
 
 
 def evaluate(out: Path, generator: FakeGenerator, batch_size: int = 2, models=("base", "tuned")) -> dict:
-    specs = [ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32))
-             for label in models]
+    specs = [
+        ModelSpec(label, f"/ckpt/{label}", lambda g=generator: g, SamplerSweep(block_length=32)) for label in models
+    ]
     task = MultiAnswerTask()
-    return run_evaluation(specs, [TaskSpec(task, task.load())], EvalPlan(batch_size=batch_size, **PLAN), out,
-                          base=models[0])
+    return run_evaluation(
+        specs, [TaskSpec(task, task.load())], EvalPlan(batch_size=batch_size, **PLAN), out, base=models[0]
+    )
 
 
 def test_results_schema_and_numbers(tmp_path):
@@ -82,12 +88,25 @@ def test_results_schema_and_numbers(tmp_path):
     assert set(on_disk["versions"]) == {"trafl", "torch", "transformers", "python"}
     assert len(on_disk["results"]) == 2 * 2 * 2  # models x lengths x temperatures
     cell = on_disk["results"][0]
-    assert {"model", "task", "temperature", "gen_length", "n", "pass_at_k", "stderr", "distinct_correct",
-            "distinct_correct_texts", "sampler", "num_correct"} <= set(cell)
+    assert {
+        "model",
+        "task",
+        "temperature",
+        "gen_length",
+        "n",
+        "pass_at_k",
+        "stderr",
+        "distinct_correct",
+        "distinct_correct_texts",
+        "sampler",
+        "num_correct",
+    } <= set(cell)
     assert cell["k"] == list(range(1, 7)) and len(cell["pass_at_k"]) == 6
     assert cell["sampler"] == {"steps": 32, "block_length": 32, "remasking": "low_confidence"}
     # numbers recomputed from the cache by hand
-    records = read_jsonl(cache_path(tmp_path, Cell(cell["model"], "multi", cell["temperature"], cell["gen_length"])))[1:]
+    records = read_jsonl(cache_path(tmp_path, Cell(cell["model"], "multi", cell["temperature"], cell["gen_length"])))[
+        1:
+    ]
     assert [sum(r["correct"]) for r in records] == cell["num_correct"]
     assert cell["pass_at_k"][0] == pytest.approx(sum(cell["num_correct"]) / (6 * 7))
     solved = [len({k for k, ok in zip(r["answer_keys"], r["correct"]) if ok}) for r in records]
@@ -156,10 +175,25 @@ def test_plan_validation():
 
 # --- the command line: clear errors ------------------------------------------------------------
 
+
 def _eval(tmp_path, *extra, model=None):
     model = model or str(tmp_path / "missing-model")
-    return main(["eval", "--model", model, "--task", "test_eval_runner:MultiAnswerTask", "--n", "4",
-                 "--gen-lengths", "32", "--out", str(tmp_path / "out"), *extra])
+    return main(
+        [
+            "eval",
+            "--model",
+            model,
+            "--task",
+            "test_eval_runner:MultiAnswerTask",
+            "--n",
+            "4",
+            "--gen-lengths",
+            "32",
+            "--out",
+            str(tmp_path / "out"),
+            *extra,
+        ]
+    )
 
 
 def test_cli_unknown_task_lists_valid_ones(tmp_path, capsys):
@@ -215,16 +249,30 @@ def test_eval_config_from_yaml_with_flag_overrides(tmp_path):
     from trafl.utils.config import load_config
 
     f = tmp_path / "eval.yaml"
-    f.write_text("model: [base=/m/a, tuned=/m/b]\ntask: [gsm8k, 'math500,mbpp']\nout: runs/e\n"
-                 "gen_lengths: [64, 128]\nsteps: [32, 64]\nblock_length: 32\ncache: dual\nthreshold: 0.9\n")
+    f.write_text(
+        "model: [base=/m/a, tuned=/m/b]\ntask: [gsm8k, 'math500,mbpp']\nout: runs/e\n"
+        "gen_lengths: [64, 128]\nsteps: [32, 64]\nblock_length: 32\ncache: dual\nthreshold: 0.9\n"
+    )
     cfg = load_config(EvalConfig, f, ["--temperatures", "0.5", "--base", "base"])
     assert cfg.models == [("base", "/m/a"), ("tuned", "/m/b")]
     assert cfg.task_names == ["gsm8k", "math500", "mbpp"] and cfg.temperatures == [0.5]
     cell = cfg.sweep.at(128, 0.5)
-    assert cell.generate_kwargs() == dict(gen_length=128, steps=64, block_length=32, temperature=0.5,
-                                          remasking="low_confidence", cache="dual", threshold=0.9)
-    assert cfg.sweep.describe(64) == {"steps": 32, "block_length": 32, "remasking": "low_confidence",
-                                      "cache": "dual", "threshold": 0.9}
+    assert cell.generate_kwargs() == dict(
+        gen_length=128,
+        steps=64,
+        block_length=32,
+        temperature=0.5,
+        remasking="low_confidence",
+        cache="dual",
+        threshold=0.9,
+    )
+    assert cfg.sweep.describe(64) == {
+        "steps": 32,
+        "block_length": 32,
+        "remasking": "low_confidence",
+        "cache": "dual",
+        "threshold": 0.9,
+    }
 
 
 def test_results_report_how_code_tests_are_graded(tmp_path):
@@ -235,10 +283,20 @@ def test_results_report_how_code_tests_are_graded(tmp_path):
 
     task = get_task("mbpp")
     rows = [
-        {"id": "1", "prompt": "square", "code_prefix": "", "test_list": ["assert f(2) == 4"],
-         "tests": encode_tests(AssertTests(["assert f(2) == 4"]))},
-        {"id": "2", "prompt": "loop", "code_prefix": "", "test_list": ["for i in range(3): assert f(i) == i * i"],
-         "tests": encode_tests(AssertTests(["for i in range(3): assert f(i) == i * i"]))},
+        {
+            "id": "1",
+            "prompt": "square",
+            "code_prefix": "",
+            "test_list": ["assert f(2) == 4"],
+            "tests": encode_tests(AssertTests(["assert f(2) == 4"])),
+        },
+        {
+            "id": "2",
+            "prompt": "loop",
+            "code_prefix": "",
+            "test_list": ["for i in range(3): assert f(i) == i * i"],
+            "tests": encode_tests(AssertTests(["for i in range(3): assert f(i) == i * i"])),
+        },
     ]
 
     class Echo:
@@ -248,7 +306,8 @@ def test_results_report_how_code_tests_are_graded(tmp_path):
             return [["```python\ndef f(x):\n    return x * x\n```"] * n for _ in prompts]
 
     spec = ModelSpec("m", "fake", lambda: Echo())
-    results = run_evaluation([spec], [TaskSpec(task, rows)], EvalPlan(n=1, temperatures=[0.0], gen_lengths=[8]),
-                             tmp_path / "out")
+    results = run_evaluation(
+        [spec], [TaskSpec(task, rows)], EvalPlan(n=1, temperatures=[0.0], gen_lengths=[8]), tmp_path / "out"
+    )
     assert results["grading"] == {"mbpp": {"parsed": 1, "fallback": 1}}
     assert results["results"][0]["num_correct"] == [1, 1]

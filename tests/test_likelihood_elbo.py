@@ -71,7 +71,9 @@ def test_elbo_equals_log_p_when_conditionals_come_from_one_joint():
         enumerated = (out.per_draw.double() * probs).sum(dim=1)
         log_q = model.log_joint()
     torch.testing.assert_close(enumerated, log_q, rtol=0, atol=1e-5)
-    torch.testing.assert_close(random_order_logprob(model.conditional_logprobs(), V).detach(), log_q, rtol=0, atol=1e-10)
+    torch.testing.assert_close(
+        random_order_logprob(model.conditional_logprobs(), V).detach(), log_q, rtol=0, atol=1e-10
+    )
 
 
 @pytest.mark.parametrize("antithetic", [False, True])
@@ -83,7 +85,9 @@ def test_monte_carlo_mean_within_three_standard_errors_of_exact(antithetic):
     masks = draw_elbo_masks(n, length, 2, antithetic=antithetic, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         est = elbo(model, canvases(y.expand(n, -1)), masks).value.double()
-    exact = exact_elbo(model.conditional_logprobs(), V).detach()[int(sum(t * V ** (length - 1 - i) for i, t in enumerate([2, 0, 1, 1])))]
+    exact = exact_elbo(model.conditional_logprobs(), V).detach()[
+        int(sum(t * V ** (length - 1 - i) for i, t in enumerate([2, 0, 1, 1])))
+    ]
     se = est.std() / math.sqrt(n)
     assert abs(est.mean() - exact) < 3 * se, (float(est.mean()), float(exact), float(se))
 
@@ -112,8 +116,10 @@ def test_antithetic_pairs_and_stratification_reduce_variance(capsys):
         ratios["antithetic"].append(variance(antithetic=True) / plain)
     mean = {k: sum(v) / len(v) for k, v in ratios.items()}
     with capsys.disabled():
-        print(f"\n[elbo variance ratio vs iid, 2 draws, V=3 L=4] stratified {mean['stratified']:.3f}  "
-              f"antithetic {mean['antithetic']:.3f}  (per model: {ratios})")
+        print(
+            f"\n[elbo variance ratio vs iid, 2 draws, V=3 L=4] stratified {mean['stratified']:.3f}  "
+            f"antithetic {mean['antithetic']:.3f}  (per model: {ratios})"
+        )
     assert mean["stratified"] < 0.8
     assert mean["antithetic"] < 0.75
 
@@ -123,8 +129,8 @@ def test_mask_law_counts_uniform_and_partner_covers_the_canvas():
     masks = draw_elbo_masks(n, length, 4, antithetic=True, generator=torch.Generator().manual_seed(2))
     counts = masks.counts
     first, partner = masks.masked[:, 0::2], masks.masked[:, 1::2]
-    assert ((first | partner).all(dim=-1)).all()                       # together they cover every position
-    assert ((first & partner).sum(dim=-1) == 1).all()                 # and overlap in exactly one
+    assert ((first | partner).all(dim=-1)).all()  # together they cover every position
+    assert ((first & partner).sum(dim=-1) == 1).all()  # and overlap in exactly one
     torch.testing.assert_close(counts[:, 0::2] + counts[:, 1::2], torch.full_like(counts[:, 0::2], length + 1))
     freq = torch.bincount(counts.flatten(), minlength=length + 1)[1:].double() / counts.numel()
     assert (freq - 1 / length).abs().max() < 0.01

@@ -74,15 +74,15 @@ def test_adapter_forwards_attribute_lookups():
     assert adapter.mask_token_id == 3 and fake.config.mask_token_id == 3
 
 
-REMOTE_CONFIG = '''
+REMOTE_CONFIG = """
 from transformers import PretrainedConfig
 class DreamConfig(PretrainedConfig):
     model_type = "Dream"
     def __init__(self, vocab_size=12, mask_token_id=11, **kw):
         self.vocab_size, self.mask_token_id = vocab_size, mask_token_id
         super().__init__(**kw)
-'''
-REMOTE_MODEL = '''
+"""
+REMOTE_MODEL = """
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import MaskedLMOutput
@@ -98,8 +98,8 @@ class DreamModel(PreTrainedModel):
     def forward(self, input_ids, attention_mask=None, position_ids=None, output_hidden_states=False, **kw):
         nxt = torch.roll(input_ids, -1, dims=1)
         return MaskedLMOutput(logits=torch.nn.functional.one_hot(nxt, self.config.vocab_size).float() * self.scale)
-'''
-LOAD_SCRIPT = '''
+"""
+LOAD_SCRIPT = """
 import sys, torch
 from trafl.models import DreamAdapter, load_pretrained
 model, tok = load_pretrained(sys.argv[1], trust_remote_code=True)
@@ -107,7 +107,7 @@ assert isinstance(model, DreamAdapter), type(model)
 assert type(model.model).__name__ == "DreamModel" and model.mask_token_id == 11
 ids = torch.tensor([[3, 1, 4, 1, 5]])
 print(model(ids).logits.argmax(-1).tolist())
-'''
+"""
 
 
 def test_load_pretrained_dream_through_remote_code(tmp_path):
@@ -118,14 +118,22 @@ def test_load_pretrained_dream_through_remote_code(tmp_path):
     ckpt.mkdir()
     (ckpt / "configuration_dream.py").write_text(textwrap.dedent(REMOTE_CONFIG))
     (ckpt / "modeling_dream.py").write_text(textwrap.dedent(REMOTE_MODEL))
-    (ckpt / "config.json").write_text(json.dumps({
-        "model_type": "Dream", "vocab_size": V, "mask_token_id": V - 1, "architectures": ["DreamModel"],
-        "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
-    }))
+    (ckpt / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "Dream",
+                "vocab_size": V,
+                "mask_token_id": V - 1,
+                "architectures": ["DreamModel"],
+                "auto_map": {"AutoConfig": "configuration_dream.DreamConfig", "AutoModel": "modeling_dream.DreamModel"},
+            }
+        )
+    )
     save_file({"scale": torch.ones(())}, str(ckpt / "model.safetensors"))
     # a fresh process with its own module cache, so the dynamic module never touches ~/.cache
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(ckpt)], env=env, capture_output=True, text=True,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_SCRIPT, str(ckpt)], env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[[1, 1, 4, 1, 5]]"

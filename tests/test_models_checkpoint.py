@@ -9,35 +9,78 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from test_models_llada import LLADA_BLOCK_PARAMS, LLADA_TOP_PARAMS, randomised
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from trafl.errors import CheckpointError
 from trafl.models import LLaDAConfig, LLaDAModelLM, build_char_tokenizer, build_model, load_pretrained
 
-from test_models_llada import LLADA_BLOCK_PARAMS, LLADA_TOP_PARAMS, randomised
-
 # Every key of GSAI-ML/LLaDA-8B-Instruct's config.json (values as published, except the sizes).
 PUBLISHED_CONFIG = {
-    "activation_type": "silu", "alibi": False, "alibi_bias_max": 8.0, "architectures": ["LLaDAModelLM"],
-    "attention_dropout": 0.0, "attention_layer_norm": False, "attention_layer_norm_with_affine": True,
+    "activation_type": "silu",
+    "alibi": False,
+    "alibi_bias_max": 8.0,
+    "architectures": ["LLaDAModelLM"],
+    "attention_dropout": 0.0,
+    "attention_layer_norm": False,
+    "attention_layer_norm_with_affine": True,
     "auto_map": {
         "AutoConfig": "configuration_llada.LLaDAConfig",
         "AutoModelForCausalLM": "modeling_llada.LLaDAModelLM",
         "AutoModel": "modeling_llada.LLaDAModelLM",
     },
-    "bias_for_layer_norm": False, "block_group_size": 1, "block_type": "llama", "d_model": 4096,
-    "embedding_dropout": 0.0, "embedding_size": 126464, "eos_token_id": 126081, "flash_attention": False,
-    "include_bias": False, "include_qkv_bias": False, "init_cutoff_factor": None, "init_device": "meta",
-    "init_fn": "mitchell", "init_std": 0.02, "input_emb_norm": False, "layer_norm_type": "rms",
-    "layer_norm_with_affine": True, "mask_token_id": 126336, "max_sequence_length": 4096,
-    "mlp_hidden_size": 12288, "mlp_ratio": 4, "model_type": "llada", "multi_query_attention": None,
-    "n_heads": 32, "n_kv_heads": 32, "n_layers": 32, "pad_token_id": 126081, "precision": "amp_bf16",
-    "residual_dropout": 0.0, "rms_norm_eps": 1e-05, "rope": True, "rope_full_precision": True,
-    "rope_theta": 500000.0, "scale_logits": False, "transformers_version": "4.46.3", "use_cache": False,
-    "vocab_size": 126464, "weight_tying": False,
+    "bias_for_layer_norm": False,
+    "block_group_size": 1,
+    "block_type": "llama",
+    "d_model": 4096,
+    "embedding_dropout": 0.0,
+    "embedding_size": 126464,
+    "eos_token_id": 126081,
+    "flash_attention": False,
+    "include_bias": False,
+    "include_qkv_bias": False,
+    "init_cutoff_factor": None,
+    "init_device": "meta",
+    "init_fn": "mitchell",
+    "init_std": 0.02,
+    "input_emb_norm": False,
+    "layer_norm_type": "rms",
+    "layer_norm_with_affine": True,
+    "mask_token_id": 126336,
+    "max_sequence_length": 4096,
+    "mlp_hidden_size": 12288,
+    "mlp_ratio": 4,
+    "model_type": "llada",
+    "multi_query_attention": None,
+    "n_heads": 32,
+    "n_kv_heads": 32,
+    "n_layers": 32,
+    "pad_token_id": 126081,
+    "precision": "amp_bf16",
+    "residual_dropout": 0.0,
+    "rms_norm_eps": 1e-05,
+    "rope": True,
+    "rope_full_precision": True,
+    "rope_theta": 500000.0,
+    "scale_logits": False,
+    "transformers_version": "4.46.3",
+    "use_cache": False,
+    "vocab_size": 126464,
+    "weight_tying": False,
 }
-MICRO = {"d_model": 16, "n_heads": 2, "n_kv_heads": 2, "n_layers": 2, "mlp_hidden_size": 24, "vocab_size": 40,
-         "embedding_size": 40, "eos_token_id": 38, "pad_token_id": 38, "mask_token_id": 39, "max_sequence_length": 64}
+MICRO = {
+    "d_model": 16,
+    "n_heads": 2,
+    "n_kv_heads": 2,
+    "n_layers": 2,
+    "mlp_hidden_size": 24,
+    "vocab_size": 40,
+    "embedding_size": 40,
+    "eos_token_id": 38,
+    "pad_token_id": 38,
+    "mask_token_id": 39,
+    "max_sequence_length": 64,
+}
 
 
 def llada_names(n_layers: int) -> set[str]:
@@ -50,9 +93,16 @@ def llada_names(n_layers: int) -> set[str]:
 def saved(tmp_path):
     torch.manual_seed(0)
     tok = build_char_tokenizer("abc 0123+=")
-    model = randomised(build_model("micro", vocab_size=len(tok), embedding_size=len(tok),
-                                   mask_token_id=tok.mask_token_id, eos_token_id=tok.eos_token_id,
-                                   pad_token_id=tok.pad_token_id))
+    model = randomised(
+        build_model(
+            "micro",
+            vocab_size=len(tok),
+            embedding_size=len(tok),
+            mask_token_id=tok.mask_token_id,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+        )
+    )
     model.save_pretrained(tmp_path / "ckpt")
     tok.save_pretrained(tmp_path / "ckpt")
     return model, tmp_path / "ckpt"
@@ -113,10 +163,22 @@ def handwritten_tensors(cfg: dict, dtype=torch.bfloat16) -> dict[str, torch.Tens
     gen = torch.Generator().manual_seed(1)
     d, hid, vocab = cfg["d_model"], cfg["mlp_hidden_size"], cfg["embedding_size"]
     kv = cfg["n_kv_heads"] * d // cfg["n_heads"]
-    shapes = {"attn_norm": (d,), "ff_norm": (d,), "q_proj": (d, d), "k_proj": (kv, d), "v_proj": (kv, d),
-              "attn_out": (d, d), "ff_proj": (hid, d), "up_proj": (hid, d), "ff_out": (d, hid)}
-    out = {f"model.transformer.blocks.{i}.{n}.weight": torch.randn(s, generator=gen).to(dtype) * 0.2
-           for i in range(cfg["n_layers"]) for n, s in shapes.items()}
+    shapes = {
+        "attn_norm": (d,),
+        "ff_norm": (d,),
+        "q_proj": (d, d),
+        "k_proj": (kv, d),
+        "v_proj": (kv, d),
+        "attn_out": (d, d),
+        "ff_proj": (hid, d),
+        "up_proj": (hid, d),
+        "ff_out": (d, hid),
+    }
+    out = {
+        f"model.transformer.blocks.{i}.{n}.weight": torch.randn(s, generator=gen).to(dtype) * 0.2
+        for i in range(cfg["n_layers"])
+        for n, s in shapes.items()
+    }
     out["model.transformer.wte.weight"] = torch.randn(vocab, d, generator=gen).to(dtype)
     out["model.transformer.ln_f.weight"] = torch.ones(d, dtype=dtype)
     out["model.transformer.ff_out.weight"] = torch.randn(vocab, d, generator=gen).to(dtype) * 0.2
@@ -198,14 +260,17 @@ def test_unknown_config_field(handwritten):
     _expect(path, r"config.json: unknown config field\(s\) \['n_head'\]")
 
 
-@pytest.mark.parametrize("field,value,pattern", [
-    ("n_heads", "2", r"'n_heads' has value '2' of type str; expected int"),
-    ("weight_tying", 0, r"'weight_tying' has value 0 of type int; expected bool"),
-    ("rope_theta", None, r"'rope_theta' must not be null"),
-    ("n_layers", True, r"'n_layers' has value True of type bool; expected int"),
-    ("block_type", "sequential", r"'block_type' = 'sequential' is not supported"),
-    ("activation_type", "tanh", r"'activation_type' = 'tanh'; expected one of"),
-])
+@pytest.mark.parametrize(
+    "field,value,pattern",
+    [
+        ("n_heads", "2", r"'n_heads' has value '2' of type str; expected int"),
+        ("weight_tying", 0, r"'weight_tying' has value 0 of type int; expected bool"),
+        ("rope_theta", None, r"'rope_theta' must not be null"),
+        ("n_layers", True, r"'n_layers' has value True of type bool; expected int"),
+        ("block_type", "sequential", r"'block_type' = 'sequential' is not supported"),
+        ("activation_type", "tanh", r"'activation_type' = 'tanh'; expected one of"),
+    ],
+)
 def test_wrongly_typed_config_field(handwritten, field, value, pattern):
     path, cfg, _ = handwritten
     (path / "config.json").write_text(json.dumps({**cfg, field: value}))
@@ -229,7 +294,10 @@ def test_weight_shape_mismatch(tmp_path, handwritten):
     path, cfg, tensors = handwritten
     tensors["model.transformer.blocks.1.up_proj.weight"] = torch.zeros(cfg["mlp_hidden_size"] + 1, cfg["d_model"])
     write_llada_dir(tmp_path / "bad", cfg, tensors)
-    _expect(tmp_path / "bad", r"mismatched shapes \(1\).*blocks.1.up_proj.weight: stored \[25, 16\], config implies \[24, 16\]")
+    _expect(
+        tmp_path / "bad",
+        r"mismatched shapes \(1\).*blocks.1.up_proj.weight: stored \[25, 16\], config implies \[24, 16\]",
+    )
 
 
 def test_tensor_missing_or_unexpected(tmp_path, handwritten):

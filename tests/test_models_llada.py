@@ -56,7 +56,11 @@ def reference_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         heads = []
         for h in range(H):
             g = h // (H // G)
-            qh, kh, vh = rope(q[..., h * D:(h + 1) * D]), rope(k[..., g * D:(g + 1) * D]), v[..., g * D:(g + 1) * D]
+            qh, kh, vh = (
+                rope(q[..., h * D : (h + 1) * D]),
+                rope(k[..., g * D : (g + 1) * D]),
+                v[..., g * D : (g + 1) * D],
+            )
             scores = qh @ kh.transpose(1, 2) / math.sqrt(D)
             scores = scores.masked_fill(~keep[:, None, :], float("-inf"))
             heads.append(torch.softmax(scores, dim=-1) @ vh)
@@ -147,13 +151,13 @@ def test_padding_invariance_left_padded_batch():
     ids = torch.randint(0, 64, (len(rows), T))  # padding positions hold arbitrary ids: they must not matter
     mask = torch.zeros(len(rows), T, dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, T - len(row):] = row
-        mask[i, T - len(row):] = 1
+        ids[i, T - len(row) :] = row
+        mask[i, T - len(row) :] = 1
     with torch.no_grad():
         batched = model(ids, attention_mask=mask).logits
         for i, row in enumerate(rows):
             alone = model(row[None]).logits[0]
-            assert torch.allclose(batched[i, T - len(row):], alone, atol=1e-5), f"row {i}"
+            assert torch.allclose(batched[i, T - len(row) :], alone, atol=1e-5), f"row {i}"
 
 
 def test_model_is_bidirectional():
@@ -245,7 +249,9 @@ def test_peft_lora_wraps_model():
     with torch.no_grad():
         base = model(ids).logits
     targets = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]
-    lora = peft.get_peft_model(model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=True))
+    lora = peft.get_peft_model(
+        model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=targets, init_lora_weights=True)
+    )
     trainable = [n for n, p in lora.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in n for n in trainable)
     wrapped = {n.split(".")[-1] for n, m in lora.named_modules() if hasattr(m, "lora_A")}

@@ -11,7 +11,13 @@ from trafl.models import build_char_tokenizer, build_model, load_pretrained
 
 def test_ids_and_round_trip():
     tok = build_char_tokenizer("ab c\n+=", bos_token="<|bos|>")
-    assert (tok.pad_token_id, tok.eos_token_id, tok.mask_token_id, tok.unk_token_id, tok.bos_token_id) == (0, 1, 2, 3, 4)
+    assert (tok.pad_token_id, tok.eos_token_id, tok.mask_token_id, tok.unk_token_id, tok.bos_token_id) == (
+        0,
+        1,
+        2,
+        3,
+        4,
+    )
     assert len(tok) == 5 + 7
     text = "ab c\n+=ba"
     ids = tok(text)["input_ids"]
@@ -42,11 +48,14 @@ def test_saves_and_loads_through_auto_tokenizer(tmp_path):
     assert loaded.decode(tok("x1 z")["input_ids"]) == "x1 z"
 
 
-@pytest.mark.parametrize("alphabet,pattern", [
-    ("aba", "duplicate characters"),
-    (["ab"], "single characters"),
-    (["<|pad|>"], "single characters"),
-])
+@pytest.mark.parametrize(
+    "alphabet,pattern",
+    [
+        ("aba", "duplicate characters"),
+        (["ab"], "single characters"),
+        (["<|pad|>"], "single characters"),
+    ],
+)
 def test_bad_alphabet(alphabet, pattern):
     with pytest.raises(ConfigError, match=pattern):
         build_char_tokenizer(alphabet)
@@ -59,8 +68,14 @@ def test_special_token_clash():
 
 def test_model_and_tokenizer_saved_together_agree(tmp_path):
     tok = build_char_tokenizer("0123456789+=")
-    model = build_model("micro", vocab_size=len(tok), embedding_size=len(tok), mask_token_id=tok.mask_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = build_model(
+        "micro",
+        vocab_size=len(tok),
+        embedding_size=len(tok),
+        mask_token_id=tok.mask_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
     loaded, loaded_tok = load_pretrained(tmp_path)

@@ -83,8 +83,10 @@ def run(method: str, steps: int = 400, **options) -> dict[str, float]:
 
 def report(capsys, name: str, m: dict[str, float]) -> None:
     with capsys.disabled():
-        print(f"\n[fixed point] {name:28s} TV {m['tv']:.4f}  H {m['entropy']:.3f} (target {m['target_entropy']:.3f})  "
-              f"reward {m['reward']:.3f} (target {m['target_reward']:.3f})  slack {m['slack']:.3f}")
+        print(
+            f"\n[fixed point] {name:28s} TV {m['tv']:.4f}  H {m['entropy']:.3f} (target {m['target_entropy']:.3f})  "
+            f"reward {m['reward']:.3f} (target {m['target_reward']:.3f})  slack {m['slack']:.3f}"
+        )
 
 
 TRAFL = dict(beta=BETA, reward_transform="raw", importance_weight="clipped")

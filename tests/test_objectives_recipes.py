@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from rl_toys import DigitTask, make_model_dir
 
 from trafl.errors import ConfigError
 from trafl.objectives import RolloutGroup, get_objective
@@ -15,28 +16,61 @@ from trafl.objectives.registry import OBJECTIVES, defaults_table
 from trafl.train.config import TrainConfig
 from trafl.utils.config import load_config
 
-from rl_toys import DigitTask, make_model_dir
-
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "objectives.md"
 
 
 def test_defaults_table_in_docs_matches_the_registry():
     text = DOCS.read_text()
-    assert defaults_table() in text, "docs/objectives.md's defaults table is stale: paste trafl.objectives.registry.defaults_table()"
+    assert defaults_table() in text, (
+        "docs/objectives.md's defaults table is stale: paste trafl.objectives.registry.defaults_table()"
+    )
 
 
-@pytest.mark.parametrize("method,expected", [
-    ("espo", dict(beta=1e-3, epsilon=0.2, num_mc=4, elbo_estimator="espo", resample_noise=True, num_iterations=8)),
-    ("diffu_grpo", dict(beta=0.04, epsilon=0.5, length_norm="tokens", token_reduction="batch_tokens",
-                        resample_noise=True, surrogate="onestep", num_iterations=12)),
-    ("justgrpo", dict(surrogate="autoregressive", unbiased_std=True, per_informative_sample=True, num_iterations=1,
-                      block_length=1, diffusion_steps=16, temperature=1.0, score_temperature=True)),
-    ("trafl", dict(surrogate="elbo", num_iterations=1)),
-])
+@pytest.mark.parametrize(
+    "method,expected",
+    [
+        ("espo", dict(beta=1e-3, epsilon=0.2, num_mc=4, elbo_estimator="espo", resample_noise=True, num_iterations=8)),
+        (
+            "diffu_grpo",
+            dict(
+                beta=0.04,
+                epsilon=0.5,
+                length_norm="tokens",
+                token_reduction="batch_tokens",
+                resample_noise=True,
+                surrogate="onestep",
+                num_iterations=12,
+            ),
+        ),
+        (
+            "justgrpo",
+            dict(
+                surrogate="autoregressive",
+                unbiased_std=True,
+                per_informative_sample=True,
+                num_iterations=1,
+                block_length=1,
+                diffusion_steps=16,
+                temperature=1.0,
+                score_temperature=True,
+            ),
+        ),
+        ("trafl", dict(surrogate="elbo", num_iterations=1)),
+    ],
+)
 def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
-    cfg = load_config(TrainConfig, None, {"model": "m", "task": "t", "method": method, "max_completion_length": 16,
-                                          "block_length": None if method == "justgrpo" else 16,
-                                          "diffusion_steps": None if method == "justgrpo" else 16})
+    cfg = load_config(
+        TrainConfig,
+        None,
+        {
+            "model": "m",
+            "task": "t",
+            "method": method,
+            "max_completion_length": 16,
+            "block_length": None if method == "justgrpo" else 16,
+            "diffusion_steps": None if method == "justgrpo" else 16,
+        },
+    )
     for key, value in expected.items():
         got = getattr(cfg.objective, key) if hasattr(cfg.objective, key) else getattr(cfg, key)
         assert got == value, (method, key, got, value)
@@ -54,7 +88,9 @@ def test_justgrpo_refuses_a_non_left_to_right_sampler_unless_asked():
     base = {"model": "m", "task": "t", "method": "justgrpo", "max_completion_length": 8}
     with pytest.raises(ConfigError, match="samples left to right"):
         load_config(TrainConfig, None, {**base, "block_length": 8, "diffusion_steps": 8})
-    cfg = load_config(TrainConfig, None, {**base, "block_length": 8, "diffusion_steps": 8, "allow_any_rollout_order": True})
+    cfg = load_config(
+        TrainConfig, None, {**base, "block_length": 8, "diffusion_steps": 8, "allow_any_rollout_order": True}
+    )
     assert (cfg.block_length, cfg.diffusion_steps) == (8, 8)
 
 
@@ -120,17 +156,30 @@ def test_no_reference_copy_when_the_objective_never_reads_it(method, beta, tmp_p
     from trafl.train.trainer import RLTrainer
 
     model_dir = make_model_dir(tmp_path / "base")
-    common = {"model": str(model_dir), "task": "rl_toys:DigitTask", "num_generations": 4,
-              "per_device_train_batch_size": 8, "max_completion_length": 4, "max_prompt_length": 16,
-              "device": "cpu", "output_dir": str(tmp_path / "run")}
+    common = {
+        "model": str(model_dir),
+        "task": "rl_toys:DigitTask",
+        "num_generations": 4,
+        "per_device_train_batch_size": 8,
+        "max_completion_length": 4,
+        "max_prompt_length": 16,
+        "device": "cpu",
+        "output_dir": str(tmp_path / "run"),
+    }
     if method != "justgrpo":
         common.update(diffusion_steps=4, block_length=4)
-    without = RLTrainer(load_config(TrainConfig, None, {**common, "method": method,
-                                                         **({"beta": beta} if beta is not None else {})}),
-                        task=DigitTask(), progress=False)
-    with_ref = RLTrainer(load_config(TrainConfig, None, {**common, "method": "espo", "beta": 1e-3,
-                                                          "diffusion_steps": 4, "block_length": 4}),
-                         task=DigitTask(), progress=False)
+    without = RLTrainer(
+        load_config(TrainConfig, None, {**common, "method": method, **({"beta": beta} if beta is not None else {})}),
+        task=DigitTask(),
+        progress=False,
+    )
+    with_ref = RLTrainer(
+        load_config(
+            TrainConfig, None, {**common, "method": "espo", "beta": 1e-3, "diffusion_steps": 4, "block_length": 4}
+        ),
+        task=DigitTask(),
+        progress=False,
+    )
     held_without = _param_bytes(without.model, without.reference)
     held_with = _param_bytes(with_ref.model, with_ref.reference)
     model_bytes = _param_bytes(with_ref.model)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -43,7 +42,7 @@ def test_advantages_and_penalties():
     torch.testing.assert_close(ppo_clip(lr, torch.tensor(1.0), 0.2, 0.2), torch.tensor([0.5, 1.0, 1.2]))
     torch.testing.assert_close(ppo_clip(lr, torch.tensor(-1.0), 0.2, 0.2), torch.tensor([-0.8, -1.0, -1.5]))
     logp, ref = torch.tensor([-1.0, -2.0]), torch.tensor([-1.0, -1.5])
-    torch.testing.assert_close(k3_kl(logp, ref), torch.tensor([0.0, torch.e ** 0.5 - 1.5]))
+    torch.testing.assert_close(k3_kl(logp, ref), torch.tensor([0.0, torch.e**0.5 - 1.5]))
 
 
 def test_trafl_gradient_equals_autograd_of_the_written_loss():
@@ -52,8 +51,9 @@ def test_trafl_gradient_equals_autograd_of_the_written_loss():
     policy, old, ref = (TableDenoiser(V, L, generator=g, init_std=0.5) for _ in range(3))
     ys = all_completions(V, L)[torch.randint(0, V**L, (8,), generator=g)]
     rewards = torch.rand(2, 4, generator=g)
-    obj = get_objective("trafl", beta=0.3, logz="vargrad", reward_transform="loo", importance_weight="clipped",
-                        epsilon=0.05)
+    obj = get_objective(
+        "trafl", beta=0.3, logz="vargrad", reward_transform="loo", importance_weight="clipped", epsilon=0.05
+    )
     group = obj.prepare(group_of(ys, rewards), reference=ref, old_policy=old, generator=g)
     loss, metrics = obj(policy, group)
     loss.backward()
@@ -82,8 +82,9 @@ def test_loss_at_optimal_logz_is_zero_exactly_at_the_target():
     target = JointDenoiser(V, L)
     with torch.no_grad():
         target.joint_logits.copy_(ref.log_joint() + beta * L * rewards.view(-1))
-    obj = get_objective("trafl", beta=beta, logz="vargrad", reward_transform="raw", importance_weight="none",
-                        surrogate="autoregressive")
+    obj = get_objective(
+        "trafl", beta=beta, logz="vargrad", reward_transform="raw", importance_weight="none", surrogate="autoregressive"
+    )
     group = obj.prepare(group_of(ys, rewards), reference=ref)
     with torch.no_grad():
         at_target, _ = obj(target, group)
@@ -219,7 +220,12 @@ def test_partition_logz_estimates_the_targets_normaliser_and_ignores_a_uniform_d
     c = 0.3
     small = slice(0, 8)
     args = (s_ref[small], s_old[small], r[idx][small], beta, lengths[small], 8)
-    assert torch.allclose(partition_logz(*args), partition_logz(s_ref[small], s_old[small] - c, r[idx][small], beta, lengths[small], 8))
+    assert torch.allclose(
+        partition_logz(*args), partition_logz(s_ref[small], s_old[small] - c, r[idx][small], beta, lengths[small], 8)
+    )
     theta = s_old[small]
-    vg, vg_drained = vargrad_logz(theta, s_ref[small], r[idx][small], beta, 8), vargrad_logz(theta - c, s_ref[small], r[idx][small], beta, 8)
+    vg, vg_drained = (
+        vargrad_logz(theta, s_ref[small], r[idx][small], beta, 8),
+        vargrad_logz(theta - c, s_ref[small], r[idx][small], beta, 8),
+    )
     assert torch.allclose(vg_drained - vg, torch.full_like(vg, c))

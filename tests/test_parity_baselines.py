@@ -50,8 +50,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from parity_originals import (
     ce_token_logp,
     d1_completion_mask,
@@ -66,6 +64,8 @@ from parity_originals import (
     justgrpo_ar_canvas,
     justgrpo_loss,
 )
+from torch import nn
+
 from trafl.likelihood.masks import draw_espo_masks, espo_row_counts
 from trafl.objectives import RolloutGroup, get_objective
 from trafl.objectives.registry import objective_from_config
@@ -78,6 +78,7 @@ MAX_REL: dict[str, float] = {}
 
 # ---- micro denoiser --------------------------------------------------------------------------
 
+
 class MicroDenoiser(nn.Module):
     """Embedding + position + an attention-masked mean context + a linear head, in float64."""
 
@@ -88,8 +89,8 @@ class MicroDenoiser(nn.Module):
         self.mask_token_id = MASK
         self.emb = nn.Parameter(torch.randn(VOCAB, d, generator=g, dtype=torch.float64))
         self.pos = nn.Parameter(torch.randn(P + L, d, generator=g, dtype=torch.float64) * 0.5)
-        self.mix = nn.Parameter(torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5)
-        self.out = nn.Parameter(torch.randn(d, VOCAB, generator=g, dtype=torch.float64) / d ** 0.5)
+        self.mix = nn.Parameter(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5)
+        self.out = nn.Parameter(torch.randn(d, VOCAB, generator=g, dtype=torch.float64) / d**0.5)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         h = self.emb[input_ids] + self.pos[: input_ids.shape[1]]
@@ -98,7 +99,9 @@ class MicroDenoiser(nn.Module):
         return torch.tanh(h + ctx @ self.mix) @ self.out * 2.0
 
 
-def perturb(model: nn.Module, scale: float, seed: int, grads: list[torch.Tensor] | None = None, lr: float = 0.0) -> None:
+def perturb(
+    model: nn.Module, scale: float, seed: int, grads: list[torch.Tensor] | None = None, lr: float = 0.0
+) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for i, p in enumerate(model.parameters()):
@@ -117,9 +120,18 @@ def frozen_copy(model: nn.Module) -> nn.Module:
 
 #: 3 prompts x G = 4. Completions: EOS early then EOS fill, EOS at 0, EOS last, no EOS.
 COMPLETIONS = [
-    [5, 7, EOS, EOS, EOS, EOS], [4, 4, 9, 3, 8, 6], [EOS, EOS, EOS, EOS, EOS, EOS], [6, 3, 11, 5, EOS, EOS],
-    [9, 9, 9, 9, 9, EOS], [3, EOS, EOS, EOS, EOS, EOS], [10, 4, 6, 8, 3, 7], [7, 5, EOS, EOS, EOS, EOS],
-    [8, 6, 4, EOS, EOS, EOS], [11, 10, 3, 3, 4, 5], [5, EOS, EOS, EOS, EOS, EOS], [4, 8, 8, 6, 10, EOS],
+    [5, 7, EOS, EOS, EOS, EOS],
+    [4, 4, 9, 3, 8, 6],
+    [EOS, EOS, EOS, EOS, EOS, EOS],
+    [6, 3, 11, 5, EOS, EOS],
+    [9, 9, 9, 9, 9, EOS],
+    [3, EOS, EOS, EOS, EOS, EOS],
+    [10, 4, 6, 8, 3, 7],
+    [7, 5, EOS, EOS, EOS, EOS],
+    [8, 6, 4, EOS, EOS, EOS],
+    [11, 10, 3, 3, 4, 5],
+    [5, EOS, EOS, EOS, EOS, EOS],
+    [4, 8, 8, 6, 10, EOS],
 ]
 PROMPTS = [[3, 6, 9, 4, 7], [5, 10, 8], [11, 4, 3, 6]]  # lengths 5, 3, 4 (left-padded to P = 5)
 #: group 0 all equal (JustGRPO's informative count, zero advantages), groups 1-2 mixed.
@@ -134,11 +146,18 @@ def make_group(padded: bool, temperature: float = 1.0, rewards=REWARDS) -> Rollo
         pad = P - len(prompt)
         ids.append([PAD] * pad + prompt + y)
         attn.append([0] * pad + [1] * (P + L - pad))
-    return RolloutGroup(input_ids=torch.tensor(ids), attention_mask=torch.tensor(attn), prompt_length=P,
-                        rewards=torch.tensor(rewards, dtype=torch.float64), eos_token_id=EOS, temperature=temperature)
+    return RolloutGroup(
+        input_ids=torch.tensor(ids),
+        attention_mask=torch.tensor(attn),
+        prompt_length=P,
+        rewards=torch.tensor(rewards, dtype=torch.float64),
+        eos_token_id=EOS,
+        temperature=temperature,
+    )
 
 
 # ---- the originals' forward processes --------------------------------------------------------
+
 
 def masked_logp(model, ids, masked_completion, attn, temperature: float = 1.0) -> torch.Tensor:
     """Per-token log-probs of the completion with the given completion positions masked."""
@@ -187,11 +206,12 @@ def justgrpo_original_logp(model, group: RolloutGroup, attn, temperature: float)
     for t in range(L):
         canvas = justgrpo_ar_canvas(ids[:, :P], ids[:, P:], t, mask_id=MASK)
         logits = model(canvas, attention_mask=attn)
-        cols.append(ce_token_logp(logits[:, P + t: P + t + 1], ids[:, P + t: P + t + 1], temperature))
+        cols.append(ce_token_logp(logits[:, P + t : P + t + 1], ids[:, P + t : P + t + 1], temperature))
     return torch.cat(cols, dim=1)
 
 
 # ---- comparison ------------------------------------------------------------------------------
+
 
 def grads_of(loss: torch.Tensor, model: nn.Module) -> list[torch.Tensor]:
     return list(torch.autograd.grad(loss, list(model.parameters())))
@@ -225,8 +245,7 @@ def objective_for(method: str, source: str):
     return objective_from_config(cfg)
 
 
-def run_iterations(objective, group, original_loss, *, mu: int, padded: bool, seed: int = 0,
-                   step_scale: float = 0.15):
+def run_iterations(objective, group, original_loss, *, mu: int, padded: bool, seed: int = 0, step_scale: float = 0.15):
     """trafl's inner loop against ``original_loss(policy, old, ref, it_group, i)``; returns the
     per-iteration (trafl loss, trafl grads, original loss, original grads, it_group) and the models."""
     policy = MicroDenoiser(seed)
@@ -234,8 +253,13 @@ def run_iterations(objective, group, original_loss, *, mu: int, padded: bool, se
     perturb(reference, 0.2, seed + 100)
     old = frozen_copy(policy) if mu > 1 else None
     gen = torch.Generator().manual_seed(seed + 7)
-    prepared = objective.prepare(group, reference=reference if objective.needs_reference else None,
-                                 old_policy=old, generator=gen, num_iterations=mu)
+    prepared = objective.prepare(
+        group,
+        reference=reference if objective.needs_reference else None,
+        old_policy=old,
+        generator=gen,
+        num_iterations=mu,
+    )
     out = []
     for i in range(mu):
         it_group = prepared.for_iteration(i)
@@ -250,6 +274,7 @@ def run_iterations(objective, group, original_loss, *, mu: int, padded: bool, se
 
 # ---- ESPO ------------------------------------------------------------------------------------
 
+
 def espo_original(objective, padded):
     o = objective.options
 
@@ -260,8 +285,17 @@ def espo_original(objective, padded):
         with torch.no_grad():
             elbo_old = None if old is None else espo_original_elbo(old, it_group, masked, attn)
             elbo_ref = espo_original_elbo(ref, it_group, masked, attn) if o.beta else None
-        return espo_loss(elbo, elbo_old, elbo_ref, it_group.rewards, gen_length=L, beta=o.beta,
-                         epsilon_low=o.epsilon, epsilon_high=o.epsilon_high)
+        return espo_loss(
+            elbo,
+            elbo_old,
+            elbo_ref,
+            it_group.rewards,
+            gen_length=L,
+            beta=o.beta,
+            epsilon_low=o.epsilon,
+            epsilon_high=o.epsilon_high,
+        )
+
     return loss
 
 
@@ -341,6 +375,7 @@ def test_espo_masks_are_complementary_pairs_with_original_law():
 
 # ---- d1 / diffu-GRPO -------------------------------------------------------------------------
 
+
 def d1_original(objective):
     o = objective.options
 
@@ -352,6 +387,7 @@ def d1_original(objective):
             ref_logp = d1_original_logp(ref, it_group, masks) if o.beta else None
         cmask = d1_completion_mask(it_group.completion, EOS)
         return d1_loss(logp, old_logp, ref_logp, it_group.rewards, cmask, beta=o.beta, epsilon=o.epsilon)
+
     return loss
 
 
@@ -380,8 +416,9 @@ def test_d1_flips_are_detected(flip):
     """A per-sequence mean, counting post-EOS positions, or an asymmetric clip are each caught."""
     objective = get_objective("diffu_grpo", **flip)
     reference = get_objective("diffu_grpo")
-    results, _ = run_iterations(objective, make_group(False), d1_original(reference), mu=3, padded=False,
-                                step_scale=0.3)
+    results, _ = run_iterations(
+        objective, make_group(False), d1_original(reference), mu=3, padded=False, step_scale=0.3
+    )
     assert max(max(rel_errors(*r[:4])) for r in results) > DETECT
 
 
@@ -404,8 +441,13 @@ def test_d1_deviation_padding_never_masked():
     without an attention mask; trafl never masks padding, even at ``p_mask_prompt = 1``."""
     group = make_group(padded=True)
     objective = get_objective("diffu_grpo", p_mask_prompt=1.0)
-    prepared = objective.prepare(group, reference=MicroDenoiser(1), old_policy=MicroDenoiser(2),
-                                 generator=torch.Generator().manual_seed(0), num_iterations=3)
+    prepared = objective.prepare(
+        group,
+        reference=MicroDenoiser(1),
+        old_policy=MicroDenoiser(2),
+        generator=torch.Generator().manual_seed(0),
+        num_iterations=3,
+    )
     pad = ~group.attention_mask[:, :P].bool()
     assert pad.any()
     for noise, _, _ in prepared.per_iteration:
@@ -416,6 +458,7 @@ def test_d1_deviation_padding_never_masked():
 
 
 # ---- JustGRPO --------------------------------------------------------------------------------
+
 
 def justgrpo_original(objective, padded, with_old):
     def loss(policy, old, ref, it_group, i):
@@ -428,6 +471,7 @@ def justgrpo_original(objective, padded, with_old):
                 old_logp = justgrpo_original_logp(old, it_group, attn, t)
         adv = justgrpo_advantages(it_group.rewards)
         return justgrpo_loss(logp, adv, old_logp=old_logp, eps=objective.options.epsilon)
+
     return loss
 
 
@@ -449,8 +493,14 @@ def test_justgrpo_parity_multi_iteration_extension():
     """mu > 1 (trafl only): stored old log-probs, clipped token ratios; the transcription's
     ``old_logp`` extension gives the same loss and gradient at every iteration."""
     objective = get_objective("justgrpo")
-    results, _ = run_iterations(objective, make_group(True, temperature=0.7),
-                                justgrpo_original(objective, True, True), mu=3, padded=True, step_scale=0.3)
+    results, _ = run_iterations(
+        objective,
+        make_group(True, temperature=0.7),
+        justgrpo_original(objective, True, True),
+        mu=3,
+        padded=True,
+        step_scale=0.3,
+    )
     clipped = 0.0
     for loss_t, grads_t, loss_o, grads_o, _, metrics in results:
         lr_, gr_ = rel_errors(loss_t, grads_t, loss_o, grads_o)
@@ -460,24 +510,50 @@ def test_justgrpo_parity_multi_iteration_extension():
     assert clipped > 0
 
 
-@pytest.mark.parametrize("flip", [{"unbiased_std": False}, {"per_informative_sample": False},
-                                  {"score_temperature": False}])
+@pytest.mark.parametrize(
+    "flip", [{"unbiased_std": False}, {"per_informative_sample": False}, {"score_temperature": False}]
+)
 def test_justgrpo_flips_are_detected(flip):
     """Population std, dividing by all samples, or scoring at T = 1 are each caught."""
     objective = get_objective("justgrpo", **flip)
-    results, _ = run_iterations(objective, make_group(False, temperature=0.7),
-                                justgrpo_original(get_objective("justgrpo"), False, False), mu=1, padded=False)
+    results, _ = run_iterations(
+        objective,
+        make_group(False, temperature=0.7),
+        justgrpo_original(get_objective("justgrpo"), False, False),
+        mu=1,
+        padded=False,
+    )
     assert max(rel_errors(*results[0][:4])) > DETECT
 
 
 def test_authors_defaults():
     e, d, j = (get_objective(m).options for m in ("espo", "diffu_grpo", "justgrpo"))
-    assert (e.beta, e.epsilon, e.epsilon_high, e.num_mc, e.elbo_estimator, e.resample_noise, e.length_norm) == \
-        (1e-3, 0.2, None, 4, "espo", True, "canvas")
-    assert (d.beta, d.epsilon, d.epsilon_high, d.p_mask_prompt, d.length_norm, d.token_reduction, d.resample_noise) == \
-        (0.04, 0.5, None, 0.15, "tokens", "batch_tokens", True)
-    assert (j.surrogate, j.epsilon, j.unbiased_std, j.per_informative_sample, j.score_temperature, j.length_norm) == \
-        ("autoregressive", 0.2, True, True, True, "canvas")
+    assert (e.beta, e.epsilon, e.epsilon_high, e.num_mc, e.elbo_estimator, e.resample_noise, e.length_norm) == (
+        1e-3,
+        0.2,
+        None,
+        4,
+        "espo",
+        True,
+        "canvas",
+    )
+    assert (d.beta, d.epsilon, d.epsilon_high, d.p_mask_prompt, d.length_norm, d.token_reduction, d.resample_noise) == (
+        0.04,
+        0.5,
+        None,
+        0.15,
+        "tokens",
+        "batch_tokens",
+        True,
+    )
+    assert (j.surrogate, j.epsilon, j.unbiased_std, j.per_informative_sample, j.score_temperature, j.length_norm) == (
+        "autoregressive",
+        0.2,
+        True,
+        True,
+        True,
+        "canvas",
+    )
 
 
 def test_zz_report_max_relative_errors(capsys):

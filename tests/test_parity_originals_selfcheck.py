@@ -3,7 +3,6 @@
 import math
 
 import torch
-
 from parity_originals import (
     ce_token_logp,
     d1_advantages,
@@ -37,6 +36,7 @@ def test_ce_token_logp_temperature():
 
 # ---- d1 -------------------------------------------------------------------------------------
 
+
 def test_d1_completion_mask_includes_first_eos():
     ids = torch.tensor([[5, EOS, 7, EOS], [1, 2, 3, 4], [EOS, 1, 1, 1]])
     expected = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
@@ -56,7 +56,9 @@ def test_d1_seed_index_quirk():
 
 
 def test_d1_advantages_mean_only():
-    assert torch.allclose(d1_advantages(torch.tensor([[1.0, 0.0, 0.0, 0.0]])), torch.tensor([0.75, -0.25, -0.25, -0.25]))
+    assert torch.allclose(
+        d1_advantages(torch.tensor([[1.0, 0.0, 0.0, 0.0]])), torch.tensor([0.75, -0.25, -0.25, -0.25])
+    )
 
 
 def test_d1_loss_ratio_one_token_pooled_mean():
@@ -87,6 +89,7 @@ def test_d1_loss_gradient_is_token_pooled():
 
 
 # ---- ESPO -----------------------------------------------------------------------------------
+
 
 def test_espo_mask_counts_stratified_over_rows():
     assert espo_mask_counts(0, 2, 3).tolist() == [0, 2]
@@ -121,8 +124,9 @@ def test_espo_elbo_unbiased_over_m():
     vals = []
     for m in range(length + 1):
         is_mask = torch.arange(length).unsqueeze(0) < m
-        vals.append(espo_elbo(torch.full((1, length), c), torch.full((1, length), c), is_mask,
-                              torch.tensor([m / (length + 1)])))
+        vals.append(
+            espo_elbo(torch.full((1, length), c), torch.full((1, length), c), is_mask, torch.tensor([m / (length + 1)]))
+        )
     assert torch.allclose(espo_elbo_mc(vals), torch.tensor([length * c]))
 
 
@@ -156,6 +160,7 @@ def test_espo_iteration_index():
 
 
 # ---- JustGRPO -------------------------------------------------------------------------------
+
 
 def test_justgrpo_ar_canvas():
     x = justgrpo_ar_canvas(torch.tensor([[7, 8]]), torch.tensor([[1, 2, 3]]), 1, mask_id=0)

@@ -42,17 +42,47 @@ def test_row_chunks_give_the_full_group_gradient():
         objective = build_objective("trafl", policy.config.d_model)
         reference, opt = make_trainable(policy, objective, lr=0.0)
         update_step(objective, policy, reference, group, opt, chunks=chunks)
-        grads.append(torch.cat([p.grad.flatten() for p in list(policy.parameters()) + list(objective.parameters())
-                                if p.grad is not None]))
+        grads.append(
+            torch.cat(
+                [
+                    p.grad.flatten()
+                    for p in list(policy.parameters()) + list(objective.parameters())
+                    if p.grad is not None
+                ]
+            )
+        )
     assert grads[0].abs().sum() > 0
     torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-6)
 
 
 def test_gpu_check_runs_at_a_tiny_shape(tmp_path):
     out = tmp_path / "check.json"
-    rc = gpu_check.main(["--shape", "micro", "--device", "cpu", "--dtype", "float32", "--gen-lengths", "8",
-                         "--group-size", "4", "--prompt-length", "4", "--block-length", "4", "--lora-r", "4",
-                         "--micro-batch", "2", "--chunks", "2", "--out", str(out)])
+    rc = gpu_check.main(
+        [
+            "--shape",
+            "micro",
+            "--device",
+            "cpu",
+            "--dtype",
+            "float32",
+            "--gen-lengths",
+            "8",
+            "--group-size",
+            "4",
+            "--prompt-length",
+            "4",
+            "--block-length",
+            "4",
+            "--lora-r",
+            "4",
+            "--micro-batch",
+            "2",
+            "--chunks",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     report = json.loads(out.read_text())
     row = report["lengths"][0]
@@ -66,8 +96,19 @@ def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
     threads = torch.get_num_threads()
     out = tmp_path / "results.jsonl"
     try:
-        rc = run.main(["--quick", "--sections", "sampler,train", "--repeats", "1", "--out", str(out),
-                       "--trained-model", str(tmp_path / "none")])
+        rc = run.main(
+            [
+                "--quick",
+                "--sections",
+                "sampler,train",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+                "--trained-model",
+                str(tmp_path / "none"),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     assert rc == 0
@@ -75,4 +116,8 @@ def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
     assert "token identity of trafl's uncached sampler with the reference loop at T=0: PASS" in text
     record = json.loads(out.read_text().splitlines()[-1])
     assert record["sampler"]["token_identical"] and {r["method"] for r in record["train"]["rows"]} == {
-        "trafl", "espo", "justgrpo", "diffu_grpo"}
+        "trafl",
+        "espo",
+        "justgrpo",
+        "diffu_grpo",
+    }

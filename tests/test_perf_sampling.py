@@ -15,12 +15,11 @@ import json
 import pytest
 import torch
 
+from benchmarks.reference_sampler import reference_generate
 from trafl.errors import ConfigError
 from trafl.models import BlockKVCache, build_char_tokenizer, build_model
 from trafl.models.kv_cache import cache_window, splice_window
 from trafl.sampling import above_threshold, generate, row_generators
-
-from benchmarks.reference_sampler import reference_generate
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +122,9 @@ def test_default_sampler_matches_the_reference_loop(micro):
     ids, attn = prompts(batch=4)
     for steps, block in ((8, 8), (8, 4), (4, 4)):
         ours = generate(micro, ids, attn, gen_length=8, steps=steps, block_length=block)
-        ref = reference_generate(micro, ids, attn, gen_length=8, steps=steps, block_length=block,
-                                 mask_token_id=micro.config.mask_token_id)
+        ref = reference_generate(
+            micro, ids, attn, gen_length=8, steps=steps, block_length=block, mask_token_id=micro.config.mask_token_id
+        )
         assert torch.equal(ours.sequences, ref)
         assert ours.num_forward == steps
 
@@ -147,12 +147,34 @@ def test_sample_cli_flags(tmp_path, capsys):
 
     tok = build_char_tokenizer("0123456789+= ")
     torch.manual_seed(0)
-    model = build_model("micro", vocab_size=len(tok), embedding_size=len(tok), mask_token_id=tok.mask_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = build_model(
+        "micro",
+        vocab_size=len(tok),
+        embedding_size=len(tok),
+        mask_token_id=tok.mask_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)
-    base = ["sample", "--model", str(tmp_path), "--device", "cpu", "--gen-length", "8", "--steps", "8",
-            "--block-length", "4", "--prompt", "1+2=", "--n", "2", "--json"]
+    base = [
+        "sample",
+        "--model",
+        str(tmp_path),
+        "--device",
+        "cpu",
+        "--gen-length",
+        "8",
+        "--steps",
+        "8",
+        "--block-length",
+        "4",
+        "--prompt",
+        "1+2=",
+        "--n",
+        "2",
+        "--json",
+    ]
     assert main(base) == 0
     exact = json.loads(capsys.readouterr().out)
     assert main(base + ["--threshold", "1.0"]) == 0

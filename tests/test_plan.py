@@ -54,7 +54,9 @@ def test_counts_match_built_models(fields):
 
     if fields.get("weight_tying"):
         return
-    peft_model = get_peft_model(model, LoraConfig(r=4, target_modules=list(TARGETS), exclude_modules=_output_head_names(model)))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, target_modules=list(TARGETS), exclude_modules=_output_head_names(model))
+    )
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert trainable == lora_parameters(shape, 4, TARGETS)
 
@@ -89,8 +91,12 @@ def test_saved_tensors_match_the_formula(case):
 
         targets = ("q_proj", "v_proj") if case == "lora-qv" else TARGETS
         dropout = 0.0 if case == "lora-no-dropout" else 0.05
-        model = get_peft_model(model, LoraConfig(r=8, lora_dropout=dropout, target_modules=list(targets),
-                                                 exclude_modules=_output_head_names(model))).train()
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=8, lora_dropout=dropout, target_modules=list(targets), exclude_modules=_output_head_names(model)
+            ),
+        ).train()
         lora = Lora(8, targets, dropout > 0)
     n, prompt, completion = 2, 16, 48
     tokens = prompt + completion
@@ -111,7 +117,10 @@ def test_lora_dropout_on_qv_only_keeps_little():
     full = trunk_saved(shape, 1, 100, 2, lora=None, mask_bytes=1, checkpointing=False)
     lora = trunk_saved(shape, 1, 100, 2, lora=Lora(8, ("q_proj", "v_proj"), False), mask_bytes=1, checkpointing=False)
     assert lora < full
-    assert trunk_saved(shape, 1, 100, 2, lora=None, mask_bytes=1, checkpointing=True) == 100 * shape.n_layers * 2 * shape.d_model
+    assert (
+        trunk_saved(shape, 1, 100, 2, lora=None, mask_bytes=1, checkpointing=True)
+        == 100 * shape.n_layers * 2 * shape.d_model
+    )
 
 
 # ---- FLOPs ----------------------------------------------------------------------------------------
@@ -128,25 +137,36 @@ def test_flops_match_torch_flop_counter():
         logits.float().logsumexp(-1).sum().backward()
     linear = forward_flops(shape, 3, 40) - attention_flops(shape, 3, 40)
     assert fwd.get_total_flops() == linear
-    assert bwd.get_total_flops() == backward_flops(shape, 3, 40, full_finetuning=True) - 2 * attention_flops(shape, 3, 40)
+    assert bwd.get_total_flops() == backward_flops(shape, 3, 40, full_finetuning=True) - 2 * attention_flops(
+        shape, 3, 40
+    )
 
 
 # ---- parallelism and model states ---------------------------------------------------------------------
 def test_repo_accelerate_configs():
     got = {name: load_accelerate_config(ACCEL / f"{name}.yaml") for name in ("ddp", "fsdp", "zero2", "zero3")}
     assert {k: (v.strategy, v.num_processes, v.mixed_precision) for k, v in got.items()} == {
-        "ddp": ("ddp", 8, "bf16"), "fsdp": ("fsdp", 8, "bf16"), "zero2": ("zero2", 8, "bf16"),
-        "zero3": ("zero3", 8, "bf16")}
+        "ddp": ("ddp", 8, "bf16"),
+        "fsdp": ("fsdp", 8, "bf16"),
+        "zero2": ("zero2", 8, "bf16"),
+        "zero3": ("zero3", 8, "bf16"),
+    }
 
 
-@pytest.mark.parametrize("text, message", [
-    (None, "not found"),
-    ("model: GSAI-ML/LLaDA-8B-Instruct\nmethod: trafl\n", "distributed_type"),
-    ("a: [", "not valid YAML"),
-    ("distributed_type: TPU\nnum_processes: 8\n", "TPU"),
-    ("distributed_type: MULTI_GPU\nnum_processes: zero\n", "num_processes"),
-    ("distributed_type: DEEPSPEED\nnum_processes: 8\ndeepspeed_config:\n  zero_stage: 3\n  offload_param_device: cpu\n", "offload"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (None, "not found"),
+        ("model: GSAI-ML/LLaDA-8B-Instruct\nmethod: trafl\n", "distributed_type"),
+        ("a: [", "not valid YAML"),
+        ("distributed_type: TPU\nnum_processes: 8\n", "TPU"),
+        ("distributed_type: MULTI_GPU\nnum_processes: zero\n", "num_processes"),
+        (
+            "distributed_type: DEEPSPEED\nnum_processes: 8\ndeepspeed_config:\n  zero_stage: 3\n  offload_param_device: cpu\n",
+            "offload",
+        ),
+    ],
+)
 def test_bad_accelerate_config(tmp_path, text, message):
     path = tmp_path / "acc.yaml"
     if text is not None:
@@ -189,8 +209,11 @@ def test_llada8b_full_finetuning_needs_sharding_and_a_reference_copy():
 def test_lora_reference_is_free_and_justgrpo_has_none():
     lora = _plan(accelerate_config=str(ACCEL / "ddp.yaml"))
     assert lora.terms["reference"] == 0 and lora.terms["gradients"] == 2 * 4 * 335_544_320
-    just = _plan(train_config=str(REPO / "configs" / "paper" / "llada8b_gsm8k_256_justgrpo.yaml"),
-                 train_overrides=["use_peft=false"], accelerate_config=str(ACCEL / "zero3.yaml"))
+    just = _plan(
+        train_config=str(REPO / "configs" / "paper" / "llada8b_gsm8k_256_justgrpo.yaml"),
+        train_overrides=["use_peft=false"],
+        accelerate_config=str(ACCEL / "zero3.yaml"),
+    )
     assert just.terms["reference"] == 0 and just.terms["scoring"] == 0
     assert any("keeps every chunk's graph" in n for n in just.notes)
 
@@ -206,19 +229,32 @@ def test_checkpointing_lowers_activations_and_verdict_follows_budget():
 
 # ---- CLI -----------------------------------------------------------------------------------------------
 def test_cli_reports_and_exit_codes(capsys):
-    rc = main(["plan", "--model", str(FIXTURE), "--train-config", str(PAPER), "--accelerate-config",
-               str(ACCEL / "zero2.yaml"), "--json"])
+    rc = main(
+        [
+            "plan",
+            "--model",
+            str(FIXTURE),
+            "--train-config",
+            str(PAPER),
+            "--accelerate-config",
+            str(ACCEL / "zero2.yaml"),
+            "--json",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert rc == 0 and out["verdict"] == "FITS" and out["inputs"]["parallel"] == "zero2 x8"
     rc = main(["plan", "--model", str(FIXTURE), "--train-config", str(PAPER), "--gpu-memory-gib", "10"])
     assert rc == 1 and "DOES NOT FIT" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--model", "nope-7b"], "neither a preset"),
-    (["--model", "BADJSON"], "not valid JSON"),
-    (["--train-config", "missing.yaml"], "config file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "nope-7b"], "neither a preset"),
+        (["--model", "BADJSON"], "not valid JSON"),
+        (["--train-config", "missing.yaml"], "config file not found"),
+    ],
+)
 def test_cli_bad_files(tmp_path, capsys, args, message):
     bad = tmp_path / "config.json"
     bad.write_text("{not json")
@@ -230,8 +266,12 @@ def test_cli_bad_files(tmp_path, capsys, args, message):
 
 
 def test_python_dash_m():
-    proc = subprocess.run([sys.executable, "-m", "trafl.plan", "--model", "tiny", "--train-config", str(PAPER),
-                           "--device", "cpu"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trafl.plan", "--model", "tiny", "--train-config", str(PAPER), "--device", "cpu"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "FITS" in proc.stdout
 
@@ -246,16 +286,31 @@ def test_docs_table_is_the_script_output():
 
 
 # ---- measured CPU memory (benchmarks/plan_memory.py): within 15% ---------------------------------
-@pytest.mark.parametrize("lora, checkpointing", [
-    (False, False), (True, True),
-    pytest.param(False, True, marks=pytest.mark.slow), pytest.param(True, False, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "lora, checkpointing",
+    [
+        (False, False),
+        (True, True),
+        pytest.param(False, True, marks=pytest.mark.slow),
+        pytest.param(True, False, marks=pytest.mark.slow),
+    ],
+)
 def test_measured_cpu_memory_within_15_percent(lora, checkpointing):
     sys.path.insert(0, str(REPO))
     from benchmarks.plan_memory import CASES, VOCAB, run_case
 
     rows, prompt, completion = CASES["tiny"]
-    r = run_case({"preset": "tiny", "vocab": VOCAB["tiny"], "rows": rows, "prompt": prompt, "completion": completion,
-                  "lora": lora, "checkpointing": checkpointing, "gpu": False})
+    r = run_case(
+        {
+            "preset": "tiny",
+            "vocab": VOCAB["tiny"],
+            "rows": rows,
+            "prompt": prompt,
+            "completion": completion,
+            "lora": lora,
+            "checkpointing": checkpointing,
+            "gpu": False,
+        }
+    )
     assert 0.85 <= r["params_predicted"] / r["params_measured"] <= 1.15, r
     assert 0.85 <= r["act_predicted"] / r["act_measured"] <= 1.15, r

@@ -16,11 +16,11 @@ from trafl.rewards.code import (
     as_tests,
     code_format_reward,
     complete_function,
+    encode_tests,
     extract_code,
     outputs_match,
     run_many,
     run_tests,
-    encode_tests,
 )
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -74,7 +74,10 @@ def test_tests_from_json_and_errors():
 @pytest.mark.parametrize(
     "completion, expected",
     [
-        ("Here:\n```python\ndef f():\n    return 1\n```\nand\n```python\ndef f():\n    return 2\n```", "def f():\n    return 2"),
+        (
+            "Here:\n```python\ndef f():\n    return 1\n```\nand\n```python\ndef f():\n    return 2\n```",
+            "def f():\n    return 2",
+        ),
         ("```\nprint(1)\n```", "print(1)"),
         ("```py\nx = 1\n```\n```text\nnot code\n```", "x = 1"),
         ("Sure, here it is.\ndef g(x):\n    return x\n", "def g(x):\n    return x"),
@@ -89,7 +92,9 @@ def test_extract_code(completion, expected):
 def test_complete_function_body_or_whole_function():
     prefix = 'import math\n\ndef root(x):\n    """Square root."""\n'
     body = run_tests(complete_function(prefix, "    return math.sqrt(x)\n"), "assert root(4) == 2")
-    whole = run_tests(complete_function(prefix, "```python\ndef root(x):\n    return math.sqrt(x)\n```"), "assert root(9) == 3")
+    whole = run_tests(
+        complete_function(prefix, "```python\ndef root(x):\n    return math.sqrt(x)\n```"), "assert root(9) == 3"
+    )
     assert body.ok and whole.ok
 
 
@@ -171,8 +176,9 @@ def test_a_list_of_assert_strings_grades_like_the_encoded_tests():
     completions = [f"```python\n{ADD}```", "def add(a, b):\n    return 5\n"]
     for partial in (False, True):
         reward = CodeReward(partial=partial)
-        assert reward(["p"] * 2, completions, tests=[test_list] * 2) == reward(["p"] * 2, completions,
-                                                                               tests=[encoded] * 2)
+        assert reward(["p"] * 2, completions, tests=[test_list] * 2) == reward(
+            ["p"] * 2, completions, tests=[encoded] * 2
+        )
     assert CodeReward(partial=True)(["p"] * 2, completions, tests=[test_list] * 2) == [2 / 3, 1 / 3]
 
 

@@ -136,8 +136,16 @@ def test_is_equiv_table(pred, gold, verdict):
 
 @pytest.mark.parametrize(
     "pred, gold, verdict",
-    [("72", "72", True), ("$72.00", "72", True), ("1,234", "1234", True), ("72 clips", "72", True),
-     ("71", "72", False), ("72.5", "72", False), ("abc", "72", False), (None, "72", False)],
+    [
+        ("72", "72", True),
+        ("$72.00", "72", True),
+        ("1,234", "1234", True),
+        ("72 clips", "72", True),
+        ("71", "72", False),
+        ("72.5", "72", False),
+        ("abc", "72", False),
+        (None, "72", False),
+    ],
 )
 def test_numbers_equal(pred, gold, verdict):
     assert numbers_equal(pred, gold) is verdict
@@ -175,7 +183,10 @@ def test_gsm8k_gold_answers_grade_correct():
     failed = [r["id"] for x, r in zip(raw, rows) if not task.is_correct(x["answer"], r)]
     assert failed == []
     # and the reward function agrees, while a wrong number does not pass
-    assert gsm8k_correctness_reward([""] * 1319, [x["answer"] for x in raw], answer=[r["answer"] for r in rows]) == [1.0] * 1319
+    assert (
+        gsm8k_correctness_reward([""] * 1319, [x["answer"] for x in raw], answer=[r["answer"] for r in rows])
+        == [1.0] * 1319
+    )
     assert not task.is_correct("#### " + str(int(float(rows[0]["answer"])) + 1), rows[0])
 
 

@@ -123,8 +123,9 @@ def test_secrets_and_output_cap(mode, monkeypatch):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_private_directory_and_cleanup(mode):
-    run = execute("import os\nopen('out.txt', 'w').write('ok')\nprint(os.getcwd())\nprint(open('out.txt').read())",
-                  isolation=mode)
+    run = execute(
+        "import os\nopen('out.txt', 'w').write('ok')\nprint(os.getcwd())\nprint(open('out.txt').read())", isolation=mode
+    )
     assert run.returncode == 0, run.stderr
     workdir, content = run.stdout.split()
     assert content == "ok" and os.path.basename(workdir).startswith("trafl-sandbox-")

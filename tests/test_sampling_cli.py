@@ -20,25 +20,53 @@ def model_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-llada")
     tok = build_char_tokenizer("0123456789+= abUA:\n")
     torch.manual_seed(0)
-    model = build_model("micro", vocab_size=len(tok), embedding_size=len(tok), mask_token_id=tok.mask_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    model = build_model(
+        "micro",
+        vocab_size=len(tok),
+        embedding_size=len(tok),
+        mask_token_id=tok.mask_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
 
 def sample(capsys, model_dir, *extra: str, stream: str = "out") -> tuple[int, str]:
-    rc = main(["sample", "--model", str(model_dir), "--device", "cpu", "--gen-length", "8", "--steps", "4",
-               "--block-length", "4", *extra])
+    rc = main(
+        [
+            "sample",
+            "--model",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--gen-length",
+            "8",
+            "--steps",
+            "4",
+            "--block-length",
+            "4",
+            *extra,
+        ]
+    )
     return rc, getattr(capsys.readouterr(), stream)
 
 
 def test_json_output(capsys, model_dir):
-    rc, out = sample(capsys, model_dir, "--prompt", "1+1=", "--prompt", "22+3=", "--n", "3", "--temperature", "0.8", "--json")
+    rc, out = sample(
+        capsys, model_dir, "--prompt", "1+1=", "--prompt", "22+3=", "--n", "3", "--temperature", "0.8", "--json"
+    )
     assert rc == 0
     records = json.loads(out)
     assert [(r["prompt_index"], r["prompt"], r["sample"]) for r in records] == [
-        (0, "1+1=", 0), (0, "1+1=", 1), (0, "1+1=", 2), (1, "22+3=", 0), (1, "22+3=", 1), (1, "22+3=", 2)]
+        (0, "1+1=", 0),
+        (0, "1+1=", 1),
+        (0, "1+1=", 2),
+        (1, "22+3=", 0),
+        (1, "22+3=", 1),
+        (1, "22+3=", 2),
+    ]
     for r in records:
         assert len(r["token_ids"]) == 8 and sorted(set(r["commit_steps"])) == [0, 1, 2, 3]
         assert isinstance(r["text"], str)
@@ -51,10 +79,20 @@ def test_samples_do_not_depend_on_batching_and_match_generate(capsys, model_dir)
     assert json.loads(together) == json.loads(one_by_one)
 
     from trafl.models import load_pretrained
+
     model, tok = load_pretrained(model_dir)
     ids, mask = sample_cli.encode_prompts(tok, ["1+1=", "7="])
-    out = generate(model, ids, mask, gen_length=8, steps=4, block_length=4, temperature=1.0, num_samples=2,
-                   generator=row_generators(5, 2, 2))
+    out = generate(
+        model,
+        ids,
+        mask,
+        gen_length=8,
+        steps=4,
+        block_length=4,
+        temperature=1.0,
+        num_samples=2,
+        generator=row_generators(5, 2, 2),
+    )
     assert [r["token_ids"] for r in json.loads(together)] == out.completion.tolist()
 
 
@@ -110,14 +148,17 @@ def test_config_file_flag_overrides_and_fast_sampler(capsys, model_dir, tmp_path
 
     monkeypatch.setattr(sample_cli, "generate", spy)
     f = tmp_path / "sample.yaml"
-    f.write_text(f"model: {model_dir}\nprompt: ['1+1=', '2, 3=']\nn: 2\ndevice: cpu\n"
-                 "gen_length: 8\nsteps: 4\nblock_length: 4\ntemperature: 0.7\n")
+    f.write_text(
+        f"model: {model_dir}\nprompt: ['1+1=', '2, 3=']\nn: 2\ndevice: cpu\n"
+        "gen_length: 8\nsteps: 4\nblock_length: 4\ntemperature: 0.7\n"
+    )
     assert main(["sample", "--config", str(f), "--cache", "dual", "--threshold", "0.0", "--json"]) == 0
     records = json.loads(capsys.readouterr().out)
     assert [r["prompt"] for r in records] == ["1+1=", "1+1=", "2, 3=", "2, 3="]  # a prompt keeps its comma
-    (kw, num_forward), = seen
+    ((kw, num_forward),) = seen
     assert {k: kw[k] for k in ("gen_length", "steps", "block_length", "temperature", "cache", "threshold")} == dict(
-        gen_length=8, steps=4, block_length=4, temperature=0.7, cache="dual", threshold=0.0)
+        gen_length=8, steps=4, block_length=4, temperature=0.7, cache="dual", threshold=0.0
+    )
     assert num_forward == 2  # threshold 0 commits each block in one pass
     f.write_text(f"model: {model_dir}\nprompt: ['1']\nthreshold: 2\n")
     assert main(["sample", "--config", str(f)]) == 2

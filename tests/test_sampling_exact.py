@@ -27,7 +27,9 @@ def tv(p: dict, q: dict) -> float:
 
 
 def empirical(model, prompt: torch.Tensor, seed: int, **kwargs) -> dict:
-    out = generate(model, prompt.unsqueeze(0), num_samples=NUM_SAMPLES, generator=torch.Generator().manual_seed(seed), **kwargs)
+    out = generate(
+        model, prompt.unsqueeze(0), num_samples=NUM_SAMPLES, generator=torch.Generator().manual_seed(seed), **kwargs
+    )
     counts = Counter(map(tuple, out.completion.tolist()))
     return {y: c / NUM_SAMPLES for y, c in counts.items()}
 
@@ -49,7 +51,9 @@ CASES = [
 def test_empirical_law_matches_enumeration(vocab, gen_length, steps, block_length, temperature, remasking, alternative):
     model = CanvasTableDenoiser(vocab, gen_length, seed=vocab * 10 + gen_length)
     prompt = torch.tensor([1, 0, 1])
-    setting = dict(gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature, remasking=remasking)
+    setting = dict(
+        gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature, remasking=remasking
+    )
     exact = exact_distribution(model, prompt, **setting)
     assert math.isclose(sum(exact.values()), 1.0, abs_tol=1e-12)
     assert all(len(y) == gen_length and model.mask_token_id not in y for y in exact)

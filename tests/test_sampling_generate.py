@@ -9,7 +9,13 @@ import torch
 from trafl.errors import ConfigError
 from trafl.models import build_char_tokenizer, build_model
 from trafl.sampling import (
-    SampleOutput, completion_lengths, decode_completions, fill_after_eos, generate, row_generators, trim_at_eos,
+    SampleOutput,
+    completion_lengths,
+    decode_completions,
+    fill_after_eos,
+    generate,
+    row_generators,
+    trim_at_eos,
 )
 from trafl.sampling.toy_models import CanvasTableDenoiser
 
@@ -37,8 +43,8 @@ def left_pad(prompts: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torc
     ids = torch.full((len(prompts), width), pad)
     mask = torch.zeros_like(ids)
     for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
+        ids[i, width - len(p) :] = torch.tensor(p)
+        mask[i, width - len(p) :] = 1
     return ids, mask
 
 
@@ -63,8 +69,12 @@ def test_temperature_zero_is_deterministic(micro):
     c = generate(micro, ids, gen_length=8, steps=8, block_length=4, num_samples=3)
     assert (c.completion.view(2, 3, 8) == c.completion.view(2, 3, 8)[:, :1]).all()
     # At T > 0 different seeds give different samples.
-    d = generate(micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(1))
-    e = generate(micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(2))
+    d = generate(
+        micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(1)
+    )
+    e = generate(
+        micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(2)
+    )
     assert not torch.equal(d.sequences, e.sequences)
 
 
@@ -109,8 +119,18 @@ def test_committed_tokens_never_change_and_nothing_right_of_the_block_is_committ
     model = Recorder(micro)
     ids, mask = left_pad([[5, 6, 7], [9, 10]])
     gen_length, steps, block_length = 12, 6, 4
-    out = generate(model, ids, mask, gen_length=gen_length, steps=steps, block_length=block_length, temperature=1.0,
-                   remasking=remasking, num_samples=2, generator=torch.Generator().manual_seed(3))
+    out = generate(
+        model,
+        ids,
+        mask,
+        gen_length=gen_length,
+        steps=steps,
+        block_length=block_length,
+        temperature=1.0,
+        remasking=remasking,
+        num_samples=2,
+        generator=torch.Generator().manual_seed(3),
+    )
     mask_id = micro.config.mask_token_id
     P = out.prompt_length
     history = torch.stack(model.canvases + [out.sequences])  # [steps + 1, R, P + L]
@@ -170,7 +190,7 @@ class FixedLogits(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask=None):
         out = torch.zeros(*input_ids.shape, self.table.shape[-1])
-        out[:, -self.table.shape[0]:] = self.table
+        out[:, -self.table.shape[0] :] = self.table
         return out
 
 
@@ -180,7 +200,9 @@ def test_mask_token_is_never_proposed():
     table[:, 4] = 1.0
     model = FixedLogits(table, mask_token_id=2)
     for remasking in ("low_confidence", "random"):
-        out = generate(model, torch.tensor([[3]]), gen_length=3, steps=3, block_length=3, temperature=0.0, remasking=remasking)
+        out = generate(
+            model, torch.tensor([[3]]), gen_length=3, steps=3, block_length=3, temperature=0.0, remasking=remasking
+        )
         assert out.completion.tolist() == [[4, 4, 4]]
 
 
@@ -221,18 +243,21 @@ def test_per_row_generators_reproduce_rows(micro):
     assert torch.equal(a.sequences, b.sequences)
 
 
-@pytest.mark.parametrize("kwargs,pattern", [
-    (dict(gen_length=10, steps=5, block_length=4), "multiple of block_length"),
-    (dict(gen_length=12, steps=5, block_length=4), "multiple of the number of blocks"),
-    (dict(gen_length=8, steps=16, block_length=8), "steps=16 must be <= gen_length=8"),
-    (dict(gen_length=8, steps=0, block_length=8), "steps must be >= 1"),
-    (dict(gen_length=0, steps=1, block_length=1), "gen_length must be >= 1"),
-    (dict(gen_length=8, steps=8, block_length=8, temperature=-0.1), "temperature must be >= 0"),
-    (dict(gen_length=8, steps=8, block_length=8, remasking="entropy"), "remasking must be one of"),
-    (dict(gen_length=8, steps=8, block_length=8, num_samples=0), "num_samples must be >= 1"),
-    (dict(gen_length=126, steps=126, block_length=126), "exceeds the model's context of 128"),
-    (dict(gen_length=8, steps=8, block_length=8, generator=[torch.Generator()] * 3), "one per output row"),
-])
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(gen_length=10, steps=5, block_length=4), "multiple of block_length"),
+        (dict(gen_length=12, steps=5, block_length=4), "multiple of the number of blocks"),
+        (dict(gen_length=8, steps=16, block_length=8), "steps=16 must be <= gen_length=8"),
+        (dict(gen_length=8, steps=0, block_length=8), "steps must be >= 1"),
+        (dict(gen_length=0, steps=1, block_length=1), "gen_length must be >= 1"),
+        (dict(gen_length=8, steps=8, block_length=8, temperature=-0.1), "temperature must be >= 0"),
+        (dict(gen_length=8, steps=8, block_length=8, remasking="entropy"), "remasking must be one of"),
+        (dict(gen_length=8, steps=8, block_length=8, num_samples=0), "num_samples must be >= 1"),
+        (dict(gen_length=126, steps=126, block_length=126), "exceeds the model's context of 128"),
+        (dict(gen_length=8, steps=8, block_length=8, generator=[torch.Generator()] * 3), "one per output row"),
+    ],
+)
 def test_bad_input_errors(micro, kwargs, pattern):
     with pytest.raises(ConfigError, match=pattern):
         generate(micro, torch.tensor([[5, 6, 7]]), **kwargs)

@@ -61,8 +61,17 @@ def test_commit_counts_follow_the_schedule_in_every_block(gen_length, block_leng
     torch.manual_seed(0)
     model = build_model("micro").eval()
     prompts = torch.randint(3, 64, (2, 5))
-    out = generate(model, prompts, gen_length=gen_length, steps=steps, block_length=block_length,
-                   temperature=0.7, remasking=remasking, num_samples=3, generator=torch.Generator().manual_seed(1))
+    out = generate(
+        model,
+        prompts,
+        gen_length=gen_length,
+        steps=steps,
+        block_length=block_length,
+        temperature=0.7,
+        remasking=remasking,
+        num_samples=3,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert (out.commit_step >= 0).all()
     num_blocks = gen_length // block_length
     per_block = steps // num_blocks
@@ -76,6 +85,15 @@ def test_commit_counts_follow_the_schedule_in_every_block(gen_length, block_leng
 
 def test_counts_on_the_exact_toy_model():
     model = CanvasTableDenoiser(3, 3, seed=0)
-    out = generate(model, torch.tensor([[0, 1]]), gen_length=3, steps=2, block_length=3, temperature=1.0,
-                   remasking="random", num_samples=50, generator=torch.Generator().manual_seed(0))
+    out = generate(
+        model,
+        torch.tensor([[0, 1]]),
+        gen_length=3,
+        steps=2,
+        block_length=3,
+        temperature=1.0,
+        remasking="random",
+        num_samples=50,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert (_per_step_counts(out.commit_step, 2) == torch.tensor([2, 1])).all()

@@ -66,11 +66,25 @@ def test_sft_learns_a_toy_task(tmp_path):
     train = _reverse_data(tmp_path / "train.jsonl", 3000, seed=0)
     held = [r for r in _reverse_data(tmp_path / "held.jsonl", 200, seed=1) if r not in train]
     (tmp_path / "held.jsonl").write_text("".join(json.dumps(r) + "\n" for r in held))
-    cfg = load_config(SFTConfig, None, dict(
-        data=str(tmp_path / "train.jsonl"), eval_data=str(tmp_path / "held.jsonl"), output_dir=str(tmp_path / "run"),
-        model="tiny", completion_length=5, max_steps=300, batch_size=64, learning_rate=2e-3, warmup_steps=20,
-        eval_every=0, save_every=0, num_threads=2, seed=0,
-    ))
+    cfg = load_config(
+        SFTConfig,
+        None,
+        dict(
+            data=str(tmp_path / "train.jsonl"),
+            eval_data=str(tmp_path / "held.jsonl"),
+            output_dir=str(tmp_path / "run"),
+            model="tiny",
+            completion_length=5,
+            max_steps=300,
+            batch_size=64,
+            learning_rate=2e-3,
+            warmup_steps=20,
+            eval_every=0,
+            save_every=0,
+            num_threads=2,
+            seed=0,
+        ),
+    )
     result = run_sft(cfg, progress=False)
     print(f"\nheld-out masked-token loss {result.initial_eval_loss:.3f} -> {result.final_eval_loss:.3f}")
     assert result.final_eval_loss < 0.5 * result.initial_eval_loss
@@ -78,8 +92,16 @@ def test_sft_learns_a_toy_task(tmp_path):
     model, tok = load_pretrained(result.output_dir)
     prompts = [r["prompt"] for r in held[:100]]
     enc = tok(prompts, return_tensors="pt", padding=True)
-    out = generate(model, enc.input_ids, enc.attention_mask, gen_length=5, steps=5, block_length=5, temperature=0.0,
-                   eos_token_id=tok.eos_token_id)
+    out = generate(
+        model,
+        enc.input_ids,
+        enc.attention_mask,
+        gen_length=5,
+        steps=5,
+        block_length=5,
+        temperature=0.0,
+        eos_token_id=tok.eos_token_id,
+    )
     texts = decode_completions(tok, out.completion, tok.eos_token_id)
     solved = sum(t == r["completion"] for t, r in zip(texts, held[:100])) / len(texts)
     print(f"greedy solves {solved:.0%} of 100 held-out reversal prompts")
@@ -109,8 +131,13 @@ def test_completion_longer_than_canvas_is_an_error(tmp_path):
 
     f = tmp_path / "d.jsonl"
     f.write_text('{"prompt": "ab", "completion": "abcdefgh"}\n' * 20)
-    cfg = load_config(SFTConfig, None, dict(data=str(f), output_dir=str(tmp_path / "o"), model="micro",
-                                            completion_length=4, max_steps=1, warmup_steps=0))
+    cfg = load_config(
+        SFTConfig,
+        None,
+        dict(
+            data=str(f), output_dir=str(tmp_path / "o"), model="micro", completion_length=4, max_steps=1, warmup_steps=0
+        ),
+    )
     with pytest.raises(DataError, match="longer than completion_length=4"):
         run_sft(cfg, progress=False)
 
@@ -163,9 +190,21 @@ def test_sft_resumes_bit_identically_and_truncates_metrics(tmp_path):
     from trafl.sft.trainer import run_sft
 
     _reverse_data(tmp_path / "d.jsonl", 64, seed=0)
-    common = dict(data=str(tmp_path / "d.jsonl"), model="micro", completion_length=5, max_steps=6, batch_size=8,
-                  gradient_accumulation_steps=2, learning_rate=3e-3, warmup_steps=2, save_every=2, eval_every=3,
-                  num_threads=1, device="cpu", seed=0)
+    common = dict(
+        data=str(tmp_path / "d.jsonl"),
+        model="micro",
+        completion_length=5,
+        max_steps=6,
+        batch_size=8,
+        gradient_accumulation_steps=2,
+        learning_rate=3e-3,
+        warmup_steps=2,
+        save_every=2,
+        eval_every=3,
+        num_threads=1,
+        device="cpu",
+        seed=0,
+    )
     full = run_sft(load_config(SFTConfig, None, {**common, "output_dir": str(tmp_path / "full")}), progress=False)
     cut = tmp_path / "cut"
     run_sft(load_config(SFTConfig, None, {**common, "output_dir": str(cut)}), progress=False)

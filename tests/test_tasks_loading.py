@@ -11,8 +11,10 @@ from trafl.rewards.code import AssertTests, encode_tests
 from trafl.tasks import get_task
 from trafl.tasks.loading import load_hub, load_rows
 
-GSM8K_TEST = [{"question": "Ann has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
-              {"question": "Bob has 10 pens and loses 2. How many?", "answer": "10 - 2 = 8\n#### 8"}]
+GSM8K_TEST = [
+    {"question": "Ann has 3 apples and buys 4. How many?", "answer": "3 + 4 = 7\n#### 7"},
+    {"question": "Bob has 10 pens and loses 2. How many?", "answer": "10 - 2 = 8\n#### 8"},
+]
 GSM8K_TRAIN = [{"question": "2 + 2?", "answer": "#### 4"}]
 SOCRATIC_TEST = [{"question": "How many? (socratic)", "answer": "#### 1"}]
 
@@ -46,8 +48,11 @@ def gsm8k_snapshot(tmp_path):
     """A directory laid out like the hub repository openai/gsm8k: parquet files per config and
     split, declared in README.md."""
     root = tmp_path / "gsm8k"
-    for config, split, rows in [("main", "test", GSM8K_TEST), ("main", "train", GSM8K_TRAIN),
-                                ("socratic", "test", SOCRATIC_TEST)]:
+    for config, split, rows in [
+        ("main", "test", GSM8K_TEST),
+        ("main", "train", GSM8K_TRAIN),
+        ("socratic", "test", SOCRATIC_TEST),
+    ]:
         (root / config).mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_list(rows).to_parquet(str(root / config / f"{split}-00000-of-00001.parquet"))
     (root / "README.md").write_text(HUB_README)
@@ -60,8 +65,10 @@ def test_hub_snapshot_through_the_hub_path(gsm8k_snapshot, monkeypatch):
     task = get_task("gsm8k")
     monkeypatch.setattr(task, "hub_id", str(gsm8k_snapshot))
     rows = task.load("test")
-    assert [(r["prompt"], r["answer"]) for r in rows] == [(GSM8K_TEST[0]["question"], "7"),
-                                                          (GSM8K_TEST[1]["question"], "8")]
+    assert [(r["prompt"], r["answer"]) for r in rows] == [
+        (GSM8K_TEST[0]["question"], "7"),
+        (GSM8K_TEST[1]["question"], "8"),
+    ]
     assert [r["prompt"] for r in task.load("train")] == ["2 + 2?"]
     # the same directory as a local path (dataset_path in a training config)
     assert get_task("gsm8k").load("test", path=str(gsm8k_snapshot)) == rows
@@ -83,8 +90,15 @@ def test_snapshot_without_configs_and_errors(gsm8k_snapshot, tmp_path):
 
 
 def test_save_to_disk_directories(tmp_path):
-    mbpp = [{"task_id": 11, "text": "Add two numbers.", "code": "def add(a, b):\n    return a + b",
-             "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"], "test_setup_code": ""}]
+    mbpp = [
+        {
+            "task_id": 11,
+            "text": "Add two numbers.",
+            "code": "def add(a, b):\n    return a + b",
+            "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+            "test_setup_code": "",
+        }
+    ]
     datasets.DatasetDict({"test": datasets.Dataset.from_list(mbpp)}).save_to_disk(str(tmp_path / "dict"))
     (row,) = get_task("mbpp").load("test", path=str(tmp_path / "dict"))
     assert row["tests"] == encode_tests(AssertTests(mbpp[0]["test_list"], ""))

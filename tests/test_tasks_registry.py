@@ -20,8 +20,18 @@ from trafl.tasks.code_tasks import decode_private_tests, pytest_style_tests
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark copies not found at {DATA}")
 
-REQUIRED = {"gsm8k", "math", "math500", "minerva_math", "humaneval", "mbpp", "livecodebench", "kodcode",
-            "countdown", "subset_sum"}
+REQUIRED = {
+    "gsm8k",
+    "math",
+    "math500",
+    "minerva_math",
+    "humaneval",
+    "mbpp",
+    "livecodebench",
+    "kodcode",
+    "countdown",
+    "subset_sum",
+}
 
 
 def test_registry_names_and_errors():
@@ -103,8 +113,16 @@ def test_humaneval_rows_and_prompt():
 
 def test_mbpp_sanitized_setup_runs_before_tests():
     task = get_task("mbpp")
-    row = task.to_row({"prompt": "p", "test_imports": ["import math"], "test_list": ["assert f(4) == math.sqrt(16)"],
-                       "task_id": 1, "code": "def f(x):\n    return x\n"}, "t")
+    row = task.to_row(
+        {
+            "prompt": "p",
+            "test_imports": ["import math"],
+            "test_list": ["assert f(4) == math.sqrt(16)"],
+            "task_id": 1,
+            "code": "def f(x):\n    return x\n",
+        },
+        "t",
+    )
     assert task.grade_batch(["```python\ndef f(x):\n    return x\n```"], [row]) == [True]
     assert "assert f(4)" in task.prompt_text(row)
 
@@ -115,19 +133,30 @@ def _lcb_private(cases):
 
 def test_livecodebench_stdin_and_functional_rows():
     task = get_task("livecodebench", timeout=5)
-    stdin_row = task.to_row({
-        "question_content": "Double n.", "question_id": "a1", "starter_code": "",
-        "public_test_cases": json.dumps([{"input": "2\n", "output": "4\n", "testtype": "stdin"}]),
-        "private_test_cases": _lcb_private([{"input": "5\n", "output": "10\n", "testtype": "stdin"}]),
-        "metadata": "{}",
-    }, "t")
+    stdin_row = task.to_row(
+        {
+            "question_content": "Double n.",
+            "question_id": "a1",
+            "starter_code": "",
+            "public_test_cases": json.dumps([{"input": "2\n", "output": "4\n", "testtype": "stdin"}]),
+            "private_test_cases": _lcb_private([{"input": "5\n", "output": "10\n", "testtype": "stdin"}]),
+            "metadata": "{}",
+        },
+        "t",
+    )
     assert len(as_tests(stdin_row["tests"])) == 2
     assert task.grade_batch(["```python\nprint(2 * int(input()))\n```", "print(3)"], [stdin_row] * 2) == [True, False]
-    func_row = task.to_row({
-        "question_content": "Sum a list.", "question_id": "b2", "starter_code": "class Solution:\n    def total(self, nums: List[int]) -> int:\n        ",
-        "public_test_cases": json.dumps([{"input": "[1, 2, 3]", "output": "6", "testtype": "functional"}]),
-        "private_test_cases": "", "metadata": json.dumps({"func_name": "total"}),
-    }, "t")
+    func_row = task.to_row(
+        {
+            "question_content": "Sum a list.",
+            "question_id": "b2",
+            "starter_code": "class Solution:\n    def total(self, nums: List[int]) -> int:\n        ",
+            "public_test_cases": json.dumps([{"input": "[1, 2, 3]", "output": "6", "testtype": "functional"}]),
+            "private_test_cases": "",
+            "metadata": json.dumps({"func_name": "total"}),
+        },
+        "t",
+    )
     good = "class Solution:\n    def total(self, nums: List[int]) -> int:\n        return sum(nums)\n"
     assert task.grade_batch([good, good.replace("sum(nums)", "0")], [func_row] * 2) == [True, False]
     assert "starter code" in func_row["prompt"]
@@ -146,13 +175,25 @@ def test_private_tests_decoder_refuses_objects():
 
 def test_code_training_formats():
     kod = get_task("kodcode", timeout=5)
-    row = kod.to_row({"question": "Write add.", "question_id": "k1", "test": (
-        "from solution import add\n\ndef test_small():\n    assert add(1, 2) == 3\n\ndef test_neg():\n    assert add(-1, -1) == -2\n")}, "t")
+    row = kod.to_row(
+        {
+            "question": "Write add.",
+            "question_id": "k1",
+            "test": (
+                "from solution import add\n\ndef test_small():\n    assert add(1, 2) == 3\n\ndef test_neg():\n    assert add(-1, -1) == -2\n"
+            ),
+        },
+        "t",
+    )
     assert len(as_tests(row["tests"]).tests) == 2
-    assert kod.grade_batch(["```python\ndef add(a, b):\n    return a + b\n```", "def add(a, b):\n    return 3\n"], [row] * 2) == [True, False]
+    assert kod.grade_batch(
+        ["```python\ndef add(a, b):\n    return a + b\n```", "def add(a, b):\n    return 3\n"], [row] * 2
+    ) == [True, False]
     assert run_tests("def add(a, b):\n    return 3\n", row["tests"]).passed == 1
     ace = get_task("acecode", timeout=5)
-    arow = ace.to_row({"question": "Write inc.", "id": "a", "test_cases": ["assert inc(1) == 2", "assert inc(0) == 1"]}, "t")
+    arow = ace.to_row(
+        {"question": "Write inc.", "id": "a", "test_cases": ["assert inc(1) == 2", "assert inc(0) == 1"]}, "t"
+    )
     assert ace.grade_batch(["def inc(x):\n    return x + 1\n"], [arow]) == [True]
     assert kod.to_row({"question": "q", "test": "x = 1\n"}, "t") is None  # no test function: unusable
     assert pytest_style_tests("def test_a(:\n").tests == ()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from rl_toys import DigitTask, digit_reward, make_model_dir
 from safetensors.torch import load_file
 
 from trafl.errors import ConfigError, DataError
@@ -20,15 +21,25 @@ from trafl.train.config import TrainConfig
 from trafl.train.rewards import RewardError, compute_rewards
 from trafl.utils.config import load_config
 
-from rl_toys import DigitTask, digit_reward, make_model_dir
-
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
 
 BASE = dict(
-    task="rl_toys:DigitTask", num_generations=4, per_device_train_batch_size=8, gradient_accumulation_steps=1,
-    max_completion_length=4, diffusion_steps=4, block_length=4, temperature=1.0, max_prompt_length=16,
-    learning_rate=3e-3, logz_lr=1e-2, save_steps=0, num_threads=1, device="cpu", seed=0,
+    task="rl_toys:DigitTask",
+    num_generations=4,
+    per_device_train_batch_size=8,
+    gradient_accumulation_steps=1,
+    max_completion_length=4,
+    diffusion_steps=4,
+    block_length=4,
+    temperature=1.0,
+    max_prompt_length=16,
+    learning_rate=3e-3,
+    logz_lr=1e-2,
+    save_steps=0,
+    num_threads=1,
+    device="cpu",
+    seed=0,
 )
 
 
@@ -69,8 +80,18 @@ def test_each_objective_raises_mean_reward(method, model_dir, tmp_path):
     assert last > first + 0.1, (method, first, last)
     assert (tmp_path / method / "final" / "model.safetensors").is_file()
     assert len((tmp_path / method / "metrics.jsonl").read_text().splitlines()) == 30
-    for key in ("reward", "reward_std", "loss", "completion_length", "time/rollout_s", "time/update_s",
-                "rollout_tokens_per_s", "rewards/digit_reward/mean", "rewards/length_bonus/mean", "rewards/nan_count"):
+    for key in (
+        "reward",
+        "reward_std",
+        "loss",
+        "completion_length",
+        "time/rollout_s",
+        "time/update_s",
+        "rollout_tokens_per_s",
+        "rewards/digit_reward/mean",
+        "rewards/length_bonus/mean",
+        "rewards/nan_count",
+    ):
         assert key in result.history[-1], key
 
 
@@ -90,8 +111,15 @@ def test_trafl_learned_logz_head_trains_with_its_own_lr(model_dir, tmp_path):
 def test_lora_training_saves_adapter_and_merged_model(model_dir, tmp_path):
     from trafl.train.trainer import run_train
 
-    cfg = cfg_for(model_dir, tmp_path, max_steps=2, use_peft=True, lora_r=4, lora_alpha=8,
-                  lora_target_modules=["q_proj", "v_proj"])
+    cfg = cfg_for(
+        model_dir,
+        tmp_path,
+        max_steps=2,
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        lora_target_modules=["q_proj", "v_proj"],
+    )
     run_train(cfg, progress=False, task=DigitTask())
     assert (tmp_path / "final" / "adapter_config.json").is_file()
     from trafl.models import load_pretrained
@@ -101,8 +129,9 @@ def test_lora_training_saves_adapter_and_merged_model(model_dir, tmp_path):
 
 
 def _run_cli(args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "trafl.cli", "train", *args], env=env or _env(),
-                          capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "trafl.cli", "train", *args], env=env or _env(), capture_output=True, text=True, **kw
+    )
 
 
 def _flags(d):
@@ -118,15 +147,25 @@ def _final_params(run_dir):
 
 @pytest.mark.slow
 def test_kill_and_resume_is_bit_identical(model_dir, tmp_path):
-    common = {**BASE, "model": model_dir, "max_steps": 5, "save_steps": 1, "method": "trafl",
-              "logz": "learned", "save_total_limit": 5}
+    common = {
+        **BASE,
+        "model": model_dir,
+        "max_steps": 5,
+        "save_steps": 1,
+        "method": "trafl",
+        "logz": "learned",
+        "save_total_limit": 5,
+    }
     full = _run_cli(_flags({**common, "output_dir": tmp_path / "full"}) + ["--quiet"])
     assert full.returncode == 0, full.stderr[-3000:]
 
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "trafl.cli", "train",
-                             *_flags({**common, "output_dir": run}), "--quiet"],
-                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trafl.cli", "train", *_flags({**common, "output_dir": run}), "--quiet"],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (run / "checkpoint-2").exists():
         assert proc.poll() is None, "training ended before it could be killed"
@@ -155,7 +194,9 @@ def test_bad_config_errors(model_dir, tmp_path):
     with pytest.raises(ConfigError, match="'learning_rate': expected a number"):
         load_config(TrainConfig, None, {"model": "m", "task": "t", "learning_rate": "fast"})
     with pytest.raises(ConfigError, match="multiple of 'num_generations'"):
-        load_config(TrainConfig, None, {"model": "m", "task": "t", "num_generations": 3, "per_device_train_batch_size": 8})
+        load_config(
+            TrainConfig, None, {"model": "m", "task": "t", "num_generations": 3, "per_device_train_batch_size": 8}
+        )
     with pytest.raises(ConfigError, match="'method': expected one of"):
         load_config(TrainConfig, None, {"model": "m", "task": "t", "method": "ppo"})
     with pytest.raises(ConfigError, match="'model' is required"):
@@ -214,8 +255,9 @@ def test_nan_rewards_never_reach_the_loss(model_dir, tmp_path):
     def sometimes_nan(prompts, completions, target, **_):
         return [float("nan") if i % 3 == 0 else 1.0 for i in range(len(completions))]
 
-    trainer = RLTrainer(cfg_for(model_dir, tmp_path, max_steps=2), task=DigitTask(), progress=False,
-                        reward_fns=[sometimes_nan])
+    trainer = RLTrainer(
+        cfg_for(model_dir, tmp_path, max_steps=2), task=DigitTask(), progress=False, reward_fns=[sometimes_nan]
+    )
     result = trainer.train()
     assert all(math.isfinite(r["loss"]) for r in result.history)
     assert result.history[0]["rewards/nan_count"] == 3.0
@@ -232,6 +274,7 @@ def test_shipped_configs_load():
 
 # --- fast rollouts (approximate samplers) and the step-time split ----------------------------------
 
+
 def test_sampler_fields_are_checked_at_load_naming_the_trainer_field(model_dir, tmp_path):
     with pytest.raises(ConfigError, match="'rollout_threshold': must be <= 1.0"):
         cfg_for(model_dir, tmp_path, rollout_threshold=1.5)
@@ -244,8 +287,9 @@ def test_sampler_fields_are_checked_at_load_naming_the_trainer_field(model_dir, 
     with pytest.raises(ConfigError, match="diffusion_steps=3 must be a multiple of the number of blocks"):
         cfg_for(model_dir, tmp_path, max_completion_length=8, diffusion_steps=3)
     cfg = cfg_for(model_dir, tmp_path, rollout_cache="dual", rollout_threshold=0.9)
-    assert cfg.sampler.generate_kwargs() == dict(gen_length=4, steps=4, block_length=4, temperature=1.0,
-                                                 remasking="low_confidence", cache="dual", threshold=0.9)
+    assert cfg.sampler.generate_kwargs() == dict(
+        gen_length=4, steps=4, block_length=4, temperature=1.0, remasking="low_confidence", cache="dual", threshold=0.9
+    )
     assert cfg.sampler.approximate and not cfg_for(model_dir, tmp_path).sampler.approximate
 
 
@@ -253,7 +297,11 @@ def test_on_policy_flag_of_each_objective():
     from trafl.objectives import OBJECTIVES
 
     assert {name: cls.on_policy_rollouts for name, cls in OBJECTIVES.items()} == {
-        "trafl": False, "espo": True, "justgrpo": True, "diffu_grpo": True}
+        "trafl": False,
+        "espo": True,
+        "justgrpo": True,
+        "diffu_grpo": True,
+    }
 
 
 def _records(run_dir):
@@ -282,8 +330,11 @@ def test_approximate_rollouts_warn_once_for_on_policy_objectives_and_are_recorde
 
     caplog.clear()
     with caplog.at_level("WARNING", logger="trafl.train.trainer"):  # the exact sampler: no warning, no keys
-        run_train(cfg_for(model_dir, tmp_path / "exact", method="espo", num_iterations=1, max_steps=1),
-                  progress=False, task=DigitTask())
+        run_train(
+            cfg_for(model_dir, tmp_path / "exact", method="espo", num_iterations=1, max_steps=1),
+            progress=False,
+            task=DigitTask(),
+        )
     assert not [r for r in caplog.records if "approximate" in r.getMessage()]
     (record,) = _records(tmp_path / "exact")
     assert record["rollout/approximate"] == 0.0 and record["rollout/num_forward"] == 4.0
@@ -299,8 +350,17 @@ def test_trafl_trains_with_dual_cache_and_threshold_without_warning(model_dir, t
         _time.sleep(0.05)
         return digit_reward(prompts, completions, target)
 
-    cfg = cfg_for(model_dir, tmp_path, method="trafl", max_steps=3, max_completion_length=8, diffusion_steps=8,
-                  block_length=4, rollout_cache="dual", rollout_threshold=0.9)
+    cfg = cfg_for(
+        model_dir,
+        tmp_path,
+        method="trafl",
+        max_steps=3,
+        max_completion_length=8,
+        diffusion_steps=8,
+        block_length=4,
+        rollout_cache="dual",
+        rollout_threshold=0.9,
+    )
     before = {k: v.clone() for k, v in RLTrainer(cfg, task=DigitTask(), progress=False).model.state_dict().items()}
     with caplog.at_level("WARNING", logger="trafl.train.trainer"):
         result = RLTrainer(cfg, task=DigitTask(), progress=False, reward_fns=[slow_reward]).train()

@@ -22,7 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="trafl", description="trafl: post-train masked diffusion language models with verifiable rewards.")
+    parser = argparse.ArgumentParser(
+        prog="trafl", description="trafl: post-train masked diffusion language models with verifiable rewards."
+    )
     parser.add_argument("--version", action="version", version=f"trafl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = None

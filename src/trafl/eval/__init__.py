@@ -18,5 +18,14 @@ from trafl.eval.diversity import distinct_correct, normalise_text, summarise_dis
 from trafl.eval.passk import PassAtK, pass_at_k, pass_at_k_curves, summarise_pass_at_k
 from trafl.eval.paths import path_metrics, summarise_paths
 
-__all__ = ["PassAtK", "distinct_correct", "normalise_text", "pass_at_k", "pass_at_k_curves",
-           "path_metrics", "summarise_distinct", "summarise_pass_at_k", "summarise_paths"]
+__all__ = [
+    "PassAtK",
+    "distinct_correct",
+    "normalise_text",
+    "pass_at_k",
+    "pass_at_k_curves",
+    "path_metrics",
+    "summarise_distinct",
+    "summarise_pass_at_k",
+    "summarise_paths",
+]

@@ -34,18 +34,31 @@ SWEEP_NAMES = {"gen_length": "gen_lengths", "temperature": "temperatures"}
 
 @dataclass
 class EvalConfig:
-    model: list[str] = option([], "[LABEL=]DIR: a checkpoint directory or Hub id; repeat --model for several models "
-                                  "(LABEL names it in tables and plots). Required.", repeat=True)
-    task: list[str] = option([], "Task name(s) (trafl.tasks.task_names() or package.module:Class); repeatable, "
-                                 "each may be comma-separated. Required.", repeat=True)
+    model: list[str] = option(
+        [],
+        "[LABEL=]DIR: a checkpoint directory or Hub id; repeat --model for several models "
+        "(LABEL names it in tables and plots). Required.",
+        repeat=True,
+    )
+    task: list[str] = option(
+        [],
+        "Task name(s) (trafl.tasks.task_names() or package.module:Class); repeatable, "
+        "each may be comma-separated. Required.",
+        repeat=True,
+    )
     out: str = option("", "Output directory (also the generation cache: rerun to resume). Required.")
     n: int = option(16, "Samples per problem (pass@k for k = 1..n).", min=1)
     temperatures: list[float] = option([0.3, 0.6, 0.9], "Sampling temperatures (comma-separated).", min=0.0)
     gen_lengths: list[int] = option([256, 512], "Completion lengths in tokens (comma-separated).", min=1)
-    steps: int | list[int] | None = option(None, "Denoising steps: one value for every length or one per gen_lengths "
-                                                 "entry (default: the length, one token per step).", min=1)
-    block_length: int = sampler_option("block_length", help="Semi-autoregressive block length (capped at each "
-                                                            "completion length; must divide it).")
+    steps: int | list[int] | None = option(
+        None,
+        "Denoising steps: one value for every length or one per gen_lengths "
+        "entry (default: the length, one token per step).",
+        min=1,
+    )
+    block_length: int = sampler_option(
+        "block_length", help="Semi-autoregressive block length (capped at each completion length; must divide it)."
+    )
     remasking: str = sampler_option("remasking")
     cache: str = sampler_option("cache")
     threshold: float | None = sampler_option("threshold")
@@ -53,25 +66,37 @@ class EvalConfig:
     limit: int | None = option(None, "Evaluate only the first LIMIT problems of each task.", min=1)
     batch_size: int = option(4, "Problems per sampler call (does not change the results).", min=1)
     base: str | None = option(None, "Label of the model the gap plot and table (and the judge) compare against.")
-    data_path: list[str] = option([], "TASK=PATH: read TASK's problems from a local JSONL/JSON file instead of the "
-                                      "Hub (repeatable).", repeat=True)
+    data_path: list[str] = option(
+        [], "TASK=PATH: read TASK's problems from a local JSONL/JSON file instead of the Hub (repeatable).", repeat=True
+    )
     bar_k: int | None = option(None, "k of the per-length bar plot (pass@k, 1 <= k <= n; default min(5, n)).")
     transfer_tasks: list[str] = option([], "Held-out tasks for the transfer panel (comma-separated).")
     device: str | None = option(None, "Torch device (default: CPU).")
     dtype: str | None = option(None, "Model dtype, e.g. bfloat16 (default: as stored).")
     trust_remote_code: bool = option(False, "Allow checkpoints' own modeling code (Dream).")
     plots: bool = option(True, "Write the PNG figures (--no-plots: skip them).")
-    judge_model: str | None = option(None, "LLM judge of approach diversity (docs/eval.md): a local Hugging Face "
-                                           "causal LM (directory or Hub id), or the model name at --judge-url. "
-                                           "Compares every model with --base on the problems both solved. "
-                                           "Default: no judge.")
-    judge_url: str | None = option(None, "Base URL of an OpenAI-compatible endpoint serving --judge-model "
-                                         "(e.g. http://localhost:8000/v1); default: load the judge locally.")
-    judge_api_key_env: str = option("OPENAI_API_KEY", "Environment variable holding the endpoint's API key "
-                                                      "(local servers usually need none).")
+    judge_model: str | None = option(
+        None,
+        "LLM judge of approach diversity (docs/eval.md): a local Hugging Face "
+        "causal LM (directory or Hub id), or the model name at --judge-url. "
+        "Compares every model with --base on the problems both solved. "
+        "Default: no judge.",
+    )
+    judge_url: str | None = option(
+        None,
+        "Base URL of an OpenAI-compatible endpoint serving --judge-model "
+        "(e.g. http://localhost:8000/v1); default: load the judge locally.",
+    )
+    judge_api_key_env: str = option(
+        "OPENAI_API_KEY", "Environment variable holding the endpoint's API key (local servers usually need none)."
+    )
     judge_max_tokens: int = option(1024, "Longest judge answer in tokens.", min=1)
-    judge_limit: int | None = option(None, "Judge at most this many problems per (model, task, temperature, "
-                                           "length) cell (default: every problem both solved).", min=1)
+    judge_limit: int | None = option(
+        None,
+        "Judge at most this many problems per (model, task, temperature, "
+        "length) cell (default: every problem both solved).",
+        min=1,
+    )
 
     def validate(self) -> None:
         from trafl.eval.report import check_bar_k
@@ -88,8 +113,10 @@ class EvalConfig:
         if self.base is not None and self.base not in labels:
             raise ConfigError(f"config field 'base': '{self.base}' is not one of the model labels {labels}")
         if self.judge_model is not None and (self.base is None or len(labels) < 2):
-            raise ConfigError("config field 'judge_model': the judge compares every model with --base; give --base "
-                              f"and at least two models (got base {self.base!r}, models {labels})")
+            raise ConfigError(
+                "config field 'judge_model': the judge compares every model with --base; give --base "
+                f"and at least two models (got base {self.base!r}, models {labels})"
+            )
         self.data_paths  # noqa: B018  (checks the TASK=PATH entries)
 
     # --- the validated fields, parsed --------------------------------------------------------------
@@ -100,12 +127,19 @@ class EvalConfig:
             if len(steps) == 1:
                 steps = steps[0]
             elif len(steps) != len(self.gen_lengths):
-                raise ConfigError(f"config field 'steps': gives {len(steps)} values for {len(self.gen_lengths)} "
-                                  "gen_lengths; give one or one per length")
+                raise ConfigError(
+                    f"config field 'steps': gives {len(steps)} values for {len(self.gen_lengths)} "
+                    "gen_lengths; give one or one per length"
+                )
             else:
                 steps = dict(zip(self.gen_lengths, steps))
-        return SamplerSweep(steps=steps, block_length=self.block_length, remasking=self.remasking, cache=self.cache,
-                            threshold=self.threshold)
+        return SamplerSweep(
+            steps=steps,
+            block_length=self.block_length,
+            remasking=self.remasking,
+            cache=self.cache,
+            threshold=self.threshold,
+        )
 
     @property
     def task_names(self) -> list[str]:
@@ -128,8 +162,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of EvalConfig fields (command-line flags override it).")
     parser.add_argument("--quiet", action="store_true", help="No progress messages.")
     add_config_arguments(parser, EvalConfig)
-    parser.add_argument("--no-plots", dest="cfg__plots", action="store_const", const="false",
-                        help="Skip the PNG figures (plots: false).")
+    parser.add_argument(
+        "--no-plots",
+        dest="cfg__plots",
+        action="store_const",
+        const="false",
+        help="Skip the PNG figures (plots: false).",
+    )
 
 
 def parse_models(values: list[str]) -> list[tuple[str, str]]:
@@ -186,24 +225,41 @@ def run(args: argparse.Namespace) -> int:
     from trafl.utils.io import atomic_write_json, atomic_write_text
 
     cfg = load_config(EvalConfig, args.config, overrides_from_args(args))
-    plan = EvalPlan(n=cfg.n, temperatures=list(cfg.temperatures), gen_lengths=list(cfg.gen_lengths), seed=cfg.seed,
-                    limit=cfg.limit, batch_size=cfg.batch_size)
+    plan = EvalPlan(
+        n=cfg.n,
+        temperatures=list(cfg.temperatures),
+        gen_lengths=list(cfg.gen_lengths),
+        seed=cfg.seed,
+        limit=cfg.limit,
+        batch_size=cfg.batch_size,
+    )
     plan.validate()
     tasks = {name: get_task(name) for name in cfg.task_names}
     for _, path in cfg.models:
         check_model_source(path)
 
-    specs = [TaskSpec(task, load_task_rows(task, path=cfg.data_paths.get(name), limit=plan.limit), name)
-             for name, task in tasks.items()]
+    specs = [
+        TaskSpec(task, load_task_rows(task, path=cfg.data_paths.get(name), limit=plan.limit), name)
+        for name, task in tasks.items()
+    ]
     sweep = cfg.sweep
     model_specs = [
-        ModelSpec(label, path, (lambda p=path: SamplerGenerator.from_pretrained(
-            p, sweep, device=cfg.device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)), sweep)
+        ModelSpec(
+            label,
+            path,
+            (
+                lambda p=path: SamplerGenerator.from_pretrained(
+                    p, sweep, device=cfg.device, dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code
+                )
+            ),
+            sweep,
+        )
         for label, path in cfg.models
     ]
     out = Path(cfg.out)
-    results = run_evaluation(model_specs, specs, plan, out, base=cfg.base,
-                             progress=None if args.quiet else log_to_stderr)
+    results = run_evaluation(
+        model_specs, specs, plan, out, base=cfg.base, progress=None if args.quiet else log_to_stderr
+    )
     report = render_markdown(results)
     if cfg.judge_model is not None:
         results["judge"] = run_judge(cfg, results, specs, out)
@@ -216,9 +272,19 @@ def run(args: argparse.Namespace) -> int:
     if cfg.plots:
         from trafl.eval.plots import write_plots
 
-        plots = write_plots(results, out, base=cfg.base, bar_k=cfg.resolved_bar_k, transfer_tasks=list(cfg.transfer_tasks))
-    print(json.dumps({"results": str(out / "results.json"), "report": str(out / "results.md"),
-                      "plots": [str(p) for p in plots], "cells": len(results["results"])}))
+        plots = write_plots(
+            results, out, base=cfg.base, bar_k=cfg.resolved_bar_k, transfer_tasks=list(cfg.transfer_tasks)
+        )
+    print(
+        json.dumps(
+            {
+                "results": str(out / "results.json"),
+                "report": str(out / "results.md"),
+                "plots": [str(p) for p in plots],
+                "cells": len(results["results"]),
+            }
+        )
+    )
     return 0
 
 
@@ -227,12 +293,25 @@ def run_judge(cfg: EvalConfig, results: dict, specs: list, out: Path) -> dict:
     from trafl.eval import judge as judge_lib
     from trafl.eval.evaluate import problem_ids
 
-    judge = judge_lib.make_judge(cfg.judge_model, url=cfg.judge_url, max_tokens=cfg.judge_max_tokens,
-                                 api_key_env=cfg.judge_api_key_env, device=cfg.device, dtype=cfg.dtype,
-                                 trust_remote_code=cfg.trust_remote_code)
-    problems = {spec.name: dict(zip(problem_ids(spec.rows), (spec.task.prompt_text(r) for r in spec.rows)))
-                for spec in specs}
-    comparisons = judge_lib.judge_against_base(judge, results, out, problems, cfg.base, seed=cfg.seed,
-                                               limit=cfg.judge_limit)
-    return {"model": cfg.judge_model, "url": cfg.judge_url, "seed": cfg.seed, "limit": cfg.judge_limit,
-            "comparisons": comparisons}
+    judge = judge_lib.make_judge(
+        cfg.judge_model,
+        url=cfg.judge_url,
+        max_tokens=cfg.judge_max_tokens,
+        api_key_env=cfg.judge_api_key_env,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        trust_remote_code=cfg.trust_remote_code,
+    )
+    problems = {
+        spec.name: dict(zip(problem_ids(spec.rows), (spec.task.prompt_text(r) for r in spec.rows))) for spec in specs
+    }
+    comparisons = judge_lib.judge_against_base(
+        judge, results, out, problems, cfg.base, seed=cfg.seed, limit=cfg.judge_limit
+    )
+    return {
+        "model": cfg.judge_model,
+        "url": cfg.judge_url,
+        "seed": cfg.seed,
+        "limit": cfg.judge_limit,
+        "comparisons": comparisons,
+    }

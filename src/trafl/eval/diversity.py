@@ -14,8 +14,8 @@ several solution modes has larger ``D_p`` at the same pass@1.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -53,7 +53,8 @@ def summarise_distinct(counts: Sequence[int]) -> DistinctStats:
     mean, stderr = mean_and_stderr(values)
     solved = values[values > 0]
     return DistinctStats(
-        mean=float(mean), stderr=float(stderr),
+        mean=float(mean),
+        stderr=float(stderr),
         mean_given_solved=float(solved.mean()) if solved.numel() else None,
         max=int(values.max()),
     )

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import platform
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from trafl.errors import ConfigError, DataError
 from trafl.eval.cache import Cell, CellCache, cache_path
@@ -102,8 +102,9 @@ def problem_ids(rows: Sequence[dict]) -> list[str]:
     return [str(i) for i in range(len(rows))]
 
 
-def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict], ids: Sequence[str],
-                       cell: Cell, n: int, seed: int) -> list[dict]:
+def generate_and_grade(
+    generator: TextGenerator, task: Task, rows: Sequence[dict], ids: Sequence[str], cell: Cell, n: int, seed: int
+) -> list[dict]:
     """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys, and with
     ``commit_steps`` / ``content_lengths`` when the generator is a :class:`PathGenerator`."""
     prompts = [task.format_prompt(r, getattr(generator, "tokenizer", None)) for r in rows]
@@ -112,7 +113,9 @@ def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict
     paths = generator.generate_with_paths(prompts, **kwargs) if isinstance(generator, PathGenerator) else None
     completions = paths.texts if paths is not None else generator.generate(prompts, **kwargs)
     if len(completions) != len(rows) or any(len(c) != n for c in completions):
-        raise ValueError(f"generator returned {[len(c) for c in completions]} completions; expected {n} for each of {len(rows)} prompts")
+        raise ValueError(
+            f"generator returned {[len(c) for c in completions]} completions; expected {n} for each of {len(rows)} prompts"
+        )
     flat = [c for per_problem in completions for c in per_problem]
     flat_rows = [r for r in rows for _ in range(n)]
     correct = [bool(x) for x in task.grade_batch(flat, flat_rows)]
@@ -122,7 +125,7 @@ def generate_and_grade(generator: TextGenerator, task: Task, rows: Sequence[dict
         record = {
             "problem_id": pid,
             "completions": comps,
-            "correct": correct[i * n:(i + 1) * n],
+            "correct": correct[i * n : (i + 1) * n],
             "answer_keys": [task.answer_key(c, row) for c in comps],
         }
         if paths is not None:
@@ -140,7 +143,9 @@ def summarise_cell_paths(records: Sequence[dict]) -> dict | None:
     with_paths = [r for r in records if r.get("commit_steps")]
     if not with_paths:
         return None
-    per = [path_metrics(r["commit_steps"], r["correct"], r["answer_keys"], r.get("content_lengths")) for r in with_paths]
+    per = [
+        path_metrics(r["commit_steps"], r["correct"], r["answer_keys"], r.get("content_lengths")) for r in with_paths
+    ]
     out = summarise_paths(per)
     out["problem_ids"] = [r["problem_id"] for r in with_paths]
     for key in ("distinct_orders", "order_entropy", "distinct_correct_paths"):
@@ -175,8 +180,15 @@ def summarise_cell(cell: Cell, task: Task, records: Sequence[dict], n: int, samp
     }
 
 
-def evaluate_cell(generator_fn: Callable[[], TextGenerator], spec: TaskSpec, cell: Cell, plan: EvalPlan,
-                  out_dir: Path, meta: dict, progress: Callable[[str], None] | None = None) -> dict:
+def evaluate_cell(
+    generator_fn: Callable[[], TextGenerator],
+    spec: TaskSpec,
+    cell: Cell,
+    plan: EvalPlan,
+    out_dir: Path,
+    meta: dict,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Fill the cell's cache (skipping finished problems) and summarise it.
 
     ``generator_fn`` is only called when some problem still needs generating.
@@ -187,9 +199,10 @@ def evaluate_cell(generator_fn: Callable[[], TextGenerator], spec: TaskSpec, cel
     if todo:
         generator = generator_fn()
         for start in range(0, len(todo), plan.batch_size):
-            chunk = todo[start:start + plan.batch_size]
-            for record in generate_and_grade(generator, spec.task, [spec.rows[i] for i in chunk],
-                                             [ids[i] for i in chunk], cell, plan.n, plan.seed):
+            chunk = todo[start : start + plan.batch_size]
+            for record in generate_and_grade(
+                generator, spec.task, [spec.rows[i] for i in chunk], [ids[i] for i in chunk], cell, plan.n, plan.seed
+            ):
                 cache.add(record)
             if progress:
                 progress(f"{cell.slug()}: {len(ids) - len(todo) + start + len(chunk)}/{len(ids)} problems")
@@ -203,12 +216,23 @@ def versions() -> dict:
 
     import trafl
 
-    return {"trafl": trafl.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
+    return {
+        "trafl": trafl.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
 
 
-def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan: EvalPlan, out_dir: str | Path, *,
-                   base: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+def run_evaluation(
+    models: Sequence[ModelSpec],
+    tasks: Sequence[TaskSpec],
+    plan: EvalPlan,
+    out_dir: str | Path,
+    *,
+    base: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     """Evaluate every cell, write ``results.json`` atomically after each one, return the results."""
     plan.validate()
     labels = [m.label for m in models]
@@ -220,8 +244,13 @@ def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan:
     results = {
         "schema_version": SCHEMA_VERSION,
         "versions": versions(),
-        "settings": {"n": plan.n, "temperatures": list(plan.temperatures), "gen_lengths": list(plan.gen_lengths),
-                     "seed": plan.seed, "limit": plan.limit},
+        "settings": {
+            "n": plan.n,
+            "temperatures": list(plan.temperatures),
+            "gen_lengths": list(plan.gen_lengths),
+            "seed": plan.seed,
+            "limit": plan.limit,
+        },
         "models": {m.label: m.path for m in models},
         "tasks": {t.name: t.task.kind for t in tasks},
         # code tasks: how many problems' tests take the parsed path vs the hardened fallback (docs/sandbox.md)
@@ -241,9 +270,15 @@ def run_evaluation(models: Sequence[ModelSpec], tasks: Sequence[TaskSpec], plan:
             for length in plan.gen_lengths:
                 for temperature in plan.temperatures:
                     cell = Cell(model.label, spec.name, float(temperature), int(length))
-                    meta = {"model_path": model.path, "task": spec.name, "temperature": cell.temperature,
-                            "gen_length": cell.gen_length, "n": plan.n, "seed": plan.seed,
-                            "sampler": model.sampler_settings(cell.gen_length)}
+                    meta = {
+                        "model_path": model.path,
+                        "task": spec.name,
+                        "temperature": cell.temperature,
+                        "gen_length": cell.gen_length,
+                        "n": plan.n,
+                        "seed": plan.seed,
+                        "sampler": model.sampler_settings(cell.gen_length),
+                    }
                     results["results"].append(evaluate_cell(lazy, spec, cell, plan, out_dir, meta, progress))
                     atomic_write_json(out_dir / "results.json", results)
         generator.clear()

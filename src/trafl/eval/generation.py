@@ -16,8 +16,9 @@ when a generator has it (:mod:`trafl.eval.paths`) and records no path metrics ot
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -58,8 +59,7 @@ class PathGenerator(Protocol):
 
     def generate_with_paths(
         self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
-    ) -> Generations:
-        ...
+    ) -> Generations: ...
 
 
 def sample_seed(seed: int, problem_id: str, sample_index: int, temperature: float, gen_length: int) -> int:
@@ -93,9 +93,15 @@ class SamplerSweep:
     def at(self, gen_length: int, temperature: float = 0.0, names: dict[str, str] | None = None) -> SamplerSettings:
         """The validated settings of the cell ``(gen_length, temperature)``; ``names`` as in
         :func:`~trafl.sampling.settings.check_sampler`."""
-        settings = SamplerSettings(gen_length=gen_length, steps=self.steps_for(gen_length),
-                                   block_length=min(self.block_length, gen_length), temperature=temperature,
-                                   remasking=self.remasking, cache=self.cache, threshold=self.threshold)
+        settings = SamplerSettings(
+            gen_length=gen_length,
+            steps=self.steps_for(gen_length),
+            block_length=min(self.block_length, gen_length),
+            temperature=temperature,
+            remasking=self.remasking,
+            cache=self.cache,
+            threshold=self.threshold,
+        )
         check_sampler(settings, names)
         return settings
 
@@ -107,18 +113,33 @@ class SamplerSweep:
 class SamplerGenerator:
     """A dLLM sampled with :func:`trafl.sampling.generate` (``n`` samples per prompt in one call)."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: Any, settings: SamplerSweep, *,
-                 device: str | torch.device | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        settings: SamplerSweep,
+        *,
+        device: str | torch.device | None = None,
+    ) -> None:
         if tokenizer is None:
-            raise ConfigError("the model has no tokenizer; evaluation needs one to encode prompts and decode completions")
+            raise ConfigError(
+                "the model has no tokenizer; evaluation needs one to encode prompts and decode completions"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.settings = settings
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
 
     @classmethod
-    def from_pretrained(cls, path: str, settings: SamplerSweep, *, device: str | None = None,
-                        dtype: str | None = None, trust_remote_code: bool = False) -> "SamplerGenerator":
+    def from_pretrained(
+        cls,
+        path: str,
+        settings: SamplerSweep,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> SamplerGenerator:
         from trafl.models import load_pretrained
 
         model, tokenizer = load_pretrained(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -129,13 +150,15 @@ class SamplerGenerator:
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False)
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
-    def generate(self, prompts: list[str], *, n: int, temperature: float, gen_length: int,
-                 seeds: list[list[int]]) -> list[list[str]]:
+    def generate(
+        self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
+    ) -> list[list[str]]:
         return self.generate_with_paths(prompts, n=n, temperature=temperature, gen_length=gen_length, seeds=seeds).texts
 
     @torch.no_grad()
-    def generate_with_paths(self, prompts: list[str], *, n: int, temperature: float, gen_length: int,
-                            seeds: list[list[int]]) -> Generations:
+    def generate_with_paths(
+        self, prompts: list[str], *, n: int, temperature: float, gen_length: int, seeds: list[list[int]]
+    ) -> Generations:
         from trafl.models.interface import mask_token_id_of
         from trafl.sampling import completion_lengths, decode_completions, generate
 
@@ -145,12 +168,18 @@ class SamplerGenerator:
         generators = [torch.Generator(device=self.device).manual_seed(s) for row in seeds for s in row]
         eos = getattr(self.tokenizer, "eos_token_id", None)
         out = generate(
-            self.model, input_ids, attention_mask, **self.settings.at(gen_length, temperature).generate_kwargs(),
-            num_samples=n, mask_token_id=mask_token_id_of(self.model), eos_token_id=eos, generator=generators,
+            self.model,
+            input_ids,
+            attention_mask,
+            **self.settings.at(gen_length, temperature).generate_kwargs(),
+            num_samples=n,
+            mask_token_id=mask_token_id_of(self.model),
+            eos_token_id=eos,
+            generator=generators,
         )
         texts = decode_completions(self.tokenizer, out.completion, eos)
         steps = out.commit_step.tolist()
         # positions up to and including the first EOS: tokens before it, plus the EOS itself
         content = (completion_lengths(out.completion, eos) + 1).clamp(max=gen_length).tolist()
-        per = lambda xs: [xs[i * n:(i + 1) * n] for i in range(len(prompts))]  # noqa: E731
+        per = lambda xs: [xs[i * n : (i + 1) * n] for i in range(len(prompts))]  # noqa: E731
         return Generations(texts=per(texts), commit_steps=per(steps), content_lengths=per(content))

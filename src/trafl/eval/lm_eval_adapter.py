@@ -30,7 +30,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -39,8 +40,14 @@ from trafl.errors import ConfigError, TraflError
 logger = logging.getLogger(__name__)
 
 
-def elbo_loglikelihood(model: Any, context_ids: torch.Tensor, continuation_ids: torch.Tensor, *, num_mc: int,
-                       generator: torch.Generator | None = None) -> float:
+def elbo_loglikelihood(
+    model: Any,
+    context_ids: torch.Tensor,
+    continuation_ids: torch.Tensor,
+    *,
+    num_mc: int,
+    generator: torch.Generator | None = None,
+) -> float:
     """Monte-Carlo ELBO of ``continuation_ids`` ``[L]`` given ``context_ids`` ``[P]`` (the one call
     into :mod:`trafl.likelihood`)::
 
@@ -53,8 +60,14 @@ def elbo_loglikelihood(model: Any, context_ids: torch.Tensor, continuation_ids: 
     ids = ids.to(device)
     batch = CanvasBatch(input_ids=ids, attention_mask=torch.ones_like(ids), prompt_length=int(context_ids.numel()))
     antithetic = num_mc % 2 == 0
-    masks = draw_elbo_masks(1, int(continuation_ids.numel()), num_mc, antithetic=antithetic, generator=generator,
-                            device=generator.device if generator is not None else None)
+    masks = draw_elbo_masks(
+        1,
+        int(continuation_ids.numel()),
+        num_mc,
+        antithetic=antithetic,
+        generator=generator,
+        device=generator.device if generator is not None else None,
+    )
     masks = ElboMasks(masks.masked.to(device), masks.weight_scale)  # drawn on the generator's device
     with torch.no_grad():
         return float(elbo(model, batch, masks).value[0])
@@ -68,7 +81,7 @@ def greedy_matches(model: Any, context_ids: torch.Tensor, continuation_ids: torc
     ids = torch.cat([context_ids, masked]).unsqueeze(0)
     with torch.no_grad():
         logits = get_logits(model, ids, torch.ones_like(ids))
-    guess = logits[0, context_ids.numel():].argmax(dim=-1)
+    guess = logits[0, context_ids.numel() :].argmax(dim=-1)
     return bool((guess.cpu() == continuation_ids.cpu()).all())
 
 
@@ -87,8 +100,9 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def resolve_device(model_args_device: str | None, harness_device: str | None, *,
-                   cuda_available: bool) -> tuple[str, str]:
+def resolve_device(
+    model_args_device: str | None, harness_device: str | None, *, cuda_available: bool
+) -> tuple[str, str]:
     """``(device, reason)`` for the model.
 
     * ``device=`` in ``--model_args`` is used as given; naming CUDA without CUDA is a ConfigError;
@@ -100,8 +114,10 @@ def resolve_device(model_args_device: str | None, harness_device: str | None, *,
     if model_args_device:
         device = str(model_args_device)
         if device.startswith("cuda") and not cuda_available:
-            raise ConfigError(f"--model_args device={device}: CUDA is not available on this machine "
-                              "(use device=cpu, or drop device= to choose automatically)")
+            raise ConfigError(
+                f"--model_args device={device}: CUDA is not available on this machine "
+                "(use device=cpu, or drop device= to choose automatically)"
+            )
         return device, "model_args"
     if harness_device:
         device = str(harness_device)
@@ -114,9 +130,18 @@ def resolve_device(model_args_device: str | None, harness_device: str | None, *,
 class TraflLMCore:
     """The adapter's logic over plain tuples, independent of lm-eval's request objects."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, num_mc: int = 32, steps_per_token: float = 1.0,
-                 block_length: int = 32, remasking: str = "low_confidence", seed: int = 0,
-                 max_length: int | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        num_mc: int = 32,
+        steps_per_token: float = 1.0,
+        block_length: int = 32,
+        remasking: str = "low_confidence",
+        seed: int = 0,
+        max_length: int | None = None,
+    ) -> None:
         if num_mc < 1:
             raise ConfigError(f"num_mc must be >= 1, got {num_mc}")
         self.model, self.tokenizer = model, tokenizer
@@ -141,9 +166,10 @@ class TraflLMCore:
             if cont.numel() == 0:
                 out.append((0.0, True))
                 continue
-            ctx = ctx[max(0, ctx.numel() + cont.numel() - self.max_length):]
-            ll = elbo_loglikelihood(self.model, ctx, cont, num_mc=self.num_mc,
-                                    generator=self._generator(context, continuation))
+            ctx = ctx[max(0, ctx.numel() + cont.numel() - self.max_length) :]
+            ll = elbo_loglikelihood(
+                self.model, ctx, cont, num_mc=self.num_mc, generator=self._generator(context, continuation)
+            )
             out.append((ll, greedy_matches(self.model, ctx, cont)))
         return out
 
@@ -162,12 +188,21 @@ class TraflLMCore:
             gen_length = round_up(int(kwargs.get("max_gen_toks", 256)), block)
             steps = round_up(max(1, int(gen_length * self.steps_per_token)), gen_length // block)
             temperature = float(kwargs.get("temperature", 0.0)) if kwargs.get("do_sample", True) else 0.0
-            ids = self.encode(context)[-(self.max_length - gen_length):].unsqueeze(0)
+            ids = self.encode(context)[-(self.max_length - gen_length) :].unsqueeze(0)
             ids = ids.to(next(self.model.parameters()).device)
-            out = generate(self.model, ids, torch.ones_like(ids), gen_length=gen_length, steps=steps,
-                           block_length=block, temperature=temperature, remasking=self.remasking,
-                           mask_token_id=mask_token_id_of(self.model), eos_token_id=self.tokenizer.eos_token_id,
-                           generator=self._generator(context))
+            out = generate(
+                self.model,
+                ids,
+                torch.ones_like(ids),
+                gen_length=gen_length,
+                steps=steps,
+                block_length=block,
+                temperature=temperature,
+                remasking=self.remasking,
+                mask_token_id=mask_token_id_of(self.model),
+                eos_token_id=self.tokenizer.eos_token_id,
+                generator=self._generator(context),
+            )
             text = decode_completions(self.tokenizer, out.completion, self.tokenizer.eos_token_id)[0]
             texts.append(cut_at_stop(text, until))
         return texts
@@ -196,28 +231,39 @@ def register_lm_eval() -> type:
         ``batch_size``/``max_batch_size`` are accepted and ignored: requests are scored one at a time.
         """
 
-        def __init__(self, pretrained: str, device: str | None = None, dtype: str | None = None,
-                     trust_remote_code: bool = False, harness_device: str | None = None, **kwargs: Any) -> None:
+        def __init__(
+            self,
+            pretrained: str,
+            device: str | None = None,
+            dtype: str | None = None,
+            trust_remote_code: bool = False,
+            harness_device: str | None = None,
+            **kwargs: Any,
+        ) -> None:
             super().__init__()
             from trafl.models import load_pretrained
 
             chosen, reason = resolve_device(device, harness_device, cuda_available=torch.cuda.is_available())
             logger.info("trafl lm-eval model on %s (%s)", chosen, reason)
-            model, tokenizer = load_pretrained(str(pretrained), device=chosen, dtype=dtype,
-                                               trust_remote_code=_as_bool(trust_remote_code))
+            model, tokenizer = load_pretrained(
+                str(pretrained), device=chosen, dtype=dtype, trust_remote_code=_as_bool(trust_remote_code)
+            )
             casts = {"num_mc": int, "block_length": int, "steps_per_token": float, "seed": int, "max_length": int}
             self._device = torch.device(chosen)
-            self.core = TraflLMCore(model, tokenizer, **{k: casts.get(k, str)(v) for k, v in kwargs.items()
-                                                         if k not in ("batch_size", "max_batch_size")})
+            self.core = TraflLMCore(
+                model,
+                tokenizer,
+                **{k: casts.get(k, str)(v) for k, v in kwargs.items() if k not in ("batch_size", "max_batch_size")},
+            )
 
         @classmethod
-        def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "TraflLM":
+        def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> TraflLM:
             from lm_eval.utils import simple_parse_args_string
 
             return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
 
         @classmethod
-        def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "TraflLM":
+        def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> TraflLM:
             """``--model_args`` (``arg_dict``) over the harness's own settings (``additional_config``:
             ``batch_size``, ``max_batch_size``, ``device``), which lm-eval's base class would pass as
             duplicate keywords."""

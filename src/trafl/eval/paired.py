@@ -13,7 +13,7 @@ estimate, so the s.e. is over problems of the seed-averaged difference.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from trafl.eval.passk import pass_at_k
 
@@ -36,8 +36,9 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / m)
 
 
-def paired_difference(cells: Sequence[dict], base: dict | Sequence[dict], k: int,
-                      problems: Sequence[str] | None = None) -> dict:
+def paired_difference(
+    cells: Sequence[dict], base: dict | Sequence[dict], k: int, problems: Sequence[str] | None = None
+) -> dict:
     """Seed-averaged pass@k of ``cells`` minus ``base``'s (one cell, or several seeds averaged), per
     problem, then mean +- s.e. over problems.
 
@@ -70,7 +71,7 @@ def frontier_points(cells: Sequence[tuple[int, dict]], k: int) -> list[dict]:
 def frontier_value_at(points: Sequence[dict], pass1: float, k: int) -> float | None:
     """A frontier's pass@k at the given pass@1, linearly interpolated between its points (sorted by
     pass@1); ``None`` when ``pass1`` lies outside the frontier's pass@1 range."""
-    pts = sorted(((p["pass@1"], p[f"pass@{k}"]) for p in points))
+    pts = sorted((p["pass@1"], p[f"pass@{k}"]) for p in points)
     for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
         if x0 <= pass1 <= x1:
             return y0 if x1 == x0 else y0 + (y1 - y0) * (pass1 - x0) / (x1 - x0)

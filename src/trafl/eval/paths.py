@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Hashable, Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import torch
 
@@ -69,7 +70,9 @@ def _as_rows(commit_steps: Any) -> list[tuple[int, ...]]:
     if not rows:
         raise ConfigError("commit_steps holds no samples")
     if len({len(r) for r in rows}) != 1 or not rows[0]:
-        raise ConfigError(f"commit_steps rows must all have the same positive length, got {sorted({len(r) for r in rows})}")
+        raise ConfigError(
+            f"commit_steps rows must all have the same positive length, got {sorted({len(r) for r in rows})}"
+        )
     return rows
 
 
@@ -77,7 +80,9 @@ def order_metrics(orders: Sequence[Hashable], correct: Sequence[bool], answer_ke
     """``distinct_orders``, ``order_entropy``, ``distinct_correct_paths``, ``top_path_share`` of one
     prompt's samples, given each sample's order (any hashable; see the module docstring)."""
     if not (len(orders) == len(correct) == len(answer_keys)):
-        raise ConfigError(f"orders, correct and answer_keys differ in length: {len(orders)}, {len(correct)}, {len(answer_keys)}")
+        raise ConfigError(
+            f"orders, correct and answer_keys differ in length: {len(orders)}, {len(correct)}, {len(answer_keys)}"
+        )
     order_counts = Counter(orders)
     paths = Counter((key, order) for order, ok, key in zip(orders, correct, answer_keys) if ok)
     num_correct = sum(paths.values())
@@ -89,8 +94,12 @@ def order_metrics(orders: Sequence[Hashable], correct: Sequence[bool], answer_ke
     }
 
 
-def path_metrics(commit_steps: Sequence[Sequence[int]] | torch.Tensor, correct: Sequence[bool],
-                 answer_keys: Sequence[str | None], content_lengths: Sequence[int] | None = None) -> dict:
+def path_metrics(
+    commit_steps: Sequence[Sequence[int]] | torch.Tensor,
+    correct: Sequence[bool],
+    answer_keys: Sequence[str | None],
+    content_lengths: Sequence[int] | None = None,
+) -> dict:
     """The path metrics of one prompt from its ``n`` samples (formulas in the module docstring).
 
     Args:
@@ -108,11 +117,18 @@ def path_metrics(commit_steps: Sequence[Sequence[int]] | torch.Tensor, correct: 
     rows = _as_rows(commit_steps)
     n, length = len(rows), len(rows[0])
     if len(correct) != n or len(answer_keys) != n:
-        raise ConfigError(f"{n} samples of commit steps but {len(correct)} correctness flags and {len(answer_keys)} answer keys")
+        raise ConfigError(
+            f"{n} samples of commit steps but {len(correct)} correctness flags and {len(answer_keys)} answer keys"
+        )
     correct = [bool(c) for c in correct]
     position_entropy = sum(entropy(Counter(r[pos] for r in rows)) for pos in range(length)) / length
-    out = {"n": n, "length": length, "num_correct": sum(correct), "position_entropy": position_entropy,
-           **order_metrics(rows, correct, answer_keys)}
+    out = {
+        "n": n,
+        "length": length,
+        "num_correct": sum(correct),
+        "position_entropy": position_entropy,
+        **order_metrics(rows, correct, answer_keys),
+    }
     if content_lengths is not None:
         if len(content_lengths) != n:
             raise ConfigError(f"{n} samples but {len(content_lengths)} content lengths")
@@ -131,10 +147,16 @@ def _summarise_orders(per_problem: Sequence[dict]) -> dict:
     out = {key: _stats([m[key] for m in per_problem]) for key in ("distinct_orders", "order_entropy")}
     paths = [m["distinct_correct_paths"] for m in per_problem]
     solved = [p for p in paths if p > 0]
-    out["distinct_correct_paths"] = {**_stats(paths), "mean_given_solved": sum(solved) / len(solved) if solved else None,
-                                     "max": max(paths)}
+    out["distinct_correct_paths"] = {
+        **_stats(paths),
+        "mean_given_solved": sum(solved) / len(solved) if solved else None,
+        "max": max(paths),
+    }
     shares = [m["top_path_share"] for m in per_problem if m["top_path_share"] is not None]
-    out["top_path_share"] = {**(_stats(shares) if shares else {"mean": None, "stderr": None}), "num_solved": len(shares)}
+    out["top_path_share"] = {
+        **(_stats(shares) if shares else {"mean": None, "stderr": None}),
+        "num_solved": len(shares),
+    }
     return out
 
 
@@ -148,8 +170,11 @@ def summarise_paths(per_problem: Sequence[dict]) -> dict:
     """
     if not per_problem:
         raise ConfigError("cannot summarise path metrics over zero problems")
-    out = {"num_problems": len(per_problem), "position_entropy": _stats([m["position_entropy"] for m in per_problem]),
-           **_summarise_orders(per_problem)}
+    out = {
+        "num_problems": len(per_problem),
+        "position_entropy": _stats([m["position_entropy"] for m in per_problem]),
+        **_summarise_orders(per_problem),
+    }
     if all("content" in m for m in per_problem):
         out["content"] = _summarise_orders([m["content"] for m in per_problem])
     return out

@@ -10,8 +10,8 @@ error over problems.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -29,8 +29,9 @@ def figure_size_pixels(rows: int, cols: int) -> tuple[int, int]:
 
 
 def _grid(rows: int, cols: int):
-    fig, axes = plt.subplots(rows, cols, squeeze=False,
-                             figsize=(cols * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI)
+    fig, axes = plt.subplots(
+        rows, cols, squeeze=False, figsize=(cols * PANEL_INCHES[0], rows * PANEL_INCHES[1]), dpi=DPI
+    )
     return fig, axes
 
 
@@ -55,9 +56,16 @@ def _curve_axes(ax, n: int) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_pass_at_k_curves(results: dict, path: str | Path, *, gen_length: int, tasks: Sequence[str] | None = None,
-                          temperatures: Sequence[float] | None = None, title: str | None = None,
-                          tasks_across: bool = False) -> Path:
+def plot_pass_at_k_curves(
+    results: dict,
+    path: str | Path,
+    *,
+    gen_length: int,
+    tasks: Sequence[str] | None = None,
+    temperatures: Sequence[float] | None = None,
+    title: str | None = None,
+    tasks_across: bool = False,
+) -> Path:
     """Grid tasks x temperatures (temperatures x tasks when ``tasks_across``); in each panel
     pass@k against k for every model, band +- one standard error."""
     tasks = list(tasks if tasks is not None else results["tasks"])
@@ -76,8 +84,14 @@ def plot_pass_at_k_curves(results: dict, path: str | Path, *, gen_length: int, t
                 mean = [100 * v for v in e["pass_at_k"]]
                 err = [100 * v for v in e["stderr"]]
                 ax.plot(e["k"], mean, marker="o", ms=2.5, color=colours[model], label=model)
-                ax.fill_between(e["k"], [m - s for m, s in zip(mean, err)], [m + s for m, s in zip(mean, err)],
-                                color=colours[model], alpha=0.15, lw=0)
+                ax.fill_between(
+                    e["k"],
+                    [m - s for m, s in zip(mean, err)],
+                    [m + s for m, s in zip(mean, err)],
+                    color=colours[model],
+                    alpha=0.15,
+                    lw=0,
+                )
             _curve_axes(ax, n)
             ax.set_title(f"{task}  T={temp:g}  L={gen_length}", fontsize=8)
             ax.set_ylabel("pass@k (%)")
@@ -171,8 +185,16 @@ def plot_paths(results: dict, path: str | Path, *, gen_length: int) -> Path:
                     xs.append(g + (m - (len(models) - 1) / 2) * width)
                     heights.append(e["paths"][key]["mean"])
                     errs.append(e["paths"][key]["stderr"])
-                ax.bar(xs, heights, width=width, yerr=errs, capsize=2, color=colours[model], label=model,
-                       hatch="//" if model == results.get("base") else None)
+                ax.bar(
+                    xs,
+                    heights,
+                    width=width,
+                    yerr=errs,
+                    capsize=2,
+                    color=colours[model],
+                    label=model,
+                    hatch="//" if model == results.get("base") else None,
+                )
             if key == "order_entropy":
                 n = results["settings"]["n"]
                 ax.axhline(math.log(n), color="black", lw=0.8, ls="--")  # the plug-in estimate's ceiling
@@ -185,8 +207,15 @@ def plot_paths(results: dict, path: str | Path, *, gen_length: int) -> Path:
     return _save(fig, Path(path))
 
 
-def write_plots(results: dict, out_dir: str | Path, *, base: str | None = None, bar_k: int = 5,
-                transfer_tasks: Sequence[str] = (), transfer_temperature: float | None = None) -> list[Path]:
+def write_plots(
+    results: dict,
+    out_dir: str | Path,
+    *,
+    base: str | None = None,
+    bar_k: int = 5,
+    transfer_tasks: Sequence[str] = (),
+    transfer_temperature: float | None = None,
+) -> list[Path]:
     """Every figure for ``results`` under ``out_dir/plots``; returns the files written."""
     plots = Path(out_dir) / "plots"
     settings = results["settings"]
@@ -195,7 +224,9 @@ def write_plots(results: dict, out_dir: str | Path, *, base: str | None = None, 
     for length in settings["gen_lengths"]:
         written.append(plot_pass_at_k_curves(results, plots / f"pass_at_k_L{length}.png", gen_length=length))
         if base is not None and len(results["models"]) > 1:
-            written.append(plot_gap_to_base(results, plots / f"gap_to_{base}_L{length}.png", base=base, gen_length=length))
+            written.append(
+                plot_gap_to_base(results, plots / f"gap_to_{base}_L{length}.png", base=base, gen_length=length)
+            )
     written.append(plot_length_bars(results, plots / f"pass_at_{bar_k}_by_length.png", k=bar_k))
     for length in settings["gen_lengths"]:
         if has_paths(results, length):
@@ -205,7 +236,15 @@ def write_plots(results: dict, out_dir: str | Path, *, base: str | None = None, 
         temps = settings["temperatures"]
         temp = transfer_temperature if transfer_temperature is not None else temps[len(temps) // 2]
         length = max(settings["gen_lengths"])
-        written.append(plot_pass_at_k_curves(results, plots / "transfer.png", gen_length=length, tasks=held_out,
-                                             temperatures=[temp], title="held-out transfer",
-                                             tasks_across=True))
+        written.append(
+            plot_pass_at_k_curves(
+                results,
+                plots / "transfer.png",
+                gen_length=length,
+                tasks=held_out,
+                temperatures=[temp],
+                title="held-out transfer",
+                tasks_across=True,
+            )
+        )
     return written

@@ -21,7 +21,12 @@ def _pct(mean: float, stderr: float) -> str:
 
 def find_cell(results: dict, model: str, task: str, temperature: float, gen_length: int) -> dict | None:
     for entry in results["results"]:
-        if (entry["model"], entry["task"], entry["temperature"], entry["gen_length"]) == (model, task, temperature, gen_length):
+        if (entry["model"], entry["task"], entry["temperature"], entry["gen_length"]) == (
+            model,
+            task,
+            temperature,
+            gen_length,
+        ):
             return entry
     return None
 
@@ -37,19 +42,42 @@ def paths_table(results: dict, entries: list[dict]) -> list[str]:
     rows = [e for e in entries if e.get("paths")]
     if not rows:
         return []
-    lines = ["Denoising paths (trafl.eval.paths; mean ± s.e. over problems; orders over the whole canvas, "
-             "entropies in nats, order entropy is a plug-in estimate capped at log n):", ""]
-    header = ["model", "T", "length", "step entropy / position", "distinct orders", "order entropy",
-              "distinct correct paths", "top-path share"]
+    lines = [
+        "Denoising paths (trafl.eval.paths; mean ± s.e. over problems; orders over the whole canvas, "
+        "entropies in nats, order entropy is a plug-in estimate capped at log n):",
+        "",
+    ]
+    header = [
+        "model",
+        "T",
+        "length",
+        "step entropy / position",
+        "distinct orders",
+        "order entropy",
+        "distinct correct paths",
+        "top-path share",
+    ]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "---|" * len(header))
     models = list(results["models"])
     for e in sorted(rows, key=lambda e: (e["gen_length"], e["temperature"], models.index(e["model"]))):
         p = e["paths"]
-        lines.append("| " + " | ".join([
-            e["model"], f"{e['temperature']:g}", str(e["gen_length"]), _mean_se(p["position_entropy"]),
-            _mean_se(p["distinct_orders"]), _mean_se(p["order_entropy"]), _mean_se(p["distinct_correct_paths"]),
-            _mean_se(p["top_path_share"])]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    e["model"],
+                    f"{e['temperature']:g}",
+                    str(e["gen_length"]),
+                    _mean_se(p["position_entropy"]),
+                    _mean_se(p["distinct_orders"]),
+                    _mean_se(p["order_entropy"]),
+                    _mean_se(p["distinct_correct_paths"]),
+                    _mean_se(p["top_path_share"]),
+                ]
+            )
+            + " |"
+        )
     return lines + [""]
 
 
@@ -58,8 +86,10 @@ def render_markdown(results: dict) -> str:
     ks = table_ks(n)
     base = results.get("base")
     lines = ["# trafl eval results", ""]
-    lines.append(f"n = {n} samples per problem, seed {results['settings']['seed']}; "
-                 "pass@k in %, ± one standard error over problems.")
+    lines.append(
+        f"n = {n} samples per problem, seed {results['settings']['seed']}; "
+        "pass@k in %, ± one standard error over problems."
+    )
     lines.append("")
     for task in results["tasks"]:
         entries = [e for e in results["results"] if e["task"] == task]
@@ -71,7 +101,9 @@ def render_markdown(results: dict) -> str:
         header = ["model", "T", "length"] + [f"pass@{k}" for k in ks] + [f"distinct correct {what}"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for e in sorted(entries, key=lambda e: (e["gen_length"], e["temperature"], list(results["models"]).index(e["model"]))):
+        for e in sorted(
+            entries, key=lambda e: (e["gen_length"], e["temperature"], list(results["models"]).index(e["model"]))
+        ):
             cells = [e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
             cells += [_pct(e["pass_at_k"][k - 1], e["stderr"][k - 1]) for k in ks]
             d = e["distinct_correct"]
@@ -91,8 +123,13 @@ def render_markdown(results: dict) -> str:
                 if ref is None:
                     continue
                 gaps = [100 * (e["pass_at_k"][k - 1] - ref["pass_at_k"][k - 1]) for k in ks]
-                lines.append("| " + " | ".join([e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
-                                               + [f"{g:+.1f}" for g in gaps]) + " |")
+                lines.append(
+                    "| "
+                    + " | ".join(
+                        [e["model"], f"{e['temperature']:g}", str(e["gen_length"])] + [f"{g:+.1f}" for g in gaps]
+                    )
+                    + " |"
+                )
             lines.append("")
     return "\n".join(lines)
 

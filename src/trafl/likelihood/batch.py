@@ -51,7 +51,7 @@ class CanvasBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
-    def select(self, rows: torch.Tensor | slice) -> "CanvasBatch":
+    def select(self, rows: torch.Tensor | slice) -> CanvasBatch:
         return CanvasBatch(self.input_ids[rows], self.attention_mask[rows], self.prompt_length)
 
 

@@ -39,11 +39,13 @@ def elbo(model, batch: CanvasBatch, masks: ElboMasks, *, micro_batch_size: int |
     """
     n, k, length = masks.masked.shape
     if n != len(batch) or length != batch.gen_length:
-        raise ValueError(f"masks {tuple(masks.masked.shape)} do not fit a batch of {len(batch)} canvases with L={batch.gen_length}")
+        raise ValueError(
+            f"masks {tuple(masks.masked.shape)} do not fit a batch of {len(batch)} canvases with L={batch.gen_length}"
+        )
     ids = batch.input_ids.repeat_interleave(k, dim=0)
     attn = batch.attention_mask.repeat_interleave(k, dim=0)
     flat_masked = masks.masked.reshape(n * k, length)
     noisy = mask_completion(ids, flat_masked, batch.prompt_length, mask_token_id_of(model))
-    logp = token_logprobs(model, noisy, attn, ids[:, batch.prompt_length:], batch.prompt_length, micro_batch_size)
+    logp = token_logprobs(model, noisy, attn, ids[:, batch.prompt_length :], batch.prompt_length, micro_batch_size)
     contrib = logp.view(n, k, length) * elbo_weights(masks.masked, masks.weight_scale)
     return SurrogateOutput(token_logp=contrib.mean(dim=1), per_draw=contrib.sum(dim=-1))

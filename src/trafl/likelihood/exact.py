@@ -99,13 +99,17 @@ class TableDenoiser(nn.Module):
     token excluded.
     """
 
-    def __init__(self, vocab_size: int, gen_length: int, *, init_std: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(
+        self, vocab_size: int, gen_length: int, *, init_std: float = 1.0, generator: torch.Generator | None = None
+    ):
         super().__init__()
         self.vocab_size = vocab_size
         self.gen_length = gen_length
         self.mask_token_id = vocab_size
         states = (vocab_size + 1) ** gen_length
-        self.logits = nn.Parameter(init_std * torch.randn(states, gen_length, vocab_size, generator=generator, dtype=torch.float64))
+        self.logits = nn.Parameter(
+            init_std * torch.randn(states, gen_length, vocab_size, generator=generator, dtype=torch.float64)
+        )
 
     def conditional_logits(self) -> torch.Tensor:
         """``[S, L, V]`` the conditionals' logits."""
@@ -127,10 +131,14 @@ class JointDenoiser(TableDenoiser):
     """Conditionals of one joint ``q(y) = softmax(joint_logits)``: ``p(y_i = v | z)`` is ``q``'s
     conditional of position ``i`` given the visible tokens of ``z``."""
 
-    def __init__(self, vocab_size: int, gen_length: int, *, init_std: float = 1.0, generator: torch.Generator | None = None):
+    def __init__(
+        self, vocab_size: int, gen_length: int, *, init_std: float = 1.0, generator: torch.Generator | None = None
+    ):
         super().__init__(vocab_size, gen_length, init_std=0.0)
         del self.logits
-        self.joint_logits = nn.Parameter(init_std * torch.randn(vocab_size**gen_length, generator=generator, dtype=torch.float64))
+        self.joint_logits = nn.Parameter(
+            init_std * torch.randn(vocab_size**gen_length, generator=generator, dtype=torch.float64)
+        )
         ys = all_completions(vocab_size, gen_length)
         states = all_completions(vocab_size + 1, gen_length)  # digit V = masked
         visible = states != vocab_size

@@ -48,12 +48,17 @@ class ElboMasks:
     def num_mc(self) -> int:
         return self.masked.shape[1]
 
-    def select(self, rows: torch.Tensor | slice) -> "ElboMasks":
+    def select(self, rows: torch.Tensor | slice) -> ElboMasks:
         return ElboMasks(self.masked[rows], self.weight_scale)
 
 
-def stratified_counts(num_rows: int, num_strata: int, gen_length: int, generator: torch.Generator | None = None,
-                      device: torch.device | str | None = None) -> torch.Tensor:
+def stratified_counts(
+    num_rows: int,
+    num_strata: int,
+    gen_length: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """``[N, K]`` counts ``m_k = floor((k + u_k) * L / K) + 1``: one draw per stratum of ``{1..L}``."""
     u = torch.rand(num_rows, num_strata, generator=generator, device=device, dtype=torch.float64)
     k = torch.arange(num_strata, device=device, dtype=torch.float64)
@@ -61,7 +66,9 @@ def stratified_counts(num_rows: int, num_strata: int, gen_length: int, generator
     return m.clamp(1, gen_length)
 
 
-def uniform_subsets(counts: torch.Tensor, gen_length: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def uniform_subsets(
+    counts: torch.Tensor, gen_length: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform subsets of sizes ``counts`` ``[...]``: returns ``(masked [..., L], rank [..., L])``.
 
     Position ``i`` is masked when its rank under i.i.d. uniform scores is below ``m``; ``rank == 0``
@@ -94,7 +101,9 @@ def draw_elbo_masks(
     if num_mc < 1:
         raise ConfigError(f"num_mc must be >= 1, got {num_mc}")
     if antithetic and num_mc % 2:
-        raise ConfigError(f"num_mc ({num_mc}) must be even when antithetic pairs are used (each mask comes with its partner)")
+        raise ConfigError(
+            f"num_mc ({num_mc}) must be even when antithetic pairs are used (each mask comes with its partner)"
+        )
     base = num_mc // 2 if antithetic else num_mc
     if stratified:
         counts = stratified_counts(num_rows, base, gen_length, generator, device)
@@ -106,8 +115,9 @@ def draw_elbo_masks(
     return ElboMasks(masked)
 
 
-def espo_row_counts(num_rows: int, gen_length: int, generator: torch.Generator | None = None,
-                    device: torch.device | str | None = None) -> torch.Tensor:
+def espo_row_counts(
+    num_rows: int, gen_length: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+) -> torch.Tensor:
     """ESPO's mask sizes for one draw: ``[N]`` counts in ``{0..L}``, systematic across the rows.
 
     One offset ``k ~ U{0..L}`` is shared by the ``N`` rows and ``m_i = round(k + i (L+1)/N) mod (L+1)``
@@ -119,8 +129,14 @@ def espo_row_counts(num_rows: int, gen_length: int, generator: torch.Generator |
     return (torch.round(x).long() % (gen_length + 1)).to(device)
 
 
-def draw_espo_masks(num_rows: int, gen_length: int, num_mc: int, *, generator: torch.Generator | None = None,
-                    device: torch.device | str | None = None) -> ElboMasks:
+def draw_espo_masks(
+    num_rows: int,
+    gen_length: int,
+    num_mc: int,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> ElboMasks:
     """ESPO's ELBO masks: ``num_mc / 2`` coupled pairs ``(M, complement(M))`` per row.
 
     ``|M| = m`` from :func:`espo_row_counts` (a fresh offset per pair), ``M`` uniform among subsets of
@@ -138,8 +154,9 @@ def draw_espo_masks(num_rows: int, gen_length: int, num_mc: int, *, generator: t
     return ElboMasks(torch.stack(draws, dim=1), weight_scale=float(gen_length + 1))
 
 
-def draw_prompt_masks(attention_mask: torch.Tensor, prompt_length: int, p_mask_prompt: float,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+def draw_prompt_masks(
+    attention_mask: torch.Tensor, prompt_length: int, p_mask_prompt: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """d1's prompt corruption: each real prompt token is masked with probability ``p_mask_prompt``.
 
     Returns ``[N, P]`` bool (padding is never masked).

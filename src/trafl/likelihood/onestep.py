@@ -20,8 +20,9 @@ from trafl.likelihood.tokens import token_logprobs
 from trafl.models.interface import mask_token_id_of
 
 
-def onestep(model, batch: CanvasBatch, prompt_masks: torch.Tensor | None = None, *,
-            micro_batch_size: int | None = None) -> SurrogateOutput:
+def onestep(
+    model, batch: CanvasBatch, prompt_masks: torch.Tensor | None = None, *, micro_batch_size: int | None = None
+) -> SurrogateOutput:
     """Per-token log-probabilities of the completion from one fully masked forward pass.
 
     ``prompt_masks``: ``[N, P]`` bool prompt positions to mask (``None``: keep the prompt clean).

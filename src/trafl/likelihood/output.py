@@ -26,8 +26,8 @@ class SurrogateOutput:
         """``[N]`` the sequence surrogate (unnormalised, in nats)."""
         return self.token_logp.sum(dim=-1)
 
-    def detach(self) -> "SurrogateOutput":
+    def detach(self) -> SurrogateOutput:
         return SurrogateOutput(self.token_logp.detach(), None if self.per_draw is None else self.per_draw.detach())
 
-    def select(self, rows: torch.Tensor | slice) -> "SurrogateOutput":
+    def select(self, rows: torch.Tensor | slice) -> SurrogateOutput:
         return SurrogateOutput(self.token_logp[rows], None if self.per_draw is None else self.per_draw[rows])

@@ -1,10 +1,10 @@
 """One object that names a surrogate, draws its randomness and evaluates it.
 
-    spec  = Surrogate("elbo", num_mc=2, antithetic=True)
-    noise = spec.draw(batch, generator)            # once per rollout batch
-    s_pol = spec.evaluate(policy, batch, noise)    # with gradients
-    with torch.no_grad():
-        s_ref = spec.evaluate(reference, batch, noise)   # same masks: common random numbers
+spec  = Surrogate("elbo", num_mc=2, antithetic=True)
+noise = spec.draw(batch, generator)            # once per rollout batch
+s_pol = spec.evaluate(policy, batch, noise)    # with gradients
+with torch.no_grad():
+    s_ref = spec.evaluate(reference, batch, noise)   # same masks: common random numbers
 """
 
 from __future__ import annotations
@@ -62,16 +62,25 @@ class Surrogate:
     def draw(self, batch: CanvasBatch, generator: torch.Generator | None = None):
         """The randomness of one evaluation: ELBO masks, prompt masks, or ``None`` (deterministic)."""
         if self.name == "elbo" and self.elbo_estimator == "espo":
-            return draw_espo_masks(len(batch), batch.gen_length, self.num_mc, generator=generator,
-                                   device=batch.input_ids.device)
+            return draw_espo_masks(
+                len(batch), batch.gen_length, self.num_mc, generator=generator, device=batch.input_ids.device
+            )
         if self.name == "elbo":
-            return draw_elbo_masks(len(batch), batch.gen_length, self.num_mc, antithetic=self.antithetic,
-                                   generator=generator, device=batch.input_ids.device)
+            return draw_elbo_masks(
+                len(batch),
+                batch.gen_length,
+                self.num_mc,
+                antithetic=self.antithetic,
+                generator=generator,
+                device=batch.input_ids.device,
+            )
         if self.name == "onestep":
             return draw_prompt_masks(batch.attention_mask, batch.prompt_length, self.p_mask_prompt, generator)
         return None
 
-    def evaluate(self, model, batch: CanvasBatch, noise=None, commit_step: torch.Tensor | None = None) -> SurrogateOutput:
+    def evaluate(
+        self, model, batch: CanvasBatch, noise=None, commit_step: torch.Tensor | None = None
+    ) -> SurrogateOutput:
         if self.name == "elbo":
             if not isinstance(noise, ElboMasks):
                 raise ValueError("the elbo surrogate needs the masks returned by draw()")

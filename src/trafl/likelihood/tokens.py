@@ -27,11 +27,13 @@ def token_logprobs(
         rows = slice(start, start + step)
         logits = get_logits(model, noisy_ids[rows], attention_mask[rows])[:, prompt_length:].float()
         tgt = targets[rows].unsqueeze(-1)
-        out.append((logits.gather(-1, tgt).squeeze(-1) - logits.logsumexp(-1)))
+        out.append(logits.gather(-1, tgt).squeeze(-1) - logits.logsumexp(-1))
     return torch.cat(out, dim=0) if out else noisy_ids.new_zeros((0, targets.shape[1]), dtype=torch.float32)
 
 
-def mask_completion(batch_ids: torch.Tensor, masked: torch.Tensor, prompt_length: int, mask_token_id: int) -> torch.Tensor:
+def mask_completion(
+    batch_ids: torch.Tensor, masked: torch.Tensor, prompt_length: int, mask_token_id: int
+) -> torch.Tensor:
     """Replace the completion positions where ``masked`` ([N, L] bool) holds by the mask token."""
     full = torch.zeros_like(batch_ids, dtype=torch.bool)
     full[:, prompt_length:] = masked

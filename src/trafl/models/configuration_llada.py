@@ -224,7 +224,9 @@ class LLaDAConfig(PretrainedConfig):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config field '{name}' = {getattr(self, name)} must be positive")
         if self.d_model % self.n_heads:
-            raise ConfigError(f"config field 'd_model' = {self.d_model} must be divisible by 'n_heads' = {self.n_heads}")
+            raise ConfigError(
+                f"config field 'd_model' = {self.d_model} must be divisible by 'n_heads' = {self.n_heads}"
+            )
         if self.head_dim % 2:
             raise ConfigError(f"head dimension d_model / n_heads = {self.head_dim} must be even for RoPE")
         if self.n_kv_heads is not None and self.multi_query_attention is not None:

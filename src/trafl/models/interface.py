@@ -46,6 +46,4 @@ def mask_token_id_of(model: Any) -> int:
     for obj in (model, getattr(model, "config", None), getattr(getattr(model, "module", None), "config", None)):
         if obj is not None and getattr(obj, "mask_token_id", None) is not None:
             return int(obj.mask_token_id)
-    raise ValueError(
-        f"{type(model).__name__} has no mask_token_id: set model.mask_token_id or config.mask_token_id"
-    )
+    raise ValueError(f"{type(model).__name__} has no mask_token_id: set model.mask_token_id or config.mask_token_id")

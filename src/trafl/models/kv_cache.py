@@ -23,8 +23,9 @@ approximation; it is measured in ``benchmarks/`` and discussed in ``docs/perform
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -72,6 +73,7 @@ class BlockKVCache:
 
     def hook(self, layer: int, start: int | None) -> KVHook:
         if start is None:
+
             def record(k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 if layer != len(self.keys):
                     raise RuntimeError(f"BlockKVCache: layer {layer} recorded out of order")

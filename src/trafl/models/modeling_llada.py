@@ -105,7 +105,11 @@ class LLaDABlock(_BlockBase):
         return x.view(b, t, heads, self.head_dim).transpose(1, 2)
 
     def attention(
-        self, n: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
+        self,
+        n: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
         kv_hook: KVHook | None = None,
     ) -> torch.Tensor:
         """Attention of the positions of ``n``; ``kv_hook`` (block KV cache, see
@@ -121,7 +125,11 @@ class LLaDABlock(_BlockBase):
         return self.attn_out(att.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None,
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None = None,
         kv_hook: KVHook | None = None,
     ) -> torch.Tensor:
         x = x + self.dropout(self.attention(self.attn_norm(x), cos, sin, mask, kv_hook))
@@ -140,9 +148,7 @@ class LLaDAModel(nn.Module):
             "wte": nn.Embedding(vocab, d),
             "emb_drop": nn.Dropout(config.embedding_dropout),
             "blocks": nn.ModuleList(LLaDABlock(config, i) for i in range(config.n_layers)),
-            "ln_f": LLaDARMSNorm(
-                d, config.rms_norm_eps, affine=config.layer_norm_with_affine, bias=config.norm_bias
-            ),
+            "ln_f": LLaDARMSNorm(d, config.rms_norm_eps, affine=config.layer_norm_with_affine, bias=config.norm_bias),
         }
         if not config.weight_tying:
             modules["ff_out"] = nn.Linear(d, vocab, bias=config.include_bias)

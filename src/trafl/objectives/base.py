@@ -43,7 +43,9 @@ class TemperatureScaled:
         self.config = getattr(model, "config", None)
         self.mask_token_id = mask_token_id_of(model)
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+    def __call__(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+    ) -> torch.Tensor:
         return get_logits(self.model, input_ids, attention_mask) / self.temperature
 
 
@@ -78,12 +80,20 @@ class Objective(nn.Module):
         super().__init__()
         self.options = options if options is not None else self.Options()
         if not isinstance(self.options, self.Options):
-            raise ConfigError(f"objective '{self.name}' takes {self.Options.__name__}, got {type(self.options).__name__}")
+            raise ConfigError(
+                f"objective '{self.name}' takes {self.Options.__name__}, got {type(self.options).__name__}"
+            )
         o = self.options
         self.length_norm = o.length_norm
-        self.surrogate = Surrogate(o.surrogate, num_mc=o.num_mc, antithetic=o.antithetic, p_mask_prompt=o.p_mask_prompt,
-                                   chunk_size=o.ar_chunk_size, micro_batch_size=micro_batch_size,
-                                   elbo_estimator=o.elbo_estimator)
+        self.surrogate = Surrogate(
+            o.surrogate,
+            num_mc=o.num_mc,
+            antithetic=o.antithetic,
+            p_mask_prompt=o.p_mask_prompt,
+            chunk_size=o.ar_chunk_size,
+            micro_batch_size=micro_batch_size,
+            elbo_estimator=o.elbo_estimator,
+        )
 
     @property
     def needs_reference(self) -> bool:
@@ -101,8 +111,15 @@ class Objective(nn.Module):
     def _evaluate(self, model: Any, group: RolloutGroup, noise: Any) -> SurrogateOutput:
         return self.surrogate.evaluate(self.scored(model, group), group.batch, noise, group.commit_step)
 
-    def prepare(self, group: RolloutGroup, *, reference: Any = None, old_policy: Any = None,
-                generator: torch.Generator | None = None, num_iterations: int = 1) -> RolloutGroup:
+    def prepare(
+        self,
+        group: RolloutGroup,
+        *,
+        reference: Any = None,
+        old_policy: Any = None,
+        generator: torch.Generator | None = None,
+        num_iterations: int = 1,
+    ) -> RolloutGroup:
         """Draw the surrogate noise and cache the old-policy and reference surrogates (no grad).
 
         With ``resample_noise`` and a random surrogate, ``num_iterations`` independent draws are made
@@ -121,8 +138,7 @@ class Objective(nn.Module):
                 ref = self._evaluate(reference, group, noise) if self.needs_reference else None
                 per_iteration.append((noise, old, ref))
         noise, old, ref = per_iteration[0]
-        return replace(group, noise=noise, old=old, ref=ref,
-                       per_iteration=per_iteration if draws > 1 else None)
+        return replace(group, noise=noise, old=old, ref=ref, per_iteration=per_iteration if draws > 1 else None)
 
     # ---- update time --------------------------------------------------------------------------
     def policy_surrogate(self, policy: Any, group: RolloutGroup) -> SurrogateOutput:

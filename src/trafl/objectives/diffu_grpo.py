@@ -27,15 +27,24 @@ from trafl.utils.config import option
 
 @dataclass
 class DiffuGRPOOptions(ObjectiveOptions):
-    surrogate: str = option("onestep", "Sequence log-likelihood surrogate (d1: the one-step mean-field one).",
-                            choices=("elbo", "onestep", "autoregressive", "trajectory"))
-    beta: float = option(0.04, "k3 KL coefficient to the reference (0 drops the term and the reference model).", min=0.0)
+    surrogate: str = option(
+        "onestep",
+        "Sequence log-likelihood surrogate (d1: the one-step mean-field one).",
+        choices=("elbo", "onestep", "autoregressive", "trajectory"),
+    )
+    beta: float = option(
+        0.04, "k3 KL coefficient to the reference (0 drops the term and the reference model).", min=0.0
+    )
     epsilon: float = option(0.5, "Token-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
-    length_norm: str = option("tokens", "Positions that count: d1 counts those up to and including the first EOS.",
-                              choices=("canvas", "tokens"))
-    token_reduction: str = option("batch_tokens", "d1 averages over every counted token of the micro-batch.",
-                                  choices=("sequence", "batch_tokens"))
+    length_norm: str = option(
+        "tokens",
+        "Positions that count: d1 counts those up to and including the first EOS.",
+        choices=("canvas", "tokens"),
+    )
+    token_reduction: str = option(
+        "batch_tokens", "d1 averages over every counted token of the micro-batch.", choices=("sequence", "batch_tokens")
+    )
     resample_noise: bool = option(True, "A fresh prompt mask for every inner iteration (d1).")
 
 

@@ -25,14 +25,23 @@ from trafl.utils.config import option
 
 @dataclass
 class ESPOOptions(ObjectiveOptions):
-    beta: float = option(1e-3, "KL coefficient of the quadratic ELBO penalty to the reference (ESPO recipe: 1e-3 "
-                               "for math, 1e-2 for code; 0 drops the term and the reference model).", min=0.0)
+    beta: float = option(
+        1e-3,
+        "KL coefficient of the quadratic ELBO penalty to the reference (ESPO recipe: 1e-3 "
+        "for math, 1e-2 for code; 0 drops the term and the reference model).",
+        min=0.0,
+    )
     epsilon: float = option(0.2, "Sequence-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
     num_mc: int = option(4, "ELBO masked forwards per sequence: ESPO's num_mc = 2 coupled pairs is 4 here.", min=1)
-    elbo_estimator: str = option("espo", "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs).",
-                                 choices=("stratified", "espo"))
-    resample_noise: bool = option(True, "A fresh ELBO mask draw for every inner iteration (ESPO's per-iteration mask seed).")
+    elbo_estimator: str = option(
+        "espo",
+        "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs).",
+        choices=("stratified", "espo"),
+    )
+    resample_noise: bool = option(
+        True, "A fresh ELBO mask draw for every inner iteration (ESPO's per-iteration mask seed)."
+    )
 
 
 class ESPO(Objective):

@@ -44,21 +44,24 @@ def transform_rewards(r: torch.Tensor, transform: str) -> torch.Tensor:
     raise ConfigError(f"reward_transform must be one of {REWARD_TRANSFORMS}, got {transform!r}")
 
 
-def trafl_residual(logz: torch.Tensor, s_theta: torch.Tensor, s_ref: torch.Tensor, r_tilde: torch.Tensor,
-                   beta: float) -> torch.Tensor:
+def trafl_residual(
+    logz: torch.Tensor, s_theta: torch.Tensor, s_ref: torch.Tensor, r_tilde: torch.Tensor, beta: float
+) -> torch.Tensor:
     """Trajectory-balance residual ``delta = logZ(x) + s_theta(y|x) - s_ref(y|x) - beta * r~(x,y)``."""
     return logz + s_theta - s_ref - beta * r_tilde
 
 
-def vargrad_logz(s_theta: torch.Tensor, s_ref: torch.Tensor, r_tilde: torch.Tensor, beta: float,
-                 group_size: int) -> torch.Tensor:
+def vargrad_logz(
+    s_theta: torch.Tensor, s_ref: torch.Tensor, r_tilde: torch.Tensor, beta: float, group_size: int
+) -> torch.Tensor:
     """VarGrad's ``logZ(x) = sg( mean_G -(s_theta - s_ref - beta r~) )``, broadcast to ``[N]``."""
     centre = -(s_theta - s_ref - beta * r_tilde).detach().view(-1, group_size).mean(dim=1)
     return centre.repeat_interleave(group_size)
 
 
-def partition_logz(s_ref: torch.Tensor, s_old: torch.Tensor, r_tilde: torch.Tensor, beta: float,
-                   lengths: torch.Tensor, group_size: int) -> torch.Tensor:
+def partition_logz(
+    s_ref: torch.Tensor, s_old: torch.Tensor, r_tilde: torch.Tensor, beta: float, lengths: torch.Tensor, group_size: int
+) -> torch.Tensor:
     """The target's own log-partition, per token, from a self-normalised importance estimate over the group:
 
         Z^(x)   = sum_j w_j exp(L_j beta r~_j) / sum_j w_j,   w_j = pi_ref(y_j) / pi_old(y_j) = exp(L_j (s_ref - s_old)_j)

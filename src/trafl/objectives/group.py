@@ -50,9 +50,7 @@ class RolloutGroup:
         if self.rewards.dim() != 2:
             raise ValueError(f"rewards must be [num_prompts, G], got shape {tuple(self.rewards.shape)}")
         if self.rewards.numel() != self.input_ids.shape[0]:
-            raise ValueError(
-                f"rewards {tuple(self.rewards.shape)} do not match {self.input_ids.shape[0]} completions"
-            )
+            raise ValueError(f"rewards {tuple(self.rewards.shape)} do not match {self.input_ids.shape[0]} completions")
 
     @property
     def num_prompts(self) -> int:
@@ -83,14 +81,14 @@ class RolloutGroup:
         """``[N]`` normalising lengths ``L_norm``."""
         return normalising_length(self.completion, self.eos_token_id, length_norm)
 
-    def for_iteration(self, i: int) -> "RolloutGroup":
+    def for_iteration(self, i: int) -> RolloutGroup:
         """The group as inner iteration ``i`` sees it: that iteration's noise and cached surrogates."""
         if self.per_iteration is None:
             return self
         noise, old, ref = self.per_iteration[i % len(self.per_iteration)]
         return replace(self, noise=noise, old=old, ref=ref)
 
-    def select_prompts(self, prompts: slice) -> "RolloutGroup":
+    def select_prompts(self, prompts: slice) -> RolloutGroup:
         """The sub-group of whole prompt groups ``prompts`` (for micro-batching an update)."""
         g = self.group_size
         start, stop, _ = prompts.indices(self.num_prompts)
@@ -115,5 +113,7 @@ class RolloutGroup:
             old=pick(self.old),
             ref=pick(self.ref),
             logz_features=None if self.logz_features is None else self.logz_features[prompts],
-            per_iteration=None if self.per_iteration is None else [tuple(pick(x) for x in it) for it in self.per_iteration],
+            per_iteration=None
+            if self.per_iteration is None
+            else [tuple(pick(x) for x in it) for it in self.per_iteration],
         )

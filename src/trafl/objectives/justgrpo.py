@@ -28,15 +28,24 @@ from trafl.utils.config import option
 
 @dataclass
 class JustGRPOOptions(ObjectiveOptions):
-    surrogate: str = option("autoregressive", "Sequence log-likelihood surrogate (JustGRPO: the exact autoregressive one).",
-                            choices=("elbo", "onestep", "autoregressive", "trajectory"))
+    surrogate: str = option(
+        "autoregressive",
+        "Sequence log-likelihood surrogate (JustGRPO: the exact autoregressive one).",
+        choices=("elbo", "onestep", "autoregressive", "trajectory"),
+    )
     epsilon: float = option(0.2, "Token-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
-    unbiased_std: bool = option(True, "Advantage denominator: the unbiased group std (JustGRPO, torch.std) or the population std.")
+    unbiased_std: bool = option(
+        True, "Advantage denominator: the unbiased group std (JustGRPO, torch.std) or the population std."
+    )
     per_informative_sample: bool = option(
-        True, "Divide the summed token loss by L times the number of samples with a nonzero advantage (JustGRPO), "
-              "not by L times all samples: groups whose rewards are all equal then do not dilute the step.")
-    score_temperature: bool = option(True, "Score log-likelihoods at the rollout temperature (JustGRPO divides logits by it).")
+        True,
+        "Divide the summed token loss by L times the number of samples with a nonzero advantage (JustGRPO), "
+        "not by L times all samples: groups whose rewards are all equal then do not dilute the step.",
+    )
+    score_temperature: bool = option(
+        True, "Score log-likelihoods at the rollout temperature (JustGRPO divides logits by it)."
+    )
 
 
 class JustGRPO(Objective):
@@ -64,5 +73,7 @@ class JustGRPO(Objective):
             informative = (advantage.reshape(-1) != 0).sum().clamp(min=1)
             weights = weights * (weights.shape[0] / informative)
         loss = -(per_token * weights).sum()
-        return loss, {"loss": float(loss.detach()),
-                      "justgrpo/clip_fraction": float(clip_fraction(log_ratio, self.eps_low, self.eps_high))}
+        return loss, {
+            "loss": float(loss.detach()),
+            "justgrpo/clip_fraction": float(clip_fraction(log_ratio, self.eps_low, self.eps_high)),
+        }

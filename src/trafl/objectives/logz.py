@@ -34,8 +34,12 @@ class LogZHead(nn.Module):
     def __init__(self, hidden_size: int, width: int = 256):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(hidden_size, width), nn.LayerNorm(width), nn.GELU(),
-            nn.Linear(width, width), nn.LayerNorm(width), nn.GELU(),
+            nn.Linear(hidden_size, width),
+            nn.LayerNorm(width),
+            nn.GELU(),
+            nn.Linear(width, width),
+            nn.LayerNorm(width),
+            nn.GELU(),
             nn.Linear(width, 1),
         )
         nn.init.zeros_(self.net[-1].weight)

@@ -25,9 +25,12 @@ TOKEN_REDUCTIONS = ("sequence", "batch_tokens")
 
 @dataclass
 class ObjectiveOptions:
-    surrogate: str = option("elbo", "Sequence log-likelihood surrogate (elbo, onestep, autoregressive, trajectory: the "
-                                    "exact log-likelihood of the rollout's own unmasking order, needs remasking=random).",
-                            choices=SURROGATES)
+    surrogate: str = option(
+        "elbo",
+        "Sequence log-likelihood surrogate (elbo, onestep, autoregressive, trajectory: the "
+        "exact log-likelihood of the rollout's own unmasking order, needs remasking=random).",
+        choices=SURROGATES,
+    )
     length_norm: str = option(
         "canvas",
         "Positions that count and the length L_norm that normalises: 'canvas' (all L positions, L_norm = L) or "
@@ -41,15 +44,21 @@ class ObjectiveOptions:
         "and d1 do). Ignored by sequence-level objectives.",
         choices=TOKEN_REDUCTIONS,
     )
-    num_mc: int = option(2, "ELBO: masked forward passes per sequence (with antithetic pairs, a pair counts as two).", min=1)
-    antithetic: bool = option(True, "ELBO (stratified estimator): pair each mask with its complement plus one position.")
+    num_mc: int = option(
+        2, "ELBO: masked forward passes per sequence (with antithetic pairs, a pair counts as two).", min=1
+    )
+    antithetic: bool = option(
+        True, "ELBO (stratified estimator): pair each mask with its complement plus one position."
+    )
     elbo_estimator: str = option(
         "stratified",
         "ELBO mask law: 'stratified' (m ~ U{1..L} stratified over a row's draws, weights L/m) or 'espo' (ESPO's: "
         "m ~ U{0..L} systematic over the batch's rows, coupled exact-complement pairs, weights (L+1)/m).",
         choices=ELBO_ESTIMATORS,
     )
-    p_mask_prompt: float = option(0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0)
+    p_mask_prompt: float = option(
+        0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0
+    )
     ar_chunk_size: int = option(64, "Autoregressive / trajectory surrogate: canvases per batched forward.", min=1)
     resample_noise: bool = option(
         False,
@@ -64,5 +73,7 @@ class ObjectiveOptions:
 
     def validate(self) -> None:
         if self.surrogate == "elbo" and self.antithetic and self.num_mc % 2:
-            raise ConfigError(f"config field 'num_mc': {self.num_mc} must be even when antithetic is true "
-                              "(each mask comes with its partner)")
+            raise ConfigError(
+                f"config field 'num_mc': {self.num_mc} must be even when antithetic is true "
+                "(each mask comes with its partner)"
+            )

@@ -42,7 +42,9 @@ def all_option_names() -> list[str]:
     return list(seen)
 
 
-def make_options(name: str, values: dict[str, Any] | None = None, source: str = "objective options") -> ObjectiveOptions:
+def make_options(
+    name: str, values: dict[str, Any] | None = None, source: str = "objective options"
+) -> ObjectiveOptions:
     """Typed, validated options of objective ``name`` from raw ``values`` (the rest take the authors' defaults)."""
     values = dict(values or {})
     own = set(option_names(name))
@@ -50,24 +52,30 @@ def make_options(name: str, values: dict[str, Any] | None = None, source: str = 
     if foreign:
         owners = {k: sorted(m for m in OBJECTIVES if k in option_names(m)) for k in foreign}
         detail = "; ".join(f"'{k}' belongs to {', '.join(v) or 'no objective'}" for k, v in owners.items())
-        raise ConfigError(f"{source}: objective '{name}' has no option(s) {sorted(foreign)} ({detail}); "
-                          f"its options: {', '.join(sorted(own))}")
+        raise ConfigError(
+            f"{source}: objective '{name}' has no option(s) {sorted(foreign)} ({detail}); "
+            f"its options: {', '.join(sorted(own))}"
+        )
     return config_from_dict(objective_class(name).Options, values, source)
 
 
-def get_objective(name: str, *, hidden_size: int | None = None, micro_batch_size: int | None = None,
-                  **options: Any) -> Objective:
+def get_objective(
+    name: str, *, hidden_size: int | None = None, micro_batch_size: int | None = None, **options: Any
+) -> Objective:
     """Build the objective ``name`` with ``options`` (its ``Options`` fields; the rest keep their defaults)."""
     return _build(objective_class(name), make_options(name, options), hidden_size, micro_batch_size)
 
 
-def objective_from_config(cfg: Any, *, hidden_size: int | None = None, micro_batch_size: int | None = None) -> Objective:
+def objective_from_config(
+    cfg: Any, *, hidden_size: int | None = None, micro_batch_size: int | None = None
+) -> Objective:
     """Build the objective a :class:`trafl.train.config.TrainConfig` describes (its resolved options)."""
     return _build(objective_class(cfg.method), cfg.objective, hidden_size, micro_batch_size)
 
 
-def _build(cls: type[Objective], options: ObjectiveOptions, hidden_size: int | None,
-           micro_batch_size: int | None) -> Objective:
+def _build(
+    cls: type[Objective], options: ObjectiveOptions, hidden_size: int | None, micro_batch_size: int | None
+) -> Objective:
     """``cls(options)``, handing ``hidden_size`` only to objectives that take it (a learned logZ head)."""
     kwargs: dict[str, Any] = {"micro_batch_size": micro_batch_size}
     if "hidden_size" in inspect.signature(cls.__init__).parameters:
@@ -87,8 +95,14 @@ def add_objective_arguments(parser: Any) -> None:
                 owners.append(f"{name} {fields[opt].default!r}")
                 help_text = help_text or fields[opt].metadata.get("help", "")
         extra = {"nargs": "?", "const": "true"} if isinstance(_default(opt), bool) else {}
-        group.add_argument("--" + opt.replace("_", "-"), dest=f"cfg__{opt}", default=None, metavar="V",
-                           help=f"{help_text} [defaults: {'; '.join(owners)}]".replace("%", "%%"), **extra)
+        group.add_argument(
+            "--" + opt.replace("_", "-"),
+            dest=f"cfg__{opt}",
+            default=None,
+            metavar="V",
+            help=f"{help_text} [defaults: {'; '.join(owners)}]".replace("%", "%%"),
+            **extra,
+        )
 
 
 def _default(opt: str) -> Any:
@@ -113,8 +127,10 @@ def defaults_table() -> str:
     for n in names:
         trainer_keys.update(dict.fromkeys(OBJECTIVES[n].train_defaults))
     for key in trainer_keys:
-        cells = [f"`{OBJECTIVES[n].train_defaults[key]!r}`" if key in OBJECTIVES[n].train_defaults else "(trainer default)"
-                 for n in names]
+        cells = [
+            f"`{OBJECTIVES[n].train_defaults[key]!r}`" if key in OBJECTIVES[n].train_defaults else "(trainer default)"
+            for n in names
+        ]
         rows.append(f"| `{key}` (trainer) | " + " | ".join(cells) + " |")
     rows.append("| rollouts | " + " | ".join(OBJECTIVES[n].rollout_order or "any sampler" for n in names) + " |")
     return "\n".join(rows)

@@ -26,9 +26,9 @@ from trafl.objectives.functional import (
     REWARD_TRANSFORMS,
     clip_fraction,
     clipped_importance_weight,
-    transform_rewards,
-    trafl_residual,
     partition_logz,
+    trafl_residual,
+    transform_rewards,
     vargrad_logz,
 )
 from trafl.objectives.group import RolloutGroup
@@ -44,17 +44,27 @@ DEFAULT_TILT = 5.0
 @dataclass
 class TraFLOptions(ObjectiveOptions):
     beta: float | None = option(
-        None, "Reward temperature per token of the normalised surrogate: the target is pi_ref * exp(L_norm * beta * r~). "
-              "Default (null): DEFAULT_TILT / L = 5 / L, a total tilt of 5 nats on the reward whatever the canvas length "
-              "(chosen on the CPU study's validation split, docs/study.md).", min=0.0)
-    reward_transform: str = option("group_norm", "Reward transform r~: group_norm (r - mean) / (std + eps), "
-                                                 "loo (leave-one-out), raw.", choices=REWARD_TRANSFORMS)
-    logz: str = option("vargrad", "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
-                                  "on the policy trunk, VarGrad (the detached group mean), or partition (the target's "
-                                  "own normaliser E_ref[exp(L beta r~)], self-normalised importance estimate over the group).",
-                       choices=LOGZ_MODES)
-    importance_weight: str = option("clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old))).",
-                                    choices=IMPORTANCE_WEIGHTS)
+        None,
+        "Reward temperature per token of the normalised surrogate: the target is pi_ref * exp(L_norm * beta * r~). "
+        "Default (null): DEFAULT_TILT / L = 5 / L, a total tilt of 5 nats on the reward whatever the canvas length "
+        "(chosen on the CPU study's validation split, docs/study.md).",
+        min=0.0,
+    )
+    reward_transform: str = option(
+        "group_norm",
+        "Reward transform r~: group_norm (r - mean) / (std + eps), loo (leave-one-out), raw.",
+        choices=REWARD_TRANSFORMS,
+    )
+    logz: str = option(
+        "vargrad",
+        "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
+        "on the policy trunk, VarGrad (the detached group mean), or partition (the target's "
+        "own normaliser E_ref[exp(L beta r~)], self-normalised importance estimate over the group).",
+        choices=LOGZ_MODES,
+    )
+    importance_weight: str = option(
+        "clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old))).", choices=IMPORTANCE_WEIGHTS
+    )
     epsilon: float = option(0.2, "Clip range of the importance weight (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
     logz_width: int = option(256, "Width of the learned logZ head's hidden layers.", min=1)
@@ -80,10 +90,18 @@ class TraFL(Objective):
                 raise ConfigError(f"logz='{o.logz}' needs hidden_size (the model's hidden size) for its head")
             self.logz_head = LogZHead(hidden_size, o.logz_width)
 
-    def prepare(self, group: RolloutGroup, *, reference: Any = None, old_policy: Any = None,
-                generator: torch.Generator | None = None, num_iterations: int = 1) -> RolloutGroup:
-        group = super().prepare(group, reference=reference, old_policy=old_policy, generator=generator,
-                                num_iterations=num_iterations)
+    def prepare(
+        self,
+        group: RolloutGroup,
+        *,
+        reference: Any = None,
+        old_policy: Any = None,
+        generator: torch.Generator | None = None,
+        num_iterations: int = 1,
+    ) -> RolloutGroup:
+        group = super().prepare(
+            group, reference=reference, old_policy=old_policy, generator=generator, num_iterations=num_iterations
+        )
         if self.logz_mode == "learned":
             with torch.no_grad():
                 group.logz_features = pooled_prompt_features(reference, group.prompt_ids, group.prompt_attention_mask)
@@ -93,16 +111,24 @@ class TraFL(Objective):
         """``beta`` per token: the option, or ``DEFAULT_TILT / L`` for this batch's canvas length ``L``."""
         return self.beta if self.beta is not None else DEFAULT_TILT / group.completion.shape[1]
 
-    def log_partition(self, policy: Any, group: RolloutGroup, s_theta: torch.Tensor, s_ref: torch.Tensor,
-                      r_tilde: torch.Tensor, s_old: torch.Tensor | None = None) -> torch.Tensor:
+    def log_partition(
+        self,
+        policy: Any,
+        group: RolloutGroup,
+        s_theta: torch.Tensor,
+        s_ref: torch.Tensor,
+        r_tilde: torch.Tensor,
+        s_old: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``[N]`` ``logZ(x)`` of each row's prompt."""
         beta = self.beta_for(group)
         if self.logz_mode == "vargrad":
             return vargrad_logz(s_theta, s_ref, r_tilde, beta, group.group_size)
         if self.logz_mode == "partition":
             old = s_theta.detach() if s_old is None else s_old
-            return partition_logz(s_ref, old, r_tilde, beta, group.lengths(self.length_norm).to(s_theta.dtype),
-                                  group.group_size)
+            return partition_logz(
+                s_ref, old, r_tilde, beta, group.lengths(self.length_norm).to(s_theta.dtype), group.group_size
+            )
         if self.logz_mode == "learned":
             if group.logz_features is None:
                 raise ConfigError("logz='learned' needs prompt features: call prepare(group, reference=...)")

@@ -89,23 +89,46 @@ def lora_saved(shape: ModelShape, lora: Lora | None, s: int, mask_bytes: int, fi
     return out
 
 
-def block_saved(shape: ModelShape, s: int, *, lora: Lora | None = None, mask_bytes: int = 1,
-                first_block: bool = False, attention: str = "fused", tokens: int = 0) -> int:
+def block_saved(
+    shape: ModelShape,
+    s: int,
+    *,
+    lora: Lora | None = None,
+    mask_bytes: int = 1,
+    first_block: bool = False,
+    attention: str = "fused",
+    tokens: int = 0,
+) -> int:
     """Bytes one block saves per token: 2 norms + attention + MLP + adapters (see module docstring)."""
     trained = lora is None
     norms = 2 * norm_saved(shape.d_model, s, trained)
     if lora is not None and first_block:
         norms -= norm_saved(shape.d_model, s, trained)  # attn_norm's input needs no gradient
-    return (norms + attention_saved(shape, s, attention, tokens) + mlp_saved(shape, s, trained)
-            + lora_saved(shape, lora, s, mask_bytes, first_block))
+    return (
+        norms
+        + attention_saved(shape, s, attention, tokens)
+        + mlp_saved(shape, s, trained)
+        + lora_saved(shape, lora, s, mask_bytes, first_block)
+    )
 
 
-def trunk_saved(shape: ModelShape, rows: int, tokens: int, s: int, *, lora: Lora | None, mask_bytes: int,
-                checkpointing: bool, attention: str = "fused") -> float:
+def trunk_saved(
+    shape: ModelShape,
+    rows: int,
+    tokens: int,
+    s: int,
+    *,
+    lora: Lora | None,
+    mask_bytes: int,
+    checkpointing: bool,
+    attention: str = "fused",
+) -> float:
     """All blocks' saved bytes: ``N T sum_blocks block_saved`` (checkpointing: ``N T n s d``)."""
     if checkpointing:
         return float(rows * tokens * shape.n_layers * s * shape.d_model)
-    first = block_saved(shape, s, lora=lora, mask_bytes=mask_bytes, first_block=True, attention=attention, tokens=tokens)
+    first = block_saved(
+        shape, s, lora=lora, mask_bytes=mask_bytes, first_block=True, attention=attention, tokens=tokens
+    )
     rest = block_saved(shape, s, lora=lora, mask_bytes=mask_bytes, attention=attention, tokens=tokens)
     return float(rows * tokens * (first + (shape.n_layers - 1) * rest))
 
@@ -122,16 +145,30 @@ def head_saved(shape: ModelShape, rows: int, tokens: int, completion: int, s: in
     return float(out)
 
 
-def training_peak(shape: ModelShape, rows: int, tokens: int, completion: int, s: int, *, lora: Lora | None,
-                  mask_bytes: int, checkpointing: bool, attention: str = "fused") -> dict[str, float]:
+def training_peak(
+    shape: ModelShape,
+    rows: int,
+    tokens: int,
+    completion: int,
+    s: int,
+    *,
+    lora: Lora | None,
+    mask_bytes: int,
+    checkpointing: bool,
+    attention: str = "fused",
+) -> dict[str, float]:
     """Peak bytes of one training forward/backward above the model states: ``saved + transient``."""
     full = lora is None
-    saved = trunk_saved(shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes, checkpointing=checkpointing,
-                        attention=attention)
+    saved = trunk_saved(
+        shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes, checkpointing=checkpointing, attention=attention
+    )
     saved += head_saved(shape, rows, tokens, completion, s, full_finetuning=full)
-    transient = max(head_transient(shape, rows, completion),
-                    block_transient(shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes,
-                                    checkpointing=checkpointing, attention=attention))
+    transient = max(
+        head_transient(shape, rows, completion),
+        block_transient(
+            shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes, checkpointing=checkpointing, attention=attention
+        ),
+    )
     return {"saved": saved, "transient": transient, "peak": saved + transient}
 
 
@@ -142,12 +179,22 @@ def head_transient(shape: ModelShape, rows: int, completion: int) -> float:
     return float(3 * 4 * rows * completion * shape.vocab)
 
 
-def block_transient(shape: ModelShape, rows: int, tokens: int, s: int, *, lora: Lora | None, mask_bytes: int,
-                    checkpointing: bool, attention: str = "fused") -> float:
+def block_transient(
+    shape: ModelShape,
+    rows: int,
+    tokens: int,
+    s: int,
+    *,
+    lora: Lora | None,
+    mask_bytes: int,
+    checkpointing: bool,
+    attention: str = "fused",
+) -> float:
     """A block's backward: gradients of the MLP's ``[N, T, h]`` tensors (gate, up: ``2 s h``) and of the
     residual stream (``2 s d``); with checkpointing also the recomputed block's saved tensors."""
     out = rows * tokens * (2 * s * shape.mlp_hidden + 2 * s * shape.d_model)
     if checkpointing:
-        out += rows * tokens * block_saved(shape, s, lora=lora, mask_bytes=mask_bytes, attention=attention,
-                                           tokens=tokens)
+        out += (
+            rows * tokens * block_saved(shape, s, lora=lora, mask_bytes=mask_bytes, attention=attention, tokens=tokens)
+        )
     return float(out)

@@ -24,8 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="Preset name or config.json (file or directory).")
     parser.add_argument("--train-config", help="TrainConfig YAML.")
     parser.add_argument("--accelerate-config", help="accelerate config YAML (default: one process).")
-    parser.add_argument("--train-overrides", nargs="*", default=None, metavar="KEY=VALUE",
-                        help="TrainConfig overrides, e.g. use_peft=false num_generations=16.")
+    parser.add_argument(
+        "--train-overrides",
+        nargs="*",
+        default=None,
+        metavar="KEY=VALUE",
+        help="TrainConfig overrides, e.g. use_peft=false num_generations=16.",
+    )
     parser.add_argument("--gpu-memory-gib", type=float, help="GPU memory in GiB (default 80).")
     parser.add_argument("--headroom", type=float, help="Fraction kept free (default 0.1).")
     parser.add_argument("--prompt-length", type=int, help="Padded prompt width (default: max_prompt_length).")

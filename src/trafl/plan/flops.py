@@ -35,11 +35,15 @@ def attention_flops(shape: ModelShape, rows: int, tokens: int) -> float:
 
 def forward_flops(shape: ModelShape, rows: int, tokens: int, lora_params: int = 0) -> float:
     """``F(N, T) = N T (2 P_mm + 2 P_lora) + attention``."""
-    return float(rows * tokens * (2 * matmul_parameters(shape) + 2 * lora_params)) + attention_flops(shape, rows, tokens)
+    return float(rows * tokens * (2 * matmul_parameters(shape) + 2 * lora_params)) + attention_flops(
+        shape, rows, tokens
+    )
 
 
 def backward_flops(shape: ModelShape, rows: int, tokens: int, lora_params: int = 0, *, full_finetuning: bool) -> float:
     """``2 F`` (full fine-tuning) or ``N T (2 P_mm + 4 P_lora + 8 n T d)`` (LoRA)."""
     if full_finetuning:
         return 2 * forward_flops(shape, rows, tokens, lora_params)
-    return float(rows * tokens * (2 * matmul_parameters(shape) + 4 * lora_params)) + 2 * attention_flops(shape, rows, tokens)
+    return float(rows * tokens * (2 * matmul_parameters(shape) + 4 * lora_params)) + 2 * attention_flops(
+        shape, rows, tokens
+    )

@@ -63,8 +63,10 @@ def load_accelerate_config(path: str | Path) -> Parallelism:
     if not isinstance(data, dict):
         raise ConfigError(f"accelerate config {path}: expected a mapping at the top level")
     if "distributed_type" not in data:
-        raise ConfigError(f"accelerate config {path}: no 'distributed_type' key; is this an accelerate config "
-                          "(configs/accelerate/*.yaml)?")
+        raise ConfigError(
+            f"accelerate config {path}: no 'distributed_type' key; is this an accelerate config "
+            "(configs/accelerate/*.yaml)?"
+        )
     kind = str(data["distributed_type"]).upper()
     n = data.get("num_processes", 1)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
@@ -85,8 +87,10 @@ def load_accelerate_config(path: str | Path) -> Parallelism:
             raise ConfigError(f"accelerate config {path}: deepspeed_config.zero_stage must be 0-3, got {stage!r}")
         for key in ("offload_optimizer_device", "offload_param_device"):
             if str(ds.get(key, "none")).lower() not in ("none", "null"):
-                raise ConfigError(f"accelerate config {path}: deepspeed_config.{key} = {ds[key]!r}; the planner "
-                                  "models GPU-resident states only (offload: none)")
+                raise ConfigError(
+                    f"accelerate config {path}: deepspeed_config.{key} = {ds[key]!r}; the planner "
+                    "models GPU-resident states only (offload: none)"
+                )
         strategy = {0: "ddp", 1: "zero1", 2: "zero2", 3: "zero3"}[stage]
     elif kind == "FSDP":
         fsdp = data.get("fsdp_config") or {}
@@ -97,10 +101,12 @@ def load_accelerate_config(path: str | Path) -> Parallelism:
         version = int(fsdp.get("fsdp_version", 1))
         sharding = str(fsdp.get("fsdp_sharding_strategy", "FULL_SHARD")).upper()
         if version == 1 and sharding not in FSDP_FULL_SHARD:
-            raise ConfigError(f"accelerate config {path}: fsdp_sharding_strategy {sharding!r} is not modelled "
-                              "(FULL_SHARD only)")
+            raise ConfigError(
+                f"accelerate config {path}: fsdp_sharding_strategy {sharding!r} is not modelled (FULL_SHARD only)"
+            )
         strategy = "fsdp"
     else:
-        raise ConfigError(f"accelerate config {path}: distributed_type {kind!r} is not modelled "
-                          "(NO, MULTI_GPU, DEEPSPEED, FSDP)")
+        raise ConfigError(
+            f"accelerate config {path}: distributed_type {kind!r} is not modelled (NO, MULTI_GPU, DEEPSPEED, FSDP)"
+        )
     return Parallelism(strategy=strategy, num_processes=n, mixed_precision=mixed, source=str(path))

@@ -51,23 +51,36 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 @dataclass
 class PlanConfig:
-    model: str = option("", "Model architecture: a preset name (trafl.models.presets) or a config.json (file or directory).")
+    model: str = option(
+        "", "Model architecture: a preset name (trafl.models.presets) or a config.json (file or directory)."
+    )
     train_config: str = option("", "TrainConfig YAML (e.g. configs/paper/llada8b_gsm8k_512_trafl.yaml).")
-    accelerate_config: str | None = option(None, "accelerate config YAML (configs/accelerate/*.yaml); none: one process.")
-    train_overrides: list[str] = option([], "TrainConfig overrides as key=value (e.g. use_peft=false num_generations=16).")
+    accelerate_config: str | None = option(
+        None, "accelerate config YAML (configs/accelerate/*.yaml); none: one process."
+    )
+    train_overrides: list[str] = option(
+        [], "TrainConfig overrides as key=value (e.g. use_peft=false num_generations=16)."
+    )
     gpu_memory_gib: float = option(80.0, "Memory of one GPU in GiB (an '80 GB' A100/H100 has 80 GiB).", min=0.0)
-    headroom: float = option(0.1, "Fraction of the GPU kept free for the CUDA context, fragmentation and NCCL buffers.",
-                             min=0.0, max=0.99)
-    prompt_length: int | None = option(None, "Padded prompt width P (default: the train config's max_prompt_length, "
-                                             "the worst case).", min=1)
+    headroom: float = option(
+        0.1, "Fraction of the GPU kept free for the CUDA context, fragmentation and NCCL buffers.", min=0.0, max=0.99
+    )
+    prompt_length: int | None = option(
+        None, "Padded prompt width P (default: the train config's max_prompt_length, the worst case).", min=1
+    )
     gradient_checkpointing: bool | None = option(None, "Override the train config's gradient_checkpointing.")
-    weights_dtype: str = option("auto", "dtype the weights are loaded in (auto: config.json's torch_dtype, else "
-                                        "bfloat16 when bf16 is on, else float32).",
-                                choices=("auto", "float32", "bfloat16", "float16"))
-    device: str = option("cuda", "Where training runs: cuda (bf16 autocast when asked) or cpu (float32).",
-                         choices=("cuda", "cpu"))
-    attention: str = option("fused", "SDPA path: fused (flash / memory-efficient, no T x T matrix kept) or math.",
-                            choices=("fused", "math"))
+    weights_dtype: str = option(
+        "auto",
+        "dtype the weights are loaded in (auto: config.json's torch_dtype, else "
+        "bfloat16 when bf16 is on, else float32).",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
+    device: str = option(
+        "cuda", "Where training runs: cuda (bf16 autocast when asked) or cpu (float32).", choices=("cuda", "cpu")
+    )
+    attention: str = option(
+        "fused", "SDPA path: fused (flash / memory-efficient, no T x T matrix kept) or math.", choices=("fused", "math")
+    )
 
     def validate(self) -> None:
         if not self.model:
@@ -102,10 +115,17 @@ class Plan:
         return "FITS" if self.fits else "DOES NOT FIT"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"inputs": self.inputs, "terms_gib": {k: v / GIB for k, v in self.terms.items()},
-                "total_gib": self.total / GIB, "capacity_gib": self.capacity / GIB, "headroom": self.headroom,
-                "verdict": self.verdict, "flops": self.flops, "notes": self.notes,
-                "details_gib": {k: v / GIB for k, v in self.details.items()}}
+        return {
+            "inputs": self.inputs,
+            "terms_gib": {k: v / GIB for k, v in self.terms.items()},
+            "total_gib": self.total / GIB,
+            "capacity_gib": self.capacity / GIB,
+            "headroom": self.headroom,
+            "verdict": self.verdict,
+            "flops": self.flops,
+            "notes": self.notes,
+            "details_gib": {k: v / GIB for k, v in self.details.items()},
+        }
 
 
 # ---- inputs ---------------------------------------------------------------------------------------
@@ -119,8 +139,10 @@ def load_model_config(spec: str) -> tuple[LLaDAConfig, str | None]:
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise ConfigError(f"model '{spec}' is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing "
-                          "config.json (file or directory)")
+        raise ConfigError(
+            f"model '{spec}' is neither a preset ({', '.join(sorted(PRESETS))}) nor an existing "
+            "config.json (file or directory)"
+        )
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -128,7 +150,9 @@ def load_model_config(spec: str) -> tuple[LLaDAConfig, str | None]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object of config fields")
     if data.get("model_type") not in (None, "llada"):
-        raise ConfigError(f"{path}: model_type {data.get('model_type')!r}; the planner models LLaDA-architecture models")
+        raise ConfigError(
+            f"{path}: model_type {data.get('model_type')!r}; the planner models LLaDA-architecture models"
+        )
     try:
         config = make_config(data)
     except ConfigError as exc:
@@ -157,14 +181,22 @@ def scored_rows(train: Any) -> int:
     return b * train.diffusion_steps  # trajectory: one canvas per (row, sampler step), at most
 
 
-def make_plan(pc: PlanConfig, *, train: Any = None, model: tuple[LLaDAConfig, str | None] | None = None,
-              par: Parallelism | None = None) -> Plan:
+def make_plan(
+    pc: PlanConfig,
+    *,
+    train: Any = None,
+    model: tuple[LLaDAConfig, str | None] | None = None,
+    par: Parallelism | None = None,
+) -> Plan:
     from trafl.objectives.registry import objective_from_config
 
     config, stored = model if model is not None else load_model_config(pc.model)
     train = train if train is not None else load_train_config(pc.train_config, pc.train_overrides)
-    par = par if par is not None else (load_accelerate_config(pc.accelerate_config) if pc.accelerate_config
-                                       else Parallelism())
+    par = (
+        par
+        if par is not None
+        else (load_accelerate_config(pc.accelerate_config) if pc.accelerate_config else Parallelism())
+    )
     shape = ModelShape.from_config(config)
     cuda = pc.device == "cuda"
     mixed = cuda and (par.mixed_precision in ("bf16", "fp16") or bool(train.bf16))
@@ -188,18 +220,39 @@ def make_plan(pc: PlanConfig, *, train: Any = None, model: tuple[LLaDAConfig, st
     tokens = prompt + length
     rows = scored_rows(train)
 
-    terms = model_state_bytes(par, weight_bytes=w, mixed=mixed, frozen=0 if full else n_total,
-                              trainable=n_total if full else 0, adapters=n_lora)
-    terms["reference"] = reference_bytes(total_parameters=n_total, weight_bytes=w, full_finetuning=full,
-                                         needs_reference=objective.needs_reference)
+    terms = model_state_bytes(
+        par,
+        weight_bytes=w,
+        mixed=mixed,
+        frozen=0 if full else n_total,
+        trainable=n_total if full else 0,
+        adapters=n_lora,
+    )
+    terms["reference"] = reference_bytes(
+        total_parameters=n_total, weight_bytes=w, full_finetuning=full, needs_reference=objective.needs_reference
+    )
     logz = getattr(objective, "logz_head", None)
     terms["logz_head"] = float(16 * logz_head_parameters(shape.d_model, o.logz_width)) if logz is not None else 0.0
-    root = (embedding_parameters(shape) + head_parameters(shape) + norm_parameters(shape)
-            if par.strategy == "fsdp" else max(embedding_parameters(shape), head_parameters(shape)))
-    terms["gathered"] = gathered_bytes(par, block_params=block_parameters(shape), root_params=root, compute_bytes=compute)
+    root = (
+        embedding_parameters(shape) + head_parameters(shape) + norm_parameters(shape)
+        if par.strategy == "fsdp"
+        else max(embedding_parameters(shape), head_parameters(shape))
+    )
+    terms["gathered"] = gathered_bytes(
+        par, block_params=block_parameters(shape), root_params=root, compute_bytes=compute
+    )
     terms["buffers"] = comm_buffer_bytes(par, compute_bytes=compute)
-    act = training_peak(shape, rows, tokens, length, s, lora=lora, mask_bytes=1 if cuda else s,
-                        checkpointing=checkpointing, attention=pc.attention)
+    act = training_peak(
+        shape,
+        rows,
+        tokens,
+        length,
+        s,
+        lora=lora,
+        mask_bytes=1 if cuda else s,
+        checkpointing=checkpointing,
+        attention=pc.attention,
+    )
     terms["activations"] = act["peak"]
     terms["rollout"] = rollout_peak(shape, b, tokens, train.block_length, compute)
     scoring_needed = objective.needs_reference or train.num_iterations > 1
@@ -217,30 +270,56 @@ def make_plan(pc: PlanConfig, *, train: Any = None, model: tuple[LLaDAConfig, st
     flops = {
         "rollout": accum * train.diffusion_steps * forward_flops(shape, b, tokens, n_lora),
         "scoring": accum * draws * passes * fwd,
-        "training": mu * accum * (fwd + backward_flops(shape, rows, tokens, n_lora, full_finetuning=full)
-                                  + (fwd if checkpointing else 0.0)),
+        "training": mu
+        * accum
+        * (fwd + backward_flops(shape, rows, tokens, n_lora, full_finetuning=full) + (fwd if checkpointing else 0.0)),
     }
     flops["total"] = sum(flops.values())
 
     notes = []
     if o.surrogate in ("autoregressive", "trajectory"):
-        notes.append(f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward) "
-                     "and keeps every chunk's graph until backward: activations scale with all of them")
+        notes.append(
+            f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward) "
+            "and keeps every chunk's graph until backward: activations scale with all of them"
+        )
     if train.generation_batch_size not in (None, b):
-        notes.append("generation_batch_size is not read by the trainer: rollouts run per micro-batch "
-                     f"({b} rows); the rollout term uses {b}")
+        notes.append(
+            "generation_batch_size is not read by the trainer: rollouts run per micro-batch "
+            f"({b} rows); the rollout term uses {b}"
+        )
     if logz is not None:
         notes.append("TraFL's learned logZ head: float32, outside the sharded model (16 bytes per parameter)")
     inputs = {
-        "model": pc.model, "parameters": n_total, "lora_parameters": n_lora, "train_config": pc.train_config,
-        "method": train.method, "surrogate": o.surrogate, "weights": "full" if full else f"lora r{train.lora_r}",
-        "parallel": par.label, "weights_dtype": dtype, "compute_bytes": s, "micro_batch": b, "scored_rows": rows,
-        "prompt_length": prompt, "completion_length": length, "gradient_checkpointing": checkpointing,
-        "num_iterations": mu, "gradient_accumulation_steps": accum, "diffusion_steps": train.diffusion_steps,
+        "model": pc.model,
+        "parameters": n_total,
+        "lora_parameters": n_lora,
+        "train_config": pc.train_config,
+        "method": train.method,
+        "surrogate": o.surrogate,
+        "weights": "full" if full else f"lora r{train.lora_r}",
+        "parallel": par.label,
+        "weights_dtype": dtype,
+        "compute_bytes": s,
+        "micro_batch": b,
+        "scored_rows": rows,
+        "prompt_length": prompt,
+        "completion_length": length,
+        "gradient_checkpointing": checkpointing,
+        "num_iterations": mu,
+        "gradient_accumulation_steps": accum,
+        "diffusion_steps": train.diffusion_steps,
     }
     details = {"activations_saved": act["saved"], "activations_transient": act["transient"]}
-    return Plan(terms=terms, total=total, capacity=pc.gpu_memory_gib * GIB, headroom=pc.headroom, flops=flops,
-                inputs=inputs, notes=notes, details=details)
+    return Plan(
+        terms=terms,
+        total=total,
+        capacity=pc.gpu_memory_gib * GIB,
+        headroom=pc.headroom,
+        flops=flops,
+        inputs=inputs,
+        notes=notes,
+        details=details,
+    )
 
 
 TERM_HELP = {
@@ -261,10 +340,15 @@ def format_plan(plan: Plan) -> str:
     """A plain-text report: inputs, the terms in GiB, the peak and the verdict, FLOPs."""
     i = plan.inputs
     lines = [
-        (f"model {i['model']}: {i['parameters'] / 1e9:.3f}B parameters"
-         + (f", {i['lora_parameters'] / 1e6:.1f}M LoRA" if i["lora_parameters"] else "") + f" ({i['weights']})"),
-        (f"train {i['train_config']}: {i['method']} ({i['surrogate']}), B {i['micro_batch']} -> {i['scored_rows']} "
-         f"scored rows x T {i['prompt_length']}+{i['completion_length']}, checkpointing {i['gradient_checkpointing']}"),
+        (
+            f"model {i['model']}: {i['parameters'] / 1e9:.3f}B parameters"
+            + (f", {i['lora_parameters'] / 1e6:.1f}M LoRA" if i["lora_parameters"] else "")
+            + f" ({i['weights']})"
+        ),
+        (
+            f"train {i['train_config']}: {i['method']} ({i['surrogate']}), B {i['micro_batch']} -> {i['scored_rows']} "
+            f"scored rows x T {i['prompt_length']}+{i['completion_length']}, checkpointing {i['gradient_checkpointing']}"
+        ),
         f"parallel {i['parallel']}, weights {i['weights_dtype']}, activations {i['compute_bytes']} bytes",
         "",
         f"{'term':<13}{'GiB':>10}  what",
@@ -275,13 +359,17 @@ def format_plan(plan: Plan) -> str:
         mark = " (peak phase)" if name == peak_phase else (" (not at the peak)" if name in phases else "")
         lines.append(f"{name:<13}{value / GIB:>10.2f}  {TERM_HELP[name]}{mark}")
         if name == "activations" and plan.details:
-            lines.append(f"{'':<13}{'':>10}  = saved {plan.details['activations_saved'] / GIB:.2f} + backward "
-                         f"transient {plan.details['activations_transient'] / GIB:.2f}")
+            lines.append(
+                f"{'':<13}{'':>10}  = saved {plan.details['activations_saved'] / GIB:.2f} + backward "
+                f"transient {plan.details['activations_transient'] / GIB:.2f}"
+            )
     lines += [
         f"{'total':<13}{plan.total / GIB:>10.2f}  per GPU: states + max(activations, rollout, scoring)",
         "",
-        (f"{plan.verdict}: {plan.total / GIB:.1f} GiB of {plan.capacity / GIB:.0f} GiB "
-         f"(budget {plan.budget / GIB:.1f} GiB with {plan.headroom:.0%} headroom)"),
+        (
+            f"{plan.verdict}: {plan.total / GIB:.1f} GiB of {plan.capacity / GIB:.0f} GiB "
+            f"(budget {plan.budget / GIB:.1f} GiB with {plan.headroom:.0%} headroom)"
+        ),
         "",
         "FLOPs per optimizer step and GPU: " + ", ".join(f"{k} {v:.3g}" for k, v in plan.flops.items()),
     ]

@@ -45,11 +45,17 @@ class ModelShape:
     @classmethod
     def from_config(cls, config: LLaDAConfig) -> ModelShape:
         return cls(
-            d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads,
-            n_kv_heads=config.effective_n_kv_heads, mlp_hidden=config.effective_mlp_hidden_size,
-            vocab=config.effective_embedding_size, weight_tying=bool(config.weight_tying),
-            qkv_bias=config.qkv_bias, bias=bool(config.include_bias),
-            norm_affine=bool(config.layer_norm_with_affine), norm_bias=config.norm_bias,
+            d_model=config.d_model,
+            n_layers=config.n_layers,
+            n_heads=config.n_heads,
+            n_kv_heads=config.effective_n_kv_heads,
+            mlp_hidden=config.effective_mlp_hidden_size,
+            vocab=config.effective_embedding_size,
+            weight_tying=bool(config.weight_tying),
+            qkv_bias=config.qkv_bias,
+            bias=bool(config.include_bias),
+            norm_affine=bool(config.layer_norm_with_affine),
+            norm_bias=config.norm_bias,
         )
 
     @property
@@ -63,8 +69,15 @@ class ModelShape:
     def block_linears(self) -> dict[str, tuple[int, int]]:
         """``name -> (in_features, out_features)`` of the seven linear maps of one block."""
         d, kv, h = self.d_model, self.d_kv, self.mlp_hidden
-        return {"q_proj": (d, d), "k_proj": (d, kv), "v_proj": (d, kv), "attn_out": (d, d),
-                "ff_proj": (d, h), "up_proj": (d, h), "ff_out": (h, d)}
+        return {
+            "q_proj": (d, d),
+            "k_proj": (d, kv),
+            "v_proj": (d, kv),
+            "attn_out": (d, d),
+            "ff_proj": (d, h),
+            "up_proj": (d, h),
+            "ff_out": (h, d),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,8 +111,12 @@ def head_parameters(shape: ModelShape) -> int:
 
 def count_parameters(shape: ModelShape) -> int:
     """``P = n * block + V d + norm(ln_f) + head`` (see the module docstring)."""
-    return (shape.n_layers * block_parameters(shape) + embedding_parameters(shape) + norm_parameters(shape)
-            + head_parameters(shape))
+    return (
+        shape.n_layers * block_parameters(shape)
+        + embedding_parameters(shape)
+        + norm_parameters(shape)
+        + head_parameters(shape)
+    )
 
 
 def matmul_parameters(shape: ModelShape) -> int:

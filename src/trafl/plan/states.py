@@ -36,8 +36,9 @@ from trafl.plan.parallel import Parallelism
 ADAPTER_BYTES = 4  # peft keeps adapters in float32 (autocast_adapter_dtype) unless DeepSpeed casts them
 
 
-def model_state_bytes(par: Parallelism, *, weight_bytes: int, mixed: bool, frozen: int, trainable: int,
-                      adapters: int) -> dict[str, float]:
+def model_state_bytes(
+    par: Parallelism, *, weight_bytes: int, mixed: bool, frozen: int, trainable: int, adapters: int
+) -> dict[str, float]:
     """``{"parameters", "gradients", "optimizer"}`` bytes per GPU (see the module table)."""
     n = par.num_processes
     s = par.strategy

@@ -43,8 +43,11 @@ class SampleConfig:
     device: str | None = option(None, "torch device (default: cuda if available, else cpu).")
     dtype: str = option("auto", "Model dtype (auto: as stored).", choices=tuple(sorted(DTYPES)))
     batch_size: int = option(0, "Prompts per forward batch (0: all at once).", min=0)
-    chat_template: bool = option(True, "Format each prompt with the tokenizer's chat template when it has one "
-                                       "(--no-chat-template: use the prompt text as is).")
+    chat_template: bool = option(
+        True,
+        "Format each prompt with the tokenizer's chat template when it has one "
+        "(--no-chat-template: use the prompt text as is).",
+    )
     trust_remote_code: bool = option(False, "Allow checkpoint code (Dream).")
 
     @classmethod
@@ -65,8 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of SampleConfig and SamplerSettings fields (flags override it).")
     parser.add_argument("--json", action="store_true", help="Print a JSON list instead of plain text.")
     add_config_arguments(parser, SampleConfig)
-    parser.add_argument("--no-chat-template", dest="cfg__chat_template", action="store_const", const="false",
-                        help="Use the prompt text as is (chat_template: false).")
+    parser.add_argument(
+        "--no-chat-template",
+        dest="cfg__chat_template",
+        action="store_const",
+        const="false",
+        help="Use the prompt text as is (chat_template: false).",
+    )
     add_config_arguments(parser, SamplerSettings)
 
 
@@ -78,7 +86,9 @@ def format_prompt(tokenizer: Any, text: str, use_chat_template: bool = True) -> 
     return text, False
 
 
-def encode_prompts(tokenizer: Any, prompts: list[str], use_chat_template: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_prompts(
+    tokenizer: Any, prompts: list[str], use_chat_template: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded ``[B, P]`` ids and attention mask. A chat template carries its own special
     tokens, so the tokenizer adds none then."""
     encoded = []
@@ -101,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(SampleConfig, args.config, overrides_from_args(args))
     device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, tokenizer = load_pretrained(cfg.model, device=device, dtype=DTYPES[cfg.dtype],
-                                       trust_remote_code=cfg.trust_remote_code)
+    model, tokenizer = load_pretrained(
+        cfg.model, device=device, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
+    )
     if tokenizer is None:
         raise ConfigError(f"--model {cfg.model}: no tokenizer found next to the model")
     model.eval()
@@ -115,20 +126,26 @@ def run(args: argparse.Namespace) -> int:
         batch = prompts[start : start + chunk]
         input_ids, attention_mask = encode_prompts(tokenizer, batch, cfg.chat_template)
         out = generate(
-            model, input_ids.to(device), attention_mask.to(device), **cfg.sampler.generate_kwargs(),
-            num_samples=cfg.n, eos_token_id=eos or None,
+            model,
+            input_ids.to(device),
+            attention_mask.to(device),
+            **cfg.sampler.generate_kwargs(),
+            num_samples=cfg.n,
+            eos_token_id=eos or None,
             generator=row_generators(cfg.seed, len(batch), cfg.n, device, first_prompt=start),
         )
         texts = decode_completions(tokenizer, out.completion.cpu(), eos or None)
         for r, text in enumerate(texts):
-            records.append({
-                "prompt_index": start + r // cfg.n,
-                "prompt": batch[r // cfg.n],
-                "sample": r % cfg.n,
-                "text": text,
-                "token_ids": out.completion[r].tolist(),
-                "commit_steps": out.commit_step[r].tolist(),
-            })
+            records.append(
+                {
+                    "prompt_index": start + r // cfg.n,
+                    "prompt": batch[r // cfg.n],
+                    "sample": r % cfg.n,
+                    "text": text,
+                    "token_ids": out.completion[r].tolist(),
+                    "commit_steps": out.commit_step[r].tolist(),
+                }
+            )
 
     if args.json:
         print(json.dumps(records, ensure_ascii=False))
@@ -139,4 +156,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"=== prompt {rec['prompt_index']} sample {rec['sample']} ===")
             print(rec["text"])
     return 0
-

@@ -96,8 +96,14 @@ def exact_distribution(
         mask_token_id = mask_token_id_of(model)
     prompt = torch.as_tensor(prompt_ids, dtype=torch.long).flatten()
     validate(
-        prompt_length=prompt.numel(), gen_length=gen_length, steps=steps, block_length=block_length,
-        temperature=temperature, remasking=remasking, num_samples=1, max_length=None,
+        prompt_length=prompt.numel(),
+        gen_length=gen_length,
+        steps=steps,
+        block_length=block_length,
+        temperature=temperature,
+        remasking=remasking,
+        num_samples=1,
+        max_length=None,
     )
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks

@@ -111,8 +111,17 @@ def validate(
     """Raise :class:`ConfigError` naming the offending argument when the request is not well formed:
     the sampler settings' rules (:func:`trafl.sampling.settings.check_sampler`), ``num_samples >= 1``,
     and prompt plus completion within the model's context."""
-    check_sampler(SamplerSettings(gen_length=gen_length, steps=steps, block_length=block_length,
-                                  temperature=temperature, remasking=remasking, cache=cache, threshold=threshold))
+    check_sampler(
+        SamplerSettings(
+            gen_length=gen_length,
+            steps=steps,
+            block_length=block_length,
+            temperature=temperature,
+            remasking=remasking,
+            cache=cache,
+            threshold=threshold,
+        )
+    )
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
     if max_length is not None and prompt_length + gen_length > max_length:
@@ -164,8 +173,14 @@ def _block_logits(
 
 
 def _cached_block_logits(
-    cached_model: Any, cache: BlockKVCache, mode: str, canvas: torch.Tensor, attention_mask: torch.Tensor,
-    lo: int, hi: int, mask_token_id: int,
+    cached_model: Any,
+    cache: BlockKVCache,
+    mode: str,
+    canvas: torch.Tensor,
+    attention_mask: torch.Tensor,
+    lo: int,
+    hi: int,
+    mask_token_id: int,
 ) -> torch.Tensor:
     """As :func:`_block_logits` with a block KV cache: records it when empty (a full forward),
     else recomputes only the window :func:`~trafl.models.kv_cache.cache_window` of ``mode``."""
@@ -255,14 +270,23 @@ def generate(
     prompts, prompt_mask = _prepare_prompts(input_ids, attention_mask, num_samples)
     rows, prompt_length = prompts.shape
     validate(
-        prompt_length=prompt_length, gen_length=gen_length, steps=steps, block_length=block_length,
-        temperature=temperature, remasking=remasking, num_samples=num_samples,
-        max_length=context_length_of(model), cache=cache, threshold=threshold,
+        prompt_length=prompt_length,
+        gen_length=gen_length,
+        steps=steps,
+        block_length=block_length,
+        temperature=temperature,
+        remasking=remasking,
+        num_samples=num_samples,
+        max_length=context_length_of(model),
+        cache=cache,
+        threshold=threshold,
     )
     _check_generators(generator, rows)
     device = prompts.device
 
-    canvas = torch.cat([prompts, torch.full((rows, gen_length), mask_token_id, dtype=prompts.dtype, device=device)], dim=1)
+    canvas = torch.cat(
+        [prompts, torch.full((rows, gen_length), mask_token_id, dtype=prompts.dtype, device=device)], dim=1
+    )
     attn = torch.cat([prompt_mask, torch.ones(rows, gen_length, dtype=prompt_mask.dtype, device=device)], dim=1)
     commit_step = torch.full((rows, gen_length), NOT_COMMITTED, dtype=torch.long, device=device)
 
@@ -300,6 +324,12 @@ def generate(
             raise ConfigError("fill_eos=True needs eos_token_id (none given and the model config has none)")
         canvas[:, prompt_length:] = eos_utils.fill_after_eos(canvas[:, prompt_length:], eos_token_id)
     return SampleOutput(
-        sequences=canvas, commit_step=commit_step, attention_mask=attn, prompt_length=prompt_length,
-        num_samples=num_samples, steps=steps, block_length=block_length, num_forward=num_forward,
+        sequences=canvas,
+        commit_step=commit_step,
+        attention_mask=attn,
+        prompt_length=prompt_length,
+        num_samples=num_samples,
+        steps=steps,
+        block_length=block_length,
+        num_forward=num_forward,
     )

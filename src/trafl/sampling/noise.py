@@ -48,8 +48,9 @@ def row_seed(seed: int, prompt_index: int, sample_index: int) -> int:
     return random.Random(f"trafl.sample-{seed}-{prompt_index}-{sample_index}").getrandbits(63)
 
 
-def row_generators(seed: int, num_prompts: int, num_samples: int, device: torch.device | str = "cpu",
-                   first_prompt: int = 0) -> list[torch.Generator]:
+def row_generators(
+    seed: int, num_prompts: int, num_samples: int, device: torch.device | str = "cpu", first_prompt: int = 0
+) -> list[torch.Generator]:
     """One generator per output row, prompt-major, seeded by :func:`row_seed`."""
     return [
         torch.Generator(device=device).manual_seed(row_seed(seed, first_prompt + i, j))

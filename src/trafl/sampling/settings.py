@@ -19,8 +19,9 @@ its law (:attr:`SamplerSettings.approximate`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from trafl.errors import ConfigError
 from trafl.models.kv_cache import CACHE_MODES
@@ -31,18 +32,33 @@ from trafl.utils.config import config_from_dict, option
 @dataclass(frozen=True)
 class SamplerSettings:
     gen_length: int = option(128, "Completion canvas length L (tokens).", min=1)
-    steps: int | None = option(None, "Denoising steps for the whole completion: at most gen_length and a multiple of "
-                                     "the number of blocks gen_length / block_length (default: gen_length, one token "
-                                     "per step).", min=1)
+    steps: int | None = option(
+        None,
+        "Denoising steps for the whole completion: at most gen_length and a multiple of "
+        "the number of blocks gen_length / block_length (default: gen_length, one token "
+        "per step).",
+        min=1,
+    )
     block_length: int = option(32, "Semi-autoregressive block length; divides gen_length.", min=1)
     temperature: float = option(0.0, "Sampling temperature (0: greedy).", min=0.0)
-    remasking: str = option("low_confidence", "Which proposals a step commits: the most confident (low_confidence) "
-                                              "or random ones.", choices=REMASKING)
-    cache: str = option("none", "Block KV cache: none (exact), prefix or dual (Fast-dLLM; approximate, faster; native "
-                                "LLaDA models only).", choices=CACHE_MODES)
-    threshold: float | None = option(None, "Confidence-threshold parallel decoding: a step also commits every masked "
-                                           "position of the block with confidence above this (approximate, fewer "
-                                           "forward passes); null: off.", min=0.0, max=1.0)
+    remasking: str = option(
+        "low_confidence",
+        "Which proposals a step commits: the most confident (low_confidence) or random ones.",
+        choices=REMASKING,
+    )
+    cache: str = option(
+        "none",
+        "Block KV cache: none (exact), prefix or dual (Fast-dLLM; approximate, faster; native LLaDA models only).",
+        choices=CACHE_MODES,
+    )
+    threshold: float | None = option(
+        None,
+        "Confidence-threshold parallel decoding: a step also commits every masked "
+        "position of the block with confidence above this (approximate, fewer "
+        "forward passes); null: off.",
+        min=0.0,
+        max=1.0,
+    )
 
     def validate(self) -> None:
         check_sampler(self)
@@ -64,16 +80,25 @@ class SamplerSettings:
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
-        return dict(gen_length=self.gen_length, steps=self.resolved_steps, block_length=self.block_length,
-                    temperature=self.temperature, remasking=self.remasking, cache=self.cache,
-                    threshold=self.threshold)
+        return dict(
+            gen_length=self.gen_length,
+            steps=self.resolved_steps,
+            block_length=self.block_length,
+            temperature=self.temperature,
+            remasking=self.remasking,
+            cache=self.cache,
+            threshold=self.threshold,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What a results file records about the sampler: steps, block length and remasking, plus
         ``cache`` / ``threshold`` only when they are not the exact sampler's (so records of exact
         runs keep their old form)."""
-        out: dict[str, Any] = {"steps": self.resolved_steps, "block_length": self.block_length,
-                               "remasking": self.remasking}
+        out: dict[str, Any] = {
+            "steps": self.resolved_steps,
+            "block_length": self.block_length,
+            "remasking": self.remasking,
+        }
         if self.cache != "none":
             out["cache"] = self.cache
         if self.threshold is not None:
@@ -91,8 +116,13 @@ def sampler_option(name: str, default: Any = dataclasses.MISSING, help: str | No
     meta = dict(field.metadata)
     if help is not None:
         meta["help"] = help
-    return option(field.default if default is dataclasses.MISSING else default, meta["help"],
-                  choices=meta["choices"], min=meta["min"], max=meta["max"])
+    return option(
+        field.default if default is dataclasses.MISSING else default,
+        meta["help"],
+        choices=meta["choices"],
+        min=meta["min"],
+        max=meta["max"],
+    )
 
 
 def check_sampler(settings: SamplerSettings, names: Mapping[str, str] | None = None) -> None:
@@ -105,17 +135,22 @@ def check_sampler(settings: SamplerSettings, names: Mapping[str, str] | None = N
     if s.block_length < 1:
         raise ConfigError(f"{n['block_length']} must be >= 1, got {s.block_length}")
     if s.gen_length % s.block_length:
-        raise ConfigError(f"{n['gen_length']}={s.gen_length} must be a multiple of {n['block_length']}={s.block_length}")
+        raise ConfigError(
+            f"{n['gen_length']}={s.gen_length} must be a multiple of {n['block_length']}={s.block_length}"
+        )
     blocks = s.gen_length // s.block_length
     steps = s.resolved_steps
     if steps < 1:
         raise ConfigError(f"{n['steps']} must be >= 1, got {steps}")
     if steps % blocks:
-        raise ConfigError(f"{n['steps']}={steps} must be a multiple of the number of blocks "
-                          f"{n['gen_length']}/{n['block_length']}={blocks}")
+        raise ConfigError(
+            f"{n['steps']}={steps} must be a multiple of the number of blocks "
+            f"{n['gen_length']}/{n['block_length']}={blocks}"
+        )
     if steps > s.gen_length:
-        raise ConfigError(f"{n['steps']}={steps} must be <= {n['gen_length']}={s.gen_length} "
-                          "(each step commits at least one token)")
+        raise ConfigError(
+            f"{n['steps']}={steps} must be <= {n['gen_length']}={s.gen_length} (each step commits at least one token)"
+        )
     if not s.temperature >= 0:  # also rejects NaN
         raise ConfigError(f"{n['temperature']} must be >= 0, got {s.temperature}")
     if s.remasking not in REMASKING:
@@ -139,7 +174,9 @@ def split_sampler_values(values: dict[str, Any], source: str, field: str = "samp
     return rest
 
 
-def sampler_field(help: str = "The sampler's settings, given as flat keys (gen_length, steps, block_length, "
-                              "temperature, remasking, cache, threshold).") -> Any:
+def sampler_field(
+    help: str = "The sampler's settings, given as flat keys (gen_length, steps, block_length, "
+    "temperature, remasking, cache, threshold).",
+) -> Any:
     """The ``flatten`` field of a config hosting a :class:`SamplerSettings` (see :func:`split_sampler_values`)."""
     return dataclasses.field(default_factory=SamplerSettings, metadata={"help": help, "flatten": True})

@@ -18,8 +18,16 @@ from torch import nn
 
 
 class CanvasTableDenoiser(nn.Module):
-    def __init__(self, vocab_size: int, gen_length: int, *, prompt_buckets: int = 7, scale: float = 2.0,
-                 seed: int = 0, max_sequence_length: int | None = None):
+    def __init__(
+        self,
+        vocab_size: int,
+        gen_length: int,
+        *,
+        prompt_buckets: int = 7,
+        scale: float = 2.0,
+        seed: int = 0,
+        max_sequence_length: int | None = None,
+    ):
         super().__init__()
         self.vocab_size = vocab_size
         self.gen_length = gen_length
@@ -29,8 +37,11 @@ class CanvasTableDenoiser(nn.Module):
         g = torch.Generator().manual_seed(seed)
         table = scale * torch.randn(prompt_buckets, states, gen_length, vocab_size, generator=g, dtype=torch.float64)
         self.register_buffer("table", table)
-        self.config = type("Config", (), {"mask_token_id": vocab_size, "eos_token_id": None,
-                                          "max_sequence_length": max_sequence_length})()
+        self.config = type(
+            "Config",
+            (),
+            {"mask_token_id": vocab_size, "eos_token_id": None, "max_sequence_length": max_sequence_length},
+        )()
 
     def completion_state(self, completion: torch.Tensor) -> torch.Tensor:
         """``[B]`` index of ``[B, L]`` completions in ``[0, (V+1)^L)``."""

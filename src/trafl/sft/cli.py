@@ -24,10 +24,14 @@ def run(args: argparse.Namespace) -> int:
 
     if not PartialState().is_main_process:  # one summary per run, not per process
         return 0
-    print(json.dumps({
-        "model": str(result.output_dir),
-        "steps": result.steps,
-        "eval_loss_start": round(result.initial_eval_loss, 4),
-        "eval_loss_end": round(result.final_eval_loss, 4),
-    }))
+    print(
+        json.dumps(
+            {
+                "model": str(result.output_dir),
+                "steps": result.steps,
+                "eval_loss_start": round(result.initial_eval_loss, 4),
+                "eval_loss_end": round(result.final_eval_loss, 4),
+            }
+        )
+    )
     return 0

@@ -11,14 +11,20 @@ from trafl.utils.config import option
 @dataclass
 class SFTConfig:
     data: str = option("", "JSONL file of training examples with string fields 'prompt' and 'completion'.")
-    output_dir: str = option("runs/sft", "Directory the final model (Hugging Face format) and checkpoints are written to.")
+    output_dir: str = option(
+        "runs/sft", "Directory the final model (Hugging Face format) and checkpoints are written to."
+    )
     model: str = option(
         "tiny",
         "Where to start: a preset name (micro, tiny, small) trains from scratch with a character "
         "tokenizer built from the data; a model directory or hub id continues that checkpoint.",
     )
-    eval_data: str | None = option(None, "Optional held-out JSONL (same fields) for the masked-token loss; default: a split of --data.")
-    eval_fraction: float = option(0.05, "Fraction of --data held out for evaluation when --eval-data is not given.", min=0.0, max=0.5)
+    eval_data: str | None = option(
+        None, "Optional held-out JSONL (same fields) for the masked-token loss; default: a split of --data."
+    )
+    eval_fraction: float = option(
+        0.05, "Fraction of --data held out for evaluation when --eval-data is not given.", min=0.0, max=0.5
+    )
     completion_length: int = option(
         32, "Tokens of the completion canvas (= the gen_length to sample at); completions are EOS-padded to it.", min=1
     )
@@ -30,14 +36,21 @@ class SFTConfig:
     learning_rate: float = option(1e-3, "Peak learning rate of AdamW.", min=0.0)
     weight_decay: float = option(0.01, "AdamW weight decay.", min=0.0)
     warmup_steps: int = option(100, "Linear warm-up steps before the cosine decay.", min=0)
-    lr_schedule: str = option("cosine", "Learning-rate schedule after warm-up.", choices=("cosine", "constant", "linear"))
+    lr_schedule: str = option(
+        "cosine", "Learning-rate schedule after warm-up.", choices=("cosine", "constant", "linear")
+    )
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     eps: float = option(1e-3, "Lower bound of the masking rate: p_mask = (1 - eps) t + eps.", min=0.0, max=1.0)
     eval_every: int = option(200, "Steps between held-out loss evaluations (0: only at the end).", min=0)
     save_every: int = option(500, "Steps between resumable checkpoints (0: only the final model).", min=0)
     seed: int = option(0, "Random seed (data order, masking, initialisation).")
-    device: str = option("auto", "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ... (under accelerate launch the process's device is used).")
-    dtype: str = option("float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.", choices=("float32", "bfloat16"))
+    device: str = option(
+        "auto",
+        "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ... (under accelerate launch the process's device is used).",
+    )
+    dtype: str = option(
+        "float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.", choices=("float32", "bfloat16")
+    )
     use_chat_template: bool = option(True, "Wrap prompts in the tokenizer's chat template when it has one.")
     resume: bool = option(False, "Continue from the newest checkpoint in output_dir when there is one.")
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)

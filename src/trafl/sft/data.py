@@ -9,9 +9,10 @@ the rest of the canvas with EOS.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -33,12 +34,16 @@ def read_pairs(path: str | Path, prompt_field: str = "prompt", completion_field:
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
             if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object with '{prompt_field}' and '{completion_field}'")
+                raise DataError(
+                    f"{path}:{lineno}: expected a JSON object with '{prompt_field}' and '{completion_field}'"
+                )
             for field in (prompt_field, completion_field):
                 if field not in row:
                     raise DataError(f"{path}:{lineno}: missing field '{field}' (fields present: {', '.join(row)})")
                 if not isinstance(row[field], str):
-                    raise DataError(f"{path}:{lineno}: field '{field}' must be a string, got {type(row[field]).__name__}")
+                    raise DataError(
+                        f"{path}:{lineno}: field '{field}' must be a string, got {type(row[field]).__name__}"
+                    )
             rows.append(row)
     if not rows:
         raise DataError(f"data file {path} has no examples")

@@ -73,9 +73,7 @@ def masked_diffusion_loss(
     return (per_row / lengths.float()).mean()
 
 
-def masked_token_nll(
-    logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor
-) -> torch.Tensor:
+def masked_token_nll(logits: torch.Tensor, targets: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over the masked tokens (an unweighted diagnostic, for held-out loss)."""
     if not masked.any():
         return logits.new_zeros(())

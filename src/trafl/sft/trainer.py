@@ -88,8 +88,14 @@ class SFTResult:
 
 @torch.no_grad()
 def evaluate_loss(
-    model: Any, pairs: list[EncodedPair], pad_token_id: int, mask_token_id: int, device: torch.device,
-    batch_size: int = 64, seed: int = 1234, eps: float = 1e-3,
+    model: Any,
+    pairs: list[EncodedPair],
+    pad_token_id: int,
+    mask_token_id: int,
+    device: torch.device,
+    batch_size: int = 64,
+    seed: int = 1234,
+    eps: float = 1e-3,
 ) -> float:
     """Held-out masked-token cross-entropy at fixed (seeded) mask draws: comparable across steps."""
     from trafl.models.interface import get_logits
@@ -145,10 +151,16 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     mask_id, pad_id = model.config.mask_token_id, tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id
-    train_pairs = encode_pairs(train_rows, tokenizer, cfg.completion_length, source=cfg.data,
-                               use_chat_template=cfg.use_chat_template)
-    eval_pairs = encode_pairs(eval_rows, tokenizer, cfg.completion_length, source=cfg.eval_data or cfg.data,
-                              use_chat_template=cfg.use_chat_template)
+    train_pairs = encode_pairs(
+        train_rows, tokenizer, cfg.completion_length, source=cfg.data, use_chat_template=cfg.use_chat_template
+    )
+    eval_pairs = encode_pairs(
+        eval_rows,
+        tokenizer,
+        cfg.completion_length,
+        source=cfg.eval_data or cfg.data,
+        use_chat_template=cfg.use_chat_template,
+    )
     if cfg.dtype == "bfloat16" and device.type == "cuda":
         autocast = torch.autocast("cuda", dtype=torch.bfloat16)
     else:
@@ -176,18 +188,27 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
 
     initial = held_out()
     history: list[dict] = []
-    bar = tqdm(range(start_step, cfg.max_steps), disable=not (progress and main), desc="sft", dynamic_ncols=True,
-               initial=start_step, total=cfg.max_steps)
+    bar = tqdm(
+        range(start_step, cfg.max_steps),
+        disable=not (progress and main),
+        desc="sft",
+        dynamic_ncols=True,
+        initial=start_step,
+        total=cfg.max_steps,
+    )
     for step in bar:
         torch.manual_seed(step_seed(cfg.seed, step, rank, 0, "sft-global"))  # dropout, if any
         mine = split_for_process(prompt_indices_for_step(len(train_pairs), cfg.batch_size, step, cfg.seed), rank, world)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for m in range(micro_batches):
-            batch = {k: v.to(device) for k, v in collate([train_pairs[i] for i in mine[m * micro:(m + 1) * micro]],
-                                                          pad_id).items()}
+            batch = {
+                k: v.to(device)
+                for k, v in collate([train_pairs[i] for i in mine[m * micro : (m + 1) * micro]], pad_id).items()
+            }
             gen = torch.Generator(device=device).manual_seed(
-                step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise"))
+                step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise")
+            )
             noisy, masked, p_mask = forward_process(batch["input_ids"], batch["completion_mask"], mask_id, cfg.eps, gen)
             with micro_batch(accelerator, wrapped, m == micro_batches - 1), autocast:
                 logits = wrapped(noisy, attention_mask=batch["attention_mask"]).logits
@@ -198,7 +219,9 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
             accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        mean_loss = float(accelerator.reduce(torch.tensor(total, device=device), reduction="mean")) if world > 1 else total
+        mean_loss = (
+            float(accelerator.reduce(torch.tensor(total, device=device), reduction="mean")) if world > 1 else total
+        )
         done = step + 1
         record = {"step": done, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
         if eval_pairs and cfg.eval_every and done % cfg.eval_every == 0:
@@ -206,7 +229,9 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
         if main:
             append_jsonl(out / "sft_metrics.jsonl", record)
         history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {}))
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {})
+        )
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.max_steps:
             save_checkpoint(accelerator, out, done, model=wrapped, tokenizer=tokenizer, keep_last=2)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from trafl.eval.paired import frontier_points, frontier_value_at, paired_difference
 
@@ -54,9 +55,17 @@ def path_summary(cell: dict) -> dict[str, float] | None:
     return out
 
 
-def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_max: int,
-            frontier_temperature: float, shortcut: dict[str, bool] | None = None,
-            denoising: dict[str, dict] | None = None, final_step: int | None = None) -> dict[str, Any]:
+def analyse(
+    results: dict,
+    frontier: dict | None,
+    *,
+    methods: Sequence[str],
+    k_max: int,
+    frontier_temperature: float,
+    shortcut: dict[str, bool] | None = None,
+    denoising: dict[str, dict] | None = None,
+    final_step: int | None = None,
+) -> dict[str, Any]:
     """Everything the report prints: per temperature and method, the seed-mean pass@1..k_max, its
     paired difference to the base at every k, per-seed end points, distinct answers and path
     metrics; the shortcut / no-shortcut split; the frontiers; the checks."""
@@ -65,9 +74,11 @@ def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_m
     out: dict[str, Any] = {"k_max": k_max, "temperatures": temps, "methods": {}, "base": {}}
     for t in temps:
         base = cells[("base", t)]
-        out["base"][str(t)] = {"pass_at_k": base["pass_at_k"][:k_max],
-                               "distinct_correct": base["distinct_correct"]["mean"],
-                               "paths": path_summary(base)}
+        out["base"][str(t)] = {
+            "pass_at_k": base["pass_at_k"][:k_max],
+            "distinct_correct": base["distinct_correct"]["mean"],
+            "paths": path_summary(base),
+        }
         for method in methods:
             mc = method_cells(results, method, t)
             if not mc:
@@ -76,8 +87,9 @@ def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_m
             entry[str(t)] = {
                 "seeds": len(mc),
                 "pass_at_k": seed_mean_curve(mc)[:k_max],
-                "per_seed": {c["model"]: {"pass@1": c["pass_at_k"][0], f"pass@{k_max}": c["pass_at_k"][k_max - 1]}
-                             for c in mc},
+                "per_seed": {
+                    c["model"]: {"pass@1": c["pass_at_k"][0], f"pass@{k_max}": c["pass_at_k"][k_max - 1]} for c in mc
+                },
                 "paired": [paired_difference(mc, base, k) for k in range(1, k_max + 1)],
                 "distinct_correct": sum(c["distinct_correct"]["mean"] for c in mc) / len(mc),
                 "paths": _mean_paths([path_summary(c) for c in mc]),
@@ -102,10 +114,16 @@ def analyse(results: dict, frontier: dict | None, *, methods: Sequence[str], k_m
                 continue
             base = cells[("base", ft)]
             split[method] = {
-                name: paired_difference(mc, base, k_max, subset) for name, subset in (("shortcut", with_s), ("no_shortcut", without))
+                name: paired_difference(mc, base, k_max, subset)
+                for name, subset in (("shortcut", with_s), ("no_shortcut", without))
             }
-        out["shortcut_split"] = {"temperature": ft, "k": k_max, "num_shortcut": len(with_s),
-                                 "num_no_shortcut": len(without), "methods": split}
+        out["shortcut_split"] = {
+            "temperature": ft,
+            "k": k_max,
+            "num_shortcut": len(with_s),
+            "num_no_shortcut": len(without),
+            "methods": split,
+        }
     if frontier is not None:
         out["frontiers"] = frontiers(results, frontier, methods, k_max, frontier_temperature, final_step)
     if denoising:
@@ -121,8 +139,9 @@ def _mean_paths(items: Sequence[dict | None]) -> dict | None:
     return {k: sum(i[k] for i in items) / len(items) for k in items[0]}
 
 
-def frontiers(results: dict, frontier: dict, methods: Sequence[str], k: int, temperature: float,
-              final_step: int | None = None) -> dict:
+def frontiers(
+    results: dict, frontier: dict, methods: Sequence[str], k: int, temperature: float, final_step: int | None = None
+) -> dict:
     """Seed-mean (pass@1, pass@k) along training for each method, from the base (step 0) to the final
     model (``final_step``; default one past the last checkpoint)."""
     base = cells_by(results)[("base", temperature)]
@@ -146,8 +165,9 @@ def frontiers(results: dict, frontier: dict, methods: Sequence[str], k: int, tem
     return out
 
 
-def study_checks(analysis: dict, *, methods: Sequence[str], k_max: int, temperature: float,
-                 method: str = "trafl") -> dict:
+def study_checks(
+    analysis: dict, *, methods: Sequence[str], k_max: int, temperature: float, method: str = "trafl"
+) -> dict:
     """The study's four claims, each with the numbers it was decided on.
 
     (a) every reward maximiser's pass@k_max is below the base by more than 2 paired s.e. at ``temperature``;
@@ -163,8 +183,12 @@ def study_checks(analysis: dict, *, methods: Sequence[str], k_max: int, temperat
     for m in baselines:
         p = analysis["methods"][m][t]["paired"][k_max - 1]
         a[m] = {"diff": p["diff"], "stderr": p["stderr"], "ok": p["diff"] < -2 * p["stderr"]}
-    checks["a_maximisers_lose_pass_at_k"] = {"k": k_max, "temperature": temperature, "methods": a,
-                                             "ok": bool(a) and all(v["ok"] for v in a.values())}
+    checks["a_maximisers_lose_pass_at_k"] = {
+        "k": k_max,
+        "temperature": temperature,
+        "methods": a,
+        "ok": bool(a) and all(v["ok"] for v in a.values()),
+    }
     if method in analysis["methods"]:
         per_t, ok = {}, True
         for temp, entry in analysis["methods"][method].items():
@@ -188,16 +212,26 @@ def study_checks(analysis: dict, *, methods: Sequence[str], k_max: int, temperat
                 at, how = nearest[f"pass@{k_max}"], "nearest end"
             else:
                 how = "interpolated"
-            c[m] = {"baseline_pass_at_k": at, "trafl_pass_at_k": end[f"pass@{k_max}"], "how": how,
-                    "ok": end[f"pass@{k_max}"] > at}
-        checks["c_trafl_above_baseline_frontiers"] = {"trafl_end": end, "methods": c,
-                                                     "ok": bool(c) and all(v["ok"] for v in c.values())}
+            c[m] = {
+                "baseline_pass_at_k": at,
+                "trafl_pass_at_k": end[f"pass@{k_max}"],
+                "how": how,
+                "ok": end[f"pass@{k_max}"] > at,
+            }
+        checks["c_trafl_above_baseline_frontiers"] = {
+            "trafl_end": end,
+            "methods": c,
+            "ok": bool(c) and all(v["ok"] for v in c.values()),
+        }
     key = "order_entropy"
     mine = (analysis["methods"].get(method, {}).get(t, {}).get("paths") or {}).get(key)
     if mine is not None:
         others = {m: (analysis["methods"][m][t]["paths"] or {}).get(key) for m in baselines}
         checks["d_trafl_keeps_path_entropy"] = {
-            "metric": key, "temperature": temperature, "trafl": mine, "baselines": others,
+            "metric": key,
+            "temperature": temperature,
+            "trafl": mine,
+            "baselines": others,
             "ok": all(v is not None and mine > v for v in others.values()),
         }
     return checks

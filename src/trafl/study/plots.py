@@ -21,7 +21,9 @@ def plot_frontier(analysis: dict, path: Path, k: int) -> Path:
         ax.plot([100 * first["pass@1"]], [100 * first[f"pass@{k}"]], "k*", markersize=12, label="base")
     ax.set_xlabel("pass@1 (%)")
     ax.set_ylabel(f"pass@{k} (%)")
-    ax.set_title(f"frontier along training (seed means, T = {analysis['checks'].get('a_maximisers_lose_pass_at_k', {}).get('temperature', '')})")
+    ax.set_title(
+        f"frontier along training (seed means, T = {analysis['checks'].get('a_maximisers_lose_pass_at_k', {}).get('temperature', '')})"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
@@ -39,7 +41,9 @@ def plot_paired_gaps(analysis: dict, path: Path) -> Path:
             d = [100 * p["diff"] for p in entry[t]["paired"]]
             se = [100 * p["stderr"] for p in entry[t]["paired"]]
             ax.plot(ks, d, "-", color=colours[method], label=method)
-            ax.fill_between(ks, [a - b for a, b in zip(d, se)], [a + b for a, b in zip(d, se)], color=colours[method], alpha=0.15)
+            ax.fill_between(
+                ks, [a - b for a, b in zip(d, se)], [a + b for a, b in zip(d, se)], color=colours[method], alpha=0.15
+            )
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_title(f"T = {t}")
@@ -56,7 +60,9 @@ def plot_path_entropy(analysis: dict, path: Path) -> Path | None:
     values = {}
     for t in temps:
         base = (analysis["base"][t].get("paths") or {}).get("order_entropy")
-        row = [base] + [((analysis["methods"][m].get(t) or {}).get("paths") or {}).get("order_entropy") for m in analysis["methods"]]
+        row = [base] + [
+            ((analysis["methods"][m].get(t) or {}).get("paths") or {}).get("order_entropy") for m in analysis["methods"]
+        ]
         values[t] = row
     if all(v is None for row in values.values() for v in row):
         return None
@@ -81,8 +87,13 @@ def plot_shortcut_split(analysis: dict, path: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for i, group in enumerate(("shortcut", "no_shortcut")):
         xs = [j + i * 0.4 for j in range(len(names))]
-        ax.bar(xs, [100 * split["methods"][m][group]["model"] for m in names], width=0.4,
-               yerr=[100 * split["methods"][m][group]["stderr"] for m in names], label=group.replace("_", " ") + " prompts")
+        ax.bar(
+            xs,
+            [100 * split["methods"][m][group]["model"] for m in names],
+            width=0.4,
+            yerr=[100 * split["methods"][m][group]["stderr"] for m in names],
+            label=group.replace("_", " ") + " prompts",
+        )
     ax.set_xticks([j + 0.2 for j in range(len(names))])
     ax.set_xticklabels(names)
     ax.set_ylabel(f"pass@{split['k']} (%)  (error bar: paired s.e. vs base)")
@@ -93,8 +104,14 @@ def plot_shortcut_split(analysis: dict, path: Path) -> Path | None:
 
 def write_study_plots(analysis: dict, results: dict, out: Path, *, k_max: int) -> list[Path]:
     plots = Path(out) / "plots"
-    written = [plot_frontier(analysis, plots / "frontier.png", k_max), plot_paired_gaps(analysis, plots / "gap_to_base.png")]
-    for p in (plot_path_entropy(analysis, plots / "path_entropy.png"), plot_shortcut_split(analysis, plots / "shortcut_split.png")):
+    written = [
+        plot_frontier(analysis, plots / "frontier.png", k_max),
+        plot_paired_gaps(analysis, plots / "gap_to_base.png"),
+    ]
+    for p in (
+        plot_path_entropy(analysis, plots / "path_entropy.png"),
+        plot_shortcut_split(analysis, plots / "shortcut_split.png"),
+    ):
         if p is not None:
             written.append(p)
     return written

@@ -10,7 +10,8 @@ per dataset column, aligned with ``prompts``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 RewardFn = Callable[..., list[float]]
 

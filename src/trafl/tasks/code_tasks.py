@@ -15,10 +15,18 @@ import json
 import pickle
 import re
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from trafl.errors import DataError
-from trafl.rewards.code import AssertTests, CodeReward, IOTest, code_format_reward, grade_programs, program_of, encode_tests
+from trafl.rewards.code import (
+    AssertTests,
+    CodeReward,
+    IOTest,
+    code_format_reward,
+    encode_tests,
+    grade_programs,
+    program_of,
+)
 from trafl.rewards.code.harness import as_tests, choose_method
 from trafl.tasks.base import RewardFn, Task
 from trafl.tasks.loading import convert, first_field, load_rows, read_records
@@ -56,8 +64,14 @@ class CodeTask(Task):
         return [CodeReward(timeout=self.timeout, workers=self.workers, **self.sandbox), code_format_reward]
 
     def grade_batch(self, completions: Sequence[str], rows: Sequence[dict]) -> list[bool]:
-        results = grade_programs(completions, [r["tests"] for r in rows], [r.get("code_prefix") for r in rows],
-                                 timeout=self.timeout, workers=self.workers, **self.sandbox)
+        results = grade_programs(
+            completions,
+            [r["tests"] for r in rows],
+            [r.get("code_prefix") for r in rows],
+            timeout=self.timeout,
+            workers=self.workers,
+            **self.sandbox,
+        )
         return [r.ok for r in results]
 
     def grading_methods(self, rows: Sequence[dict]) -> dict[str, int]:
@@ -103,13 +117,20 @@ class HumanEval(CodeTask):
             if field not in raw:
                 raise DataError(f"{source}: HumanEval row missing '{field}'")
         tests = AssertTests([f"{raw['test']}\ncheck({raw['entry_point']})\n"])
-        return {"prompt": raw["prompt"], "code_prefix": raw["prompt"], "tests": encode_tests(tests),
-                "id": raw["task_id"], "entry_point": raw["entry_point"],
-                "canonical_solution": raw.get("canonical_solution", "")}
+        return {
+            "prompt": raw["prompt"],
+            "code_prefix": raw["prompt"],
+            "tests": encode_tests(tests),
+            "id": raw["task_id"],
+            "entry_point": raw["entry_point"],
+            "canonical_solution": raw.get("canonical_solution", ""),
+        }
 
     def prompt_text(self, row: dict) -> str:
-        return ("Complete the following Python function. Write the whole function in a ```python code block.\n\n"
-                f"```python\n{row['code_prefix']}```")
+        return (
+            "Complete the following Python function. Write the whole function in a ```python code block.\n\n"
+            f"```python\n{row['code_prefix']}```"
+        )
 
 
 class MBPP(CodeTask):
@@ -134,14 +155,21 @@ class MBPP(CodeTask):
         text = first_field(raw, ("text", "prompt"), source)
         test_list = first_field(raw, ("test_list",), source)
         setup = raw.get("test_setup_code") or "\n".join(raw.get("test_imports") or [])
-        return {"prompt": text, "tests": encode_tests(AssertTests(test_list, setup)), "code_prefix": "",
-                "id": str(raw.get("task_id", "")), "reference": raw.get("code", ""),
-                "test_list": list(test_list)}
+        return {
+            "prompt": text,
+            "tests": encode_tests(AssertTests(test_list, setup)),
+            "code_prefix": "",
+            "id": str(raw.get("task_id", "")),
+            "reference": raw.get("code", ""),
+            "test_list": list(test_list),
+        }
 
     def prompt_text(self, row: dict) -> str:
         shown = "\n".join(row["test_list"])
-        return (f"You are an expert Python programmer, and here is your task: {row['prompt']} "
-                f"Your code should pass these tests:\n\n{shown}\n\n{FENCE_INSTRUCTION}")
+        return (
+            f"You are an expert Python programmer, and here is your task: {row['prompt']} "
+            f"Your code should pass these tests:\n\n{shown}\n\n{FENCE_INSTRUCTION}"
+        )
 
 
 class _NoGlobals(pickle.Unpickler):
@@ -185,12 +213,20 @@ class LiveCodeBench(CodeTask):
             func = metadata.get("func_name")
             if not func:
                 raise DataError(f"{source}: functional LiveCodeBench row without metadata.func_name")
-            tests = encode_tests(AssertTests([_functional_assert(func, c["input"], c["output"]) for c in cases],
-                                              preamble=LEETCODE_PREAMBLE))
+            tests = encode_tests(
+                AssertTests(
+                    [_functional_assert(func, c["input"], c["output"]) for c in cases], preamble=LEETCODE_PREAMBLE
+                )
+            )
         starter = raw.get("starter_code") or ""
         prompt = content if not starter else f"{content}\n\nUse this starter code:\n```python\n{starter}\n```"
-        return {"prompt": prompt, "tests": tests, "code_prefix": "", "id": str(raw.get("question_id", "")),
-                "difficulty": raw.get("difficulty", "")}
+        return {
+            "prompt": prompt,
+            "tests": tests,
+            "code_prefix": "",
+            "id": str(raw.get("question_id", "")),
+            "difficulty": raw.get("difficulty", ""),
+        }
 
 
 def _functional_assert(func: str, given: str, expected: str) -> str:

@@ -11,8 +11,9 @@ file (``path=...``, or ``dataset_path`` in a training config).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from trafl.errors import DataError
 

@@ -31,6 +31,5 @@ def run(args: argparse.Namespace) -> int:
     if not PartialState().is_main_process:  # one summary per run, not per process
         return 0
     last = result.history[-1] if result.history else {}
-    print(json.dumps({"output_dir": str(result.output_dir), "steps": result.steps,
-                      "final_reward": last.get("reward")}))
+    print(json.dumps({"output_dir": str(result.output_dir), "steps": result.steps, "final_reward": last.get("reward")}))
     return 0

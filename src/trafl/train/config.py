@@ -27,18 +27,29 @@ METHODS = tuple(OBJECTIVES)
 RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "diffusion_steps": 128}
 
 #: The trainer's names of the rollout sampler's settings (:class:`~trafl.sampling.settings.SamplerSettings`).
-SAMPLER_NAMES = {"gen_length": "max_completion_length", "steps": "diffusion_steps", "block_length": "block_length",
-                 "temperature": "temperature", "remasking": "remasking", "cache": "rollout_cache",
-                 "threshold": "rollout_threshold"}
+SAMPLER_NAMES = {
+    "gen_length": "max_completion_length",
+    "steps": "diffusion_steps",
+    "block_length": "block_length",
+    "temperature": "temperature",
+    "remasking": "remasking",
+    "cache": "rollout_cache",
+    "threshold": "rollout_threshold",
+}
 
 
 @dataclass
 class TrainConfig:
     # --- what to train -------------------------------------------------------------------------
-    model: str = option("", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct).")
+    model: str = option(
+        "", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct)."
+    )
     method: str = option("trafl", "Post-training objective.", choices=METHODS)
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
-    dataset_path: str | None = option(None, "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).")
+    dataset_path: str | None = option(
+        None,
+        "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).",
+    )
     dataset_split: str | None = option(None, "Split to train on (default: the task's train split).")
     max_prompts: int | None = option(None, "Use only the first N training prompts (after shuffling with seed).", min=1)
     output_dir: str = option("runs/train", "Run directory: checkpoints, metrics.jsonl, final model.")
@@ -48,12 +59,21 @@ class TrainConfig:
     num_generations: int = option(8, "G: completions sampled per prompt (the group).", min=2)
     max_completion_length: int = option(256, "Completion canvas length L (the sampler's gen_length).", min=1)
     max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
-    diffusion_steps: int | None = option(None, "Sampler denoising steps for the whole completion (default: the "
-                                               "method's recipe, else 128; justgrpo: max_completion_length).", min=1)
-    block_length: int | None = option(None, "Sampler semi-autoregressive block length, divides max_completion_length "
-                                            "(default: the method's recipe, else 32; justgrpo: 1).", min=1)
-    temperature: float | None = option(None, "Rollout sampling temperature (default: the method's recipe, else 0.9; "
-                                             "justgrpo: 1.0).", min=0.0)
+    diffusion_steps: int | None = option(
+        None,
+        "Sampler denoising steps for the whole completion (default: the "
+        "method's recipe, else 128; justgrpo: max_completion_length).",
+        min=1,
+    )
+    block_length: int | None = option(
+        None,
+        "Sampler semi-autoregressive block length, divides max_completion_length "
+        "(default: the method's recipe, else 32; justgrpo: 1).",
+        min=1,
+    )
+    temperature: float | None = option(
+        None, "Rollout sampling temperature (default: the method's recipe, else 0.9; justgrpo: 1.0).", min=0.0
+    )
     allow_any_rollout_order: bool = option(
         False,
         "Let an objective whose likelihood assumes left-to-right rollouts (justgrpo) train on another sampler "
@@ -61,19 +81,31 @@ class TrainConfig:
     )
     remasking: str = sampler_option("remasking", help="Sampler remasking rule.")
     rollout_cache: str = sampler_option(
-        "cache", help="Rollout sampler's block KV cache: none (exact, default), prefix or dual (approximate, faster; "
-                      "native LLaDA models only). See 'Fast rollouts' in docs/training.md.")
+        "cache",
+        help="Rollout sampler's block KV cache: none (exact, default), prefix or dual (approximate, faster; "
+        "native LLaDA models only). See 'Fast rollouts' in docs/training.md.",
+    )
     rollout_threshold: float | None = sampler_option(
-        "threshold", help="Rollout sampler's confidence-threshold parallel decoding: null (exact, default) or a "
-                          "confidence in [0, 1] (approximate, fewer forward passes).")
-    generation_batch_size: int | None = option(None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1)
+        "threshold",
+        help="Rollout sampler's confidence-threshold parallel decoding: null (exact, default) or a "
+        "confidence in [0, 1] (approximate, fewer forward passes).",
+    )
+    generation_batch_size: int | None = option(
+        None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1
+    )
 
     # --- optimisation ---------------------------------------------------------------------------
     max_steps: int = option(100, "Optimizer steps (each on one rollout batch, repeated num_iterations times).", min=1)
-    per_device_train_batch_size: int = option(8, "Completions per process per micro-step; a multiple of num_generations.", min=1)
+    per_device_train_batch_size: int = option(
+        8, "Completions per process per micro-step; a multiple of num_generations.", min=1
+    )
     gradient_accumulation_steps: int = option(1, "Micro-steps accumulated per optimizer step.", min=1)
-    num_iterations: int | None = option(None, "mu: inner updates on each rollout batch, old policy = the rollout policy "
-                                              "(default: the method's recipe: espo 8, diffu_grpo 12, else 1).", min=1)
+    num_iterations: int | None = option(
+        None,
+        "mu: inner updates on each rollout batch, old policy = the rollout policy "
+        "(default: the method's recipe: espo 8, diffu_grpo 12, else 1).",
+        min=1,
+    )
     learning_rate: float = option(1e-5, "Peak learning rate of AdamW for the policy (LoRA or full).", min=0.0)
     logz_lr: float = option(1e-3, "Learning rate of TraFL's logZ head (its own parameter group).", min=0.0)
     weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
@@ -95,13 +127,21 @@ class TrainConfig:
         "Module names LoRA adapts (LLaDA's names).",
     )
 
-    save_merged: bool = option(True, "With use_peft: also save the base with the adapters merged in (output_dir/final-merged).")
+    save_merged: bool = option(
+        True, "With use_peft: also save the base with the adapters merged in (output_dir/final-merged)."
+    )
 
     # --- objective ------------------------------------------------------------------------------
-    objective: Any = dataclasses.field(default=None, metadata={
-        "help": "The method's options (its Options dataclass), given as flat keys: see docs/objectives.md.",
-        "flatten": True})
-    reward_weights: list[float] | None = option(None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest).")
+    objective: Any = dataclasses.field(
+        default=None,
+        metadata={
+            "help": "The method's options (its Options dataclass), given as flat keys: see docs/objectives.md.",
+            "flatten": True,
+        },
+    )
+    reward_weights: list[float] | None = option(
+        None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest)."
+    )
     nan_rewards: str = option(
         "zero",
         "What to do when a reward function returns NaN: 'zero' replaces it by 0 and counts it in "
@@ -129,7 +169,9 @@ class TrainConfig:
         """Move the method's option keys into ``objective`` (a typed, validated options object)."""
         method = values.get("method", "trafl")
         if method not in OBJECTIVES:
-            raise ConfigError(f"config field 'method': expected one of {', '.join(map(repr, OBJECTIVES))}, got {method!r}")
+            raise ConfigError(
+                f"config field 'method': expected one of {', '.join(map(repr, OBJECTIVES))}, got {method!r}"
+            )
         own = {f.name for f in dataclasses.fields(cls)}
         pulled = {k: values[k] for k in list(values) if k not in own}
         rest = {k: v for k, v in values.items() if k in own}
@@ -187,8 +229,12 @@ class TrainConfig:
     def sampler(self) -> SamplerSettings:
         """The rollout sampler's settings (after ``validate`` has resolved the recipe defaults)."""
         return SamplerSettings(
-            gen_length=self.max_completion_length, steps=self.diffusion_steps, block_length=self.block_length,
-            temperature=self.temperature, remasking=self.remasking, cache=self.rollout_cache,
+            gen_length=self.max_completion_length,
+            steps=self.diffusion_steps,
+            block_length=self.block_length,
+            temperature=self.temperature,
+            remasking=self.remasking,
+            cache=self.rollout_cache,
             threshold=self.rollout_threshold,
         )
 

@@ -9,7 +9,8 @@ a non-number, is a bug and stops the run with an error naming it. NaN values fol
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -43,12 +44,12 @@ def compute_rewards(
         values = fn(prompts, completions, **columns)
         try:
             values = list(values)
-        except TypeError:
-            raise RewardError(f"reward function '{_name(fn)}' returned {type(values).__name__}, expected a list of floats")
-        if len(values) != n:
+        except TypeError as exc:
             raise RewardError(
-                f"reward function '{_name(fn)}' returned {len(values)} values for {n} completions"
-            )
+                f"reward function '{_name(fn)}' returned {type(values).__name__}, expected a list of floats"
+            ) from exc
+        if len(values) != n:
+            raise RewardError(f"reward function '{_name(fn)}' returned {len(values)} values for {n} completions")
         clean = []
         for v in values:
             if v is None:

@@ -28,11 +28,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -125,7 +126,9 @@ class RLTrainer:
 
             task = get_task(cfg.task)
         self.task = task
-        self.rows = rows if rows is not None else task.load(cfg.dataset_split or task.train_split, path=cfg.dataset_path)
+        self.rows = (
+            rows if rows is not None else task.load(cfg.dataset_split or task.train_split, path=cfg.dataset_path)
+        )
         self._check_rows()
         self.reward_fns = list(reward_fns) if reward_fns is not None else task.reward_functions()
         if cfg.reward_weights is None:
@@ -150,19 +153,23 @@ class RLTrainer:
         self.reference = make_reference(self.model) if self.objective.needs_reference else None
         self.objective.to(self.device)
         policy_params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(policy_params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay,
-                                           betas=(cfg.adam_beta1, cfg.adam_beta2))
+        self.optimizer = torch.optim.AdamW(
+            policy_params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(cfg.adam_beta1, cfg.adam_beta2)
+        )
         head = list(self.objective.parameters())
         # The logZ head has its own optimizer (its own learning rate), synchronised by hand across
         # processes: it lives outside the wrapped model.
-        self.head_optimizer = torch.optim.AdamW(head, lr=cfg.logz_lr, betas=(cfg.adam_beta1, cfg.adam_beta2)) if head else None
+        self.head_optimizer = (
+            torch.optim.AdamW(head, lr=cfg.logz_lr, betas=(cfg.adam_beta1, cfg.adam_beta2)) if head else None
+        )
         self.scheduler = make_scheduler(self.optimizer, cfg.lr_scheduler_type, cfg.warmup_steps, cfg.max_steps)
         configure_deepspeed(self.accelerator, cfg.per_device_train_batch_size, cfg.max_grad_norm)
         self.wrapped, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
         # Saved and restored by accelerator.save_state / load_state on every process, in this order (the
         # scheduler is not prepared: accelerate would step it once per process).
         self.accelerator.register_for_checkpointing(
-            self.scheduler, self.objective, *([self.head_optimizer] if self.head_optimizer is not None else []))
+            self.scheduler, self.objective, *([self.head_optimizer] if self.head_optimizer is not None else [])
+        )
         self.policy = DenoiserView(self.wrapped, self._base_model())
         self.rollout_view = DenoiserView(self.model, self._base_model())
         self.step = 0
@@ -182,24 +189,30 @@ class RLTrainer:
         if self.cfg.use_peft:
             from peft import LoraConfig, get_peft_model
 
-            lora = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=self.cfg.lora_dropout,
-                              target_modules=list(self.cfg.lora_target_modules), bias="none",
-                              exclude_modules=_output_head_names(model))
+            lora = LoraConfig(
+                r=self.cfg.lora_r,
+                lora_alpha=self.cfg.lora_alpha,
+                lora_dropout=self.cfg.lora_dropout,
+                target_modules=list(self.cfg.lora_target_modules),
+                bias="none",
+                exclude_modules=_output_head_names(model),
+            )
             model = get_peft_model(model, lora)
         model.train()
         return model, tokenizer
 
     def _check_rows(self) -> None:
         if not self.rows:
-            raise DataError(f"task '{self.cfg.task}': the training dataset is empty"
-                            + (f" ({self.cfg.dataset_path})" if self.cfg.dataset_path else ""))
+            raise DataError(
+                f"task '{self.cfg.task}': the training dataset is empty"
+                + (f" ({self.cfg.dataset_path})" if self.cfg.dataset_path else "")
+            )
         needed = ["prompt"] + list(getattr(self.task, "required_columns", ()))
         for i, row in enumerate(self.rows):
             missing = [c for c in needed if c not in row]
             if missing:
                 raise DataError(
-                    f"task '{self.cfg.task}': training row {i} lacks column(s) {missing} "
-                    f"(it has {sorted(row)})"
+                    f"task '{self.cfg.task}': training row {i} lacks column(s) {missing} (it has {sorted(row)})"
                 )
         if self.cfg.max_prompts:
             self.rows = self.rows[: self.cfg.max_prompts]
@@ -214,15 +227,17 @@ class RLTrainer:
             text = self.task.format_prompt(row, tok)
             ids = tok(text, add_special_tokens=not chat)["input_ids"]
             if len(ids) > self.cfg.max_prompt_length:
-                raise DataError(f"prompt of {len(ids)} tokens exceeds max_prompt_length={self.cfg.max_prompt_length}: {text[:80]!r}")
+                raise DataError(
+                    f"prompt of {len(ids)} tokens exceeds max_prompt_length={self.cfg.max_prompt_length}: {text[:80]!r}"
+                )
             encoded.append(ids)
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         width = max(len(x) for x in encoded)
         ids = torch.full((len(encoded), width), pad, dtype=torch.long)
         attn = torch.zeros_like(ids)
         for i, x in enumerate(encoded):
-            ids[i, width - len(x):] = torch.tensor(x, dtype=torch.long)
-            attn[i, width - len(x):] = 1
+            ids[i, width - len(x) :] = torch.tensor(x, dtype=torch.long)
+            attn[i, width - len(x) :] = 1
         return ids.to(self.device), attn.to(self.device)
 
     @cached_property
@@ -235,11 +250,16 @@ class RLTrainer:
                 "method '%s' assumes its rollouts follow the policy's own law, but the rollout sampler is "
                 "approximate (rollout_cache=%s, rollout_threshold=%s): its gradient is biased. TraFL's objective "
                 "does not need on-policy rollouts; see 'Fast rollouts' in docs/training.md.",
-                self.cfg.method, settings.cache, settings.threshold)
+                self.cfg.method,
+                settings.cache,
+                settings.threshold,
+            )
         return settings
 
     @torch.no_grad()
-    def rollout(self, rows: list[dict], step: int, first_position: int) -> tuple[RolloutGroup, dict[str, float], list[str]]:
+    def rollout(
+        self, rows: list[dict], step: int, first_position: int
+    ) -> tuple[RolloutGroup, dict[str, float], list[str]]:
         """Sample G completions for each row, score them; returns the group and reward metrics (with
         ``time/rollout_s``, ``time/reward_s`` and ``rollout/num_forward``, the sampler's forward
         passes per sequence)."""
@@ -251,28 +271,40 @@ class RLTrainer:
         prompt_ids, prompt_mask = self.encode_prompts(rows)
         gens = [
             torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, first_position + i, j))
-            for i in range(len(rows)) for j in range(G)
+            for i in range(len(rows))
+            for j in range(G)
         ]
         was_training = self.model.training
         self.model.eval()
         out = generate(
-            self.rollout_view, prompt_ids, prompt_mask, **self.sampler.generate_kwargs(), num_samples=G,
-            mask_token_id=self._base_model().config.mask_token_id, eos_token_id=self.tokenizer.eos_token_id,
-            generator=gens, fill_eos=True,
+            self.rollout_view,
+            prompt_ids,
+            prompt_mask,
+            **self.sampler.generate_kwargs(),
+            num_samples=G,
+            mask_token_id=self._base_model().config.mask_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+            generator=gens,
+            fill_eos=True,
         )
         self.model.train(was_training)
         t1 = _clock(self.device)
         texts = decode_completions(self.tokenizer, out.completion, self.tokenizer.eos_token_id)
         prompts = [row["prompt"] for row in rows for _ in range(G)]
         columns = {k: [row.get(k) for row in rows for _ in range(G)] for k in rows[0] if k != "prompt"}
-        rewards, _, metrics = compute_rewards(self.reward_fns, self.reward_weights, prompts, texts, columns,
-                                              self.cfg.nan_rewards)
+        rewards, _, metrics = compute_rewards(
+            self.reward_fns, self.reward_weights, prompts, texts, columns, self.cfg.nan_rewards
+        )
         metrics["time/rollout_s"], metrics["time/reward_s"] = t1 - t0, _clock(self.device) - t1
         metrics["rollout/num_forward"] = float(out.num_forward)
         group = RolloutGroup(
-            input_ids=out.sequences, attention_mask=out.attention_mask, prompt_length=out.prompt_length,
-            rewards=rewards.view(len(rows), G).to(self.device), eos_token_id=self.tokenizer.eos_token_id,
-            commit_step=out.commit_step, temperature=cfg.temperature,
+            input_ids=out.sequences,
+            attention_mask=out.attention_mask,
+            prompt_length=out.prompt_length,
+            rewards=rewards.view(len(rows), G).to(self.device),
+            eos_token_id=self.tokenizer.eos_token_id,
+            commit_step=out.commit_step,
+            temperature=cfg.temperature,
         )
         lengths = completion_lengths(out.completion, self.tokenizer.eos_token_id)
         metrics["completion_length"] = float(lengths.float().mean())
@@ -295,11 +327,14 @@ class RLTrainer:
             for key in ("time/rollout_s", "time/reward_s"):
                 times[key] += metrics.pop(key)
             t0 = _clock(self.device)
-            gen = torch.Generator(device=self.device).manual_seed(step_seed(cfg.seed, step, offset + sl.start, 0, "noise"))
+            gen = torch.Generator(device=self.device).manual_seed(
+                step_seed(cfg.seed, step, offset + sl.start, 0, "noise")
+            )
             old = self.rollout_view if cfg.num_iterations > 1 else None
             self.model.eval()
-            group = self.objective.prepare(group, reference=self.reference, old_policy=old, generator=gen,
-                                           num_iterations=cfg.num_iterations)
+            group = self.objective.prepare(
+                group, reference=self.reference, old_policy=old, generator=gen, num_iterations=cfg.num_iterations
+            )
             self.model.train()
             times["time/prepare_s"] += _clock(self.device) - t0
             groups.append(group)
@@ -323,7 +358,9 @@ class RLTrainer:
                 update_metrics.append(metrics)
             self._sync_head_grads()
             if cfg.max_grad_norm:
-                grad_norm = self.accelerator.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm)
+                grad_norm = self.accelerator.clip_grad_norm_(
+                    [p for p in self.model.parameters() if p.requires_grad], cfg.max_grad_norm
+                )
                 if self.head_optimizer is not None:
                     torch.nn.utils.clip_grad_norm_(self.objective.parameters(), cfg.max_grad_norm)
             else:
@@ -339,7 +376,9 @@ class RLTrainer:
         record["grad_norm"] = float(grad_norm)
         record.update(times)
         record["time/update_s"] = t_update
-        n_tokens = self.prompts_per_micro * cfg.gradient_accumulation_steps * cfg.num_generations * cfg.max_completion_length
+        n_tokens = (
+            self.prompts_per_micro * cfg.gradient_accumulation_steps * cfg.num_generations * cfg.max_completion_length
+        )
         record["rollout_tokens_per_s"] = n_tokens / max(times["time/rollout_s"], 1e-9)
         record["rollout/approximate"] = float(self.sampler.approximate)
         record = _mean_over_processes(self.accelerator, record)
@@ -364,8 +403,14 @@ class RLTrainer:
     # ------------------------------------------------------------------------------------------
     def save(self, step: int) -> None:
         """``checkpoint-<step>``, written by every process (see :mod:`trafl.utils.checkpoint`)."""
-        save_checkpoint(self.accelerator, self.out, step, model=self.wrapped, tokenizer=self.tokenizer,
-                        keep_last=self.cfg.save_total_limit)
+        save_checkpoint(
+            self.accelerator,
+            self.out,
+            step,
+            model=self.wrapped,
+            tokenizer=self.tokenizer,
+            keep_last=self.cfg.save_total_limit,
+        )
 
     def maybe_resume(self) -> None:
         """Restore the newest checkpoint when ``resume`` is set. The random state needs no restoring:
@@ -410,8 +455,13 @@ class RLTrainer:
             save_config(cfg, self.out / "train_config.yaml")
         loggers = _ExtraLoggers(cfg.report_to, self.out, to_dict(cfg)) if self.accelerator.is_main_process else None
         history: list[dict] = []
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=f"train[{cfg.method}]", dynamic_ncols=True,
-                   disable=not (self.progress and self.accelerator.is_main_process))
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            desc=f"train[{cfg.method}]",
+            dynamic_ncols=True,
+            disable=not (self.progress and self.accelerator.is_main_process),
+        )
         while self.step < cfg.max_steps:
             record = self.train_step(self.step)
             self.step += 1
@@ -461,7 +511,9 @@ class _ExtraLoggers:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise ConfigError("report_to includes 'tensorboard' but it is not installed: pip install tensorboard") from exc
+                raise ConfigError(
+                    "report_to includes 'tensorboard' but it is not installed: pip install tensorboard"
+                ) from exc
             self.tb = SummaryWriter(str(out / "tensorboard"))
         if "wandb" in report_to:
             try:

@@ -207,8 +207,7 @@ def config_from_dict(cls: type[T], values: dict[str, Any], source: str = "config
             raise _unknown_key_error(cls, key, source)
         kwargs[name] = _coerce(raw, hints[name], name)
     missing = [
-        n for n, f in fields.items()
-        if n not in kwargs and f.default is _MISSING and f.default_factory is _MISSING
+        n for n, f in fields.items() if n not in kwargs and f.default is _MISSING and f.default_factory is _MISSING
     ]
     if missing:
         raise ConfigError(f"{source}: required config field(s) missing: {', '.join(missing)}")
@@ -304,16 +303,22 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         if f.metadata.get("flatten"):
             continue
-        default = f.default if f.default is not _MISSING else (
-            f.default_factory() if f.default_factory is not _MISSING else "required"
+        default = (
+            f.default
+            if f.default is not _MISSING
+            else (f.default_factory() if f.default_factory is not _MISSING else "required")
         )
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
         extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
         if f.metadata.get("repeat"):
             extra = {"action": "append"}
         group.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f"cfg__{f.name}", default=None, metavar="V",
-            help=help_text.replace("%", "%%"), **extra,
+            "--" + f.name.replace("_", "-"),
+            dest=f"cfg__{f.name}",
+            default=None,
+            metavar="V",
+            help=help_text.replace("%", "%%"),
+            **extra,
         )
 
 
@@ -329,8 +334,10 @@ def format_help(cls: type) -> str:
     for f in dataclasses.fields(cls):
         if f.metadata.get("flatten"):
             continue
-        default = f.default if f.default is not _MISSING else (
-            f.default_factory() if f.default_factory is not _MISSING else "required"
+        default = (
+            f.default
+            if f.default is not _MISSING
+            else (f.default_factory() if f.default_factory is not _MISSING else "required")
         )
         rows.append(f"| `{f.name}` | {_describe(hints[f.name])} | `{default!r}` | {f.metadata.get('help', '')} |")
     return "\n".join(rows)

@@ -33,14 +33,18 @@ def make_accelerator(cpu: bool, **kwargs: Any):
     )
 
     if cpu and parse_flag_from_env("ACCELERATE_USE_DEEPSPEED"):
-        raise ConfigError("the launcher asked for DeepSpeed but these processes run on CPU; DeepSpeed ZeRO needs GPUs "
-                          "(use configs/accelerate/fsdp.yaml for sharded training on CPU)")
+        raise ConfigError(
+            "the launcher asked for DeepSpeed but these processes run on CPU; DeepSpeed ZeRO needs GPUs "
+            "(use configs/accelerate/fsdp.yaml for sharded training on CPU)"
+        )
     accelerator = Accelerator(cpu=cpu, **kwargs)
     if accelerator.distributed_type == DistributedType.MULTI_CPU and parse_flag_from_env("ACCELERATE_USE_FSDP"):
         plugin = FullyShardedDataParallelPlugin()
         if plugin.fsdp_version != 2:
-            raise ConfigError("FSDP on CPU needs 'fsdp_version: 2' in the accelerate config (torch's fully_shard); "
-                              f"got fsdp_version {plugin.fsdp_version}")
+            raise ConfigError(
+                "FSDP on CPU needs 'fsdp_version: 2' in the accelerate config (torch's fully_shard); "
+                f"got fsdp_version {plugin.fsdp_version}"
+            )
         # Every AcceleratorState() re-reads PartialState's distributed type: set both.
         PartialState().distributed_type = DistributedType.FSDP
         accelerator.state.distributed_type = DistributedType.FSDP

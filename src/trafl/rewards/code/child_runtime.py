@@ -49,7 +49,7 @@ def __trafl_harness(cfg):  # noqa: C901 - one closed scope on purpose (see the m
     def send(text):
         data = text.encode("utf-8", "replace")
         while data:
-            data = data[_write(fd, data):]
+            data = data[_write(fd, data) :]
 
     def canon(v, depth=0):
         """A fresh copy of ``v`` made of exact builtins only; TypeError for anything else."""
@@ -71,7 +71,7 @@ def __trafl_harness(cfg):  # noqa: C901 - one closed scope on purpose (see the m
     def tag(v):
         t = _type(v)
         if t is _int:
-            return v if -(2 ** 63) <= v < 2 ** 63 else {"#": "i", "v": _hex(v)}
+            return v if -(2**63) <= v < 2**63 else {"#": "i", "v": _hex(v)}
         if t is _float:
             if _isfinite(v):
                 return v
@@ -121,10 +121,26 @@ def __trafl_harness(cfg):  # noqa: C901 - one closed scope on purpose (see the m
 
     def install_guard():
         """An audit hook (cannot be removed) with a one-way latch set by the event ``trafl.tests``."""
-        always = {"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.settrace", "sys.setprofile",
-                  "sys._current_frames"}
-        during_tests = always | {"sys._getframe", "object.__getattr__", "os.fork", "os.forkpty", "os.system",
-                                 "os.posix_spawn", "os.exec", "os.spawn", "subprocess.Popen", "pty.spawn"}
+        always = {
+            "gc.get_objects",
+            "gc.get_referrers",
+            "gc.get_referents",
+            "sys.settrace",
+            "sys.setprofile",
+            "sys._current_frames",
+        }
+        during_tests = always | {
+            "sys._getframe",
+            "object.__getattr__",
+            "os.fork",
+            "os.forkpty",
+            "os.system",
+            "os.posix_spawn",
+            "os.exec",
+            "os.spawn",
+            "subprocess.Popen",
+            "pty.spawn",
+        }
         latch = []
 
         def guard(event, args):
@@ -134,8 +150,13 @@ def __trafl_harness(cfg):  # noqa: C901 - one closed scope on purpose (see the m
                 raise ValueError("blocked in the trafl sandbox: " + event)
             elif event == "import" and args and args[0] in ("ctypes", "_ctypes"):
                 raise ImportError("blocked in the trafl sandbox: ctypes")
-            elif event == "open" and args and _type(args[0]) is _str and args[0].startswith("/proc") and \
-                    (latch or args[0].endswith("/mem")):
+            elif (
+                event == "open"
+                and args
+                and _type(args[0]) is _str
+                and args[0].startswith("/proc")
+                and (latch or args[0].endswith("/mem"))
+            ):
                 raise PermissionError("blocked in the trafl sandbox: " + args[0])
 
         _addaudithook(guard)
@@ -145,8 +166,12 @@ def __trafl_harness(cfg):  # noqa: C901 - one closed scope on purpose (see the m
         snapshots = {name: _SimpleNamespace(**_vars(_import(name))) for name in cfg["snapshot"]}
 
     g = {"__name__": "__main__", "__builtins__": builtins}
-    for name, src in (("<preamble>", cfg["preamble"]), (cfg["path"], cfg["program"]), ("<setup>", cfg["setup"]),
-                      ("<test imports>", cfg["imports"])):
+    for name, src in (
+        ("<preamble>", cfg["preamble"]),
+        (cfg["path"], cfg["program"]),
+        ("<setup>", cfg["setup"]),
+        ("<test imports>", cfg["imports"]),
+    ):
         if src:
             _exec(_compile(src, name, "exec"), g)
 

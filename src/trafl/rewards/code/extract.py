@@ -36,7 +36,7 @@ def extract_code(completion: str) -> str:
         return blocks[-1][1].strip("\n")
     start = _CODE_START.search(completion)
     if start:
-        return completion[start.start():].strip("\n")
+        return completion[start.start() :].strip("\n")
     return completion.strip("\n")
 
 

@@ -22,10 +22,32 @@ from __future__ import annotations
 
 import ast
 
-SNAPSHOT_MODULES = ("math", "cmath", "re", "string", "itertools", "functools", "heapq", "collections",
-                    "random", "operator", "statistics", "bisect")
-_OPS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.In: "in",
-        ast.NotIn: "not in", ast.Is: "is", ast.IsNot: "is not"}
+SNAPSHOT_MODULES = (
+    "math",
+    "cmath",
+    "re",
+    "string",
+    "itertools",
+    "functools",
+    "heapq",
+    "collections",
+    "random",
+    "operator",
+    "statistics",
+    "bisect",
+)
+_OPS = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
 
 
 def _call(name: str, *args: ast.expr) -> ast.Call:
@@ -39,8 +61,10 @@ class _Compares(ast.NodeTransformer):
     def visit_Compare(self, node: ast.Compare) -> ast.expr:
         self.generic_visit(node)
         operands = [node.left, *node.comparators]
-        parts = [_call("__trafl_compare", ast.Constant(_OPS[type(op)]), operands[i], operands[i + 1])
-                 for i, op in enumerate(node.ops)]
+        parts = [
+            _call("__trafl_compare", ast.Constant(_OPS[type(op)]), operands[i], operands[i + 1])
+            for i, op in enumerate(node.ops)
+        ]
         return parts[0] if len(parts) == 1 else ast.BoolOp(ast.And(), parts)
 
 
@@ -56,8 +80,9 @@ class _Rewrite(ast.NodeTransformer):
         for alias in node.names:
             if alias.name in SNAPSHOT_MODULES:
                 target = alias.asname or alias.name
-                out.append(ast.Assign([ast.Name(target, ast.Store())],
-                                      _call("__trafl_module", ast.Constant(alias.name))))
+                out.append(
+                    ast.Assign([ast.Name(target, ast.Store())], _call("__trafl_module", ast.Constant(alias.name)))
+                )
             else:
                 out.append(ast.Import([alias]))
         return out
@@ -66,8 +91,10 @@ class _Rewrite(ast.NodeTransformer):
         if node.level or node.module not in SNAPSHOT_MODULES or any(a.name == "*" for a in node.names):
             return node
         module = _call("__trafl_module", ast.Constant(node.module))
-        return [ast.Assign([ast.Name(a.asname or a.name, ast.Store())], ast.Attribute(module, a.name, ast.Load()))
-                for a in node.names]
+        return [
+            ast.Assign([ast.Name(a.asname or a.name, ast.Store())], ast.Attribute(module, a.name, ast.Load()))
+            for a in node.names
+        ]
 
 
 def rewrite_test(snippet: str) -> str:

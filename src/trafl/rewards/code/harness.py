@@ -35,11 +35,11 @@ import json
 import os
 import re
 import secrets
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from functools import lru_cache
+from pathlib import Path
 
 from trafl.errors import DataError
 from trafl.rewards.code.fallback import rewrite_test, snapshot_modules
@@ -78,7 +78,7 @@ class IOTest:
     output: str
 
 
-Tests = Union[AssertTests, Sequence[IOTest]]
+Tests = AssertTests | Sequence[IOTest]
 
 
 @dataclass
@@ -110,7 +110,7 @@ class TestResult:
 _FUTURE = re.compile(r"^from __future__ import [^\n]*$", re.MULTILINE)
 _PRELUDE = "import os as __trafl_os\n__trafl_fd = int(__trafl_os.environ.pop('TRAFL_SIDE_FD'))\ndel __trafl_os\n"
 
-_ASSERT_RUNNER = '''
+_ASSERT_RUNNER = """
 # ---- trafl test harness ----
 def __trafl_run_tests(__tests, __fd):
     import os as __os
@@ -123,7 +123,7 @@ def __trafl_run_tests(__tests, __fd):
         __os.write(__fd, ("%d %d\\n" % (__i, __ok)).encode())
 
 __trafl_run_tests({tests}, __trafl_fd)
-'''
+"""
 
 
 def assert_program(program: str, tests: AssertTests) -> str:
@@ -160,8 +160,9 @@ def _run_assert(program: str, tests: AssertTests, timeout: float, **sandbox) -> 
         status = "error"  # the tests never ran: syntax error, crash, resource limit, early exit
     else:
         status = "fail"
-    return TestResult(status, passed, total, run.elapsed, run.stderr[-2000:], run.isolation,
-                      [bool(o) for o in outcomes], "append")
+    return TestResult(
+        status, passed, total, run.elapsed, run.stderr[-2000:], run.isolation, [bool(o) for o in outcomes], "append"
+    )
 
 
 def _status(outcomes: list[bool | None], timed_out: bool) -> str:
@@ -189,7 +190,7 @@ def harness_script(config: dict) -> str:
 def _after_ready(side: str) -> list[str]:
     """The side-channel lines after the first ``ready`` (none if the harness never got there)."""
     lines = side.splitlines()
-    return lines[lines.index("ready") + 1:] if "ready" in lines else []
+    return lines[lines.index("ready") + 1 :] if "ready" in lines else []
 
 
 def parse_hole_results(side: str, count: int) -> list[tuple[bool, object] | None]:
@@ -212,8 +213,14 @@ def parse_hole_results(side: str, count: int) -> list[tuple[bool, object] | None
 
 
 def _base_config(program: str, tests: AssertTests, mode: str, imports: str = "") -> dict:
-    return {"mode": mode, "path": "main.py", "program": program, "preamble": tests.preamble,
-            "setup": tests.setup, "imports": imports}
+    return {
+        "mode": mode,
+        "path": "main.py",
+        "program": program,
+        "preamble": tests.preamble,
+        "setup": tests.setup,
+        "imports": imports,
+    }
 
 
 def _run_parsed(program: str, tests: AssertTests, plan: Plan, timeout: float, **sandbox) -> TestResult:
@@ -227,10 +234,18 @@ def _run_parsed(program: str, tests: AssertTests, plan: Plan, timeout: float, **
     outcomes: list[bool | None] = []
     for ok, snippet_checks in zip(checked, plan.checks):
         names = {n.id for c in snippet_checks for n in ast.walk(c) if isinstance(n, ast.Name)}
-        own = [results[int(n[len(HOLE_PREFIX):])] for n in names if n.startswith(HOLE_PREFIX)]
+        own = [results[int(n[len(HOLE_PREFIX) :])] for n in names if n.startswith(HOLE_PREFIX)]
         outcomes.append(ok if ran and all(r is not None for r in own) else None)
-    return TestResult(_status(outcomes, run.timed_out), sum(1 for o in outcomes if o), len(outcomes), run.elapsed,
-                      run.stderr[-2000:], run.isolation, [bool(o) for o in outcomes], "parsed")
+    return TestResult(
+        _status(outcomes, run.timed_out),
+        sum(1 for o in outcomes if o),
+        len(outcomes),
+        run.elapsed,
+        run.stderr[-2000:],
+        run.isolation,
+        [bool(o) for o in outcomes],
+        "parsed",
+    )
 
 
 def _strict_procs(sandbox: dict) -> bool:
@@ -252,11 +267,25 @@ def _run_fallback(program: str, tests: AssertTests, timeout: float, **sandbox) -
     outcomes: list[bool | None] = [None] * total
     for line in _after_ready(run.extra.get("side", "")):
         parts = line.split()
-        if len(parts) == 3 and parts[2] == nonce and parts[0].isdigit() and parts[1] in ("0", "1") \
-                and int(parts[0]) < total and outcomes[int(parts[0])] is None:
+        if (
+            len(parts) == 3
+            and parts[2] == nonce
+            and parts[0].isdigit()
+            and parts[1] in ("0", "1")
+            and int(parts[0]) < total
+            and outcomes[int(parts[0])] is None
+        ):
             outcomes[int(parts[0])] = parts[1] == "1"
-    return TestResult(_status(outcomes, run.timed_out), sum(1 for o in outcomes if o), total, run.elapsed,
-                      run.stderr[-2000:], run.isolation, [bool(o) for o in outcomes], "fallback")
+    return TestResult(
+        _status(outcomes, run.timed_out),
+        sum(1 for o in outcomes if o),
+        total,
+        run.elapsed,
+        run.stderr[-2000:],
+        run.isolation,
+        [bool(o) for o in outcomes],
+        "fallback",
+    )
 
 
 def choose_method(tests: AssertTests, method: str = "auto", program: str = "") -> tuple[str, Plan | None, str]:
@@ -305,7 +334,7 @@ def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failu
         outcomes.append(ok)
         if not ok:
             saw_timeout |= run.timed_out
-            saw_error |= (not run.timed_out and run.returncode != 0)
+            saw_error |= not run.timed_out and run.returncode != 0
             if not detail:
                 detail = run.stderr[-2000:] or f"expected {case.output[:200]!r}, got {run.stdout[:200]!r}"
             if stop_on_failure:
@@ -320,8 +349,9 @@ def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failu
         status = "error"
     else:
         status = "fail"
-    return TestResult(status, passed, total, elapsed, detail, isolation, outcomes + [False] * (total - len(outcomes)),
-                      "io")
+    return TestResult(
+        status, passed, total, elapsed, detail, isolation, outcomes + [False] * (total - len(outcomes)), "io"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,8 +385,9 @@ def as_tests(tests: Tests | str | dict | Sequence[str]) -> Tests:
     if cases and any(isinstance(c, str) for c in cases):
         return AssertTests(assert_list(cases))
     if not all(isinstance(c, IOTest) for c in cases):
-        raise DataError("tests must be AssertTests, a list of IOTest, a list of assert statements, "
-                        "an assert string or a dict")
+        raise DataError(
+            "tests must be AssertTests, a list of IOTest, a list of assert statements, an assert string or a dict"
+        )
     return cases
 
 

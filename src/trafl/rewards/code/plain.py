@@ -84,7 +84,7 @@ def _tag(v: Any) -> Any:
     if v is None or t in (bool, str):
         return v
     if t is int:
-        return v if -(2 ** 63) <= v < 2 ** 63 else {"#": "i", "v": hex(v)}
+        return v if -(2**63) <= v < 2**63 else {"#": "i", "v": hex(v)}
     if t is float:
         return v if math.isfinite(v) else {"#": "f", "v": "nan" if v != v else ("inf" if v > 0 else "-inf")}
     if t is bytes:

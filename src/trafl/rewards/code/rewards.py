@@ -9,7 +9,8 @@ All completions of a batch are graded in parallel by the sandbox pool.
 from __future__ import annotations
 
 import ast
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from trafl.rewards.code.extract import complete_function, extract_code, fenced_blocks
 from trafl.rewards.code.harness import TestResult, run_many
@@ -43,14 +44,21 @@ class CodeReward:
         self.kwargs = dict(timeout=timeout, workers=workers, **sandbox)
         self.__name__ = "code_pass_fraction" if partial else "code_pass"
 
-    def __call__(self, prompts: Sequence, completions: Sequence[str], tests: Sequence[Any],
-                 code_prefix: Sequence[str | None] | None = None, **_) -> list[float]:
+    def __call__(
+        self,
+        prompts: Sequence,
+        completions: Sequence[str],
+        tests: Sequence[Any],
+        code_prefix: Sequence[str | None] | None = None,
+        **_,
+    ) -> list[float]:
         results = grade_programs(completions, tests, code_prefix, **self.kwargs)
         return [r.pass_fraction if self.partial else float(r.ok) for r in results]
 
 
-def code_format_reward(prompts: Sequence, completions: Sequence[str], code_prefix: Sequence[str | None] | None = None,
-                       **_) -> list[float]:
+def code_format_reward(
+    prompts: Sequence, completions: Sequence[str], code_prefix: Sequence[str | None] | None = None, **_
+) -> list[float]:
     """1 if the completion holds one fenced Python block whose program parses; 0.5 if the program
     parses without a fence; else 0."""
     prefixes = list(code_prefix) if code_prefix is not None else [None] * len(completions)

@@ -37,9 +37,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from trafl.errors import ConfigError
 
@@ -128,9 +128,24 @@ def bwrap_usable(drop_privileges: bool) -> bool:
                 kwargs = _identity_kwargs(_fresh_uid()) if drop_privileges else {}
                 try:
                     probe = subprocess.run(
-                        [path, *_bwrap_namespace_args(), "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                         "/bin/sh", "-c", "exit 0"],
-                        stdin=subprocess.DEVNULL, capture_output=True, timeout=20, **kwargs,
+                        [
+                            path,
+                            *_bwrap_namespace_args(),
+                            "--ro-bind",
+                            "/",
+                            "/",
+                            "--proc",
+                            "/proc",
+                            "--dev",
+                            "/dev",
+                            "/bin/sh",
+                            "-c",
+                            "exit 0",
+                        ],
+                        stdin=subprocess.DEVNULL,
+                        capture_output=True,
+                        timeout=20,
+                        **kwargs,
                     )
                     ok = probe.returncode == 0
                 except (OSError, subprocess.SubprocessError):
@@ -193,8 +208,10 @@ def interpreter_dirs(python: str) -> tuple[str, ...]:
     (probed once per interpreter). ``.pth`` files of editable installs are not followed."""
     with _PROBE_LOCK:
         if python not in _INTERPRETER_DIRS:
-            code = ("import json, sys; print(json.dumps([sys.prefix, sys.exec_prefix, sys.base_prefix, "
-                    "sys.base_exec_prefix, *sys.path]))")
+            code = (
+                "import json, sys; print(json.dumps([sys.prefix, sys.exec_prefix, sys.base_prefix, "
+                "sys.base_exec_prefix, *sys.path]))"
+            )
             try:
                 out = subprocess.run([python, "-I", "-c", code], capture_output=True, text=True, timeout=30, check=True)
                 paths = json.loads(out.stdout)
@@ -203,7 +220,9 @@ def interpreter_dirs(python: str) -> tuple[str, ...]:
             real = {os.path.realpath(p) for p in paths if p and os.path.isdir(p)}
             real.add(os.path.dirname(os.path.realpath(python)))
             # keep only the outermost directories, none that is the filesystem root
-            kept = sorted(p for p in real if p != "/" and not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real))
+            kept = sorted(
+                p for p in real if p != "/" and not any(p != q and p.startswith(q.rstrip("/") + "/") for q in real)
+            )
             _INTERPRETER_DIRS[python] = tuple(kept)
         return _INTERPRETER_DIRS[python]
 
@@ -225,12 +244,19 @@ def _bwrap_argv(workdir: str, python: str) -> list[str]:
         if not path.startswith("/usr/"):
             argv += ["--ro-bind", path, path]
     return argv + [
-        "--dev", "/dev",
-        "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--tmpfs", "/dev/shm",
-        "--bind", workdir, workdir,
-        "--chdir", workdir,
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
+        "--bind",
+        workdir,
+        workdir,
+        "--chdir",
+        workdir,
         "--",
     ]
 
@@ -362,7 +388,9 @@ def execute(
     uid = _fresh_uid() if drop else None
 
     workdir = tempfile.mkdtemp(prefix="trafl-sandbox-")
-    private = tempfile.mkdtemp(prefix="trafl-sandbox-io-")  # the caller's side: outputs, never visible to a uid-dropped child
+    private = tempfile.mkdtemp(
+        prefix="trafl-sandbox-io-"
+    )  # the caller's side: outputs, never visible to a uid-dropped child
     opened: list[int] = []
     try:
         os.chmod(private, 0o700)
@@ -388,15 +416,24 @@ def execute(
         argv = [interpreter, "-I", "-B", os.path.join(workdir, "main.py")]
         if mode == "bwrap":
             argv = _bwrap_argv(workdir, interpreter) + argv
-        with open(os.path.join(private, "stdin"), "rb") as fin, \
-                open(os.path.join(private, "stdout"), "wb") as fout, \
-                open(os.path.join(private, "stderr"), "wb") as ferr:
+        with (
+            open(os.path.join(private, "stdin"), "rb") as fin,
+            open(os.path.join(private, "stdout"), "wb") as fout,
+            open(os.path.join(private, "stderr"), "wb") as ferr,
+        ):
             start = time.monotonic()
             proc = subprocess.Popen(
-                argv, stdin=fin if side_pipe is None else subprocess.PIPE, stdout=fout, stderr=ferr, cwd=workdir,
-                env=env, start_new_session=True, close_fds=True,
+                argv,
+                stdin=fin if side_pipe is None else subprocess.PIPE,
+                stdout=fout,
+                stderr=ferr,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
                 pass_fds=tuple(opened) if side_pipe is None else (side_fd,),
-                preexec_fn=_limit_setter(limits, timeout, nproc), **_identity_kwargs(uid),
+                preexec_fn=_limit_setter(limits, timeout, nproc),
+                **_identity_kwargs(uid),
             )
             if side_pipe is not None:
                 side_pipe.start(proc.stdin)

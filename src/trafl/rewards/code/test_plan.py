@@ -52,8 +52,10 @@ class NotParsable(ValueError):
 
 
 def _contains_compare(node: ast.AST) -> bool:
-    return any(isinstance(n, (ast.Compare, ast.BoolOp)) or isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not)
-               for n in ast.walk(node))
+    return any(
+        isinstance(n, (ast.Compare, ast.BoolOp)) or isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.Not)
+        for n in ast.walk(node)
+    )
 
 
 class _Splitter:
@@ -74,8 +76,11 @@ class _Splitter:
         if isinstance(node, _SPLIT_ALWAYS) or isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
             return True
         splittable = isinstance(node, _SPLIT_IF_MIXED) or (
-            isinstance(node, ast.Call) and trusted_function(node.func, self.shadowed) is not None
-            and not any(isinstance(a, ast.Starred) for a in node.args) and all(k.arg for k in node.keywords))
+            isinstance(node, ast.Call)
+            and trusted_function(node.func, self.shadowed) is not None
+            and not any(isinstance(a, ast.Starred) for a in node.args)
+            and all(k.arg for k in node.keywords)
+        )
         if not splittable:
             return False
         return any(self._constant(c) or self._must_split(c) for c in self._children(node))
@@ -86,8 +91,11 @@ class _Splitter:
             return node
         if self._must_split(node):
             if isinstance(node, ast.Call):
-                return ast.Call(node.func, [self.split(a) for a in node.args],
-                                [ast.keyword(k.arg, self.split(k.value)) for k in node.keywords])
+                return ast.Call(
+                    node.func,
+                    [self.split(a) for a in node.args],
+                    [ast.keyword(k.arg, self.split(k.value)) for k in node.keywords],
+                )
             return _MapChildren(self.split).visit(node)
         if _contains_compare(node):
             raise NotParsable(f"a comparison inside a computed expression: {ast.unparse(node)[:120]}")
@@ -132,25 +140,44 @@ def _statements(body: list[ast.stmt], constants: dict[str, Any], imports: list[s
         elif isinstance(stmt, ast.Pass):
             continue
         elif isinstance(stmt, ast.Expr) and (
-                isinstance(stmt.value, ast.Name) and stmt.value.id == "print"
-                or isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "print"):
+            isinstance(stmt.value, ast.Name)
+            and stmt.value.id == "print"
+            or isinstance(stmt.value, ast.Call)
+            and isinstance(stmt.value.func, ast.Name)
+            and stmt.value.func.id == "print"
+        ):
             continue  # debugging output of the test itself (a bare `print` in HumanEval/129): nothing to check
-        elif isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets) \
-                and is_constant(stmt.value, constants):
+        elif (
+            isinstance(stmt, ast.Assign)
+            and all(isinstance(t, ast.Name) for t in stmt.targets)
+            and is_constant(stmt.value, constants)
+        ):
             value = evaluate(stmt.value, constants)
             constants.update({t.id: value for t in stmt.targets})
-        elif isinstance(stmt, ast.FunctionDef) and not stmt.decorator_list and len(stmt.args.args) == 1 \
-                and not (stmt.args.vararg or stmt.args.kwarg or stmt.args.kwonlyargs or stmt.args.posonlyargs):
+        elif (
+            isinstance(stmt, ast.FunctionDef)
+            and not stmt.decorator_list
+            and len(stmt.args.args) == 1
+            and not (stmt.args.vararg or stmt.args.kwarg or stmt.args.kwonlyargs or stmt.args.posonlyargs)
+        ):
             functions[stmt.name] = stmt
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Name) \
-                and stmt.value.func.id in functions and len(stmt.value.args) == 1 and not stmt.value.keywords \
-                and isinstance(stmt.value.args[0], ast.Name):
+        elif (
+            isinstance(stmt, ast.Expr)
+            and isinstance(stmt.value, ast.Call)
+            and isinstance(stmt.value.func, ast.Name)
+            and stmt.value.func.id in functions
+            and len(stmt.value.args) == 1
+            and not stmt.value.keywords
+            and isinstance(stmt.value.args[0], ast.Name)
+        ):
             fn = functions[stmt.value.func.id]
             renamed = [_Rename(fn.args.args[0].arg, stmt.value.args[0].id).visit(s) for s in fn.body]
             asserts.extend(_statements(renamed, dict(constants), imports, f"{where} in {fn.name}()"))
         else:
-            raise NotParsable(f"{where}: line {getattr(stmt, 'lineno', '?')}: "
-                              f"{type(stmt).__name__} statement ({ast.unparse(stmt).splitlines()[0][:80]})")
+            raise NotParsable(
+                f"{where}: line {getattr(stmt, 'lineno', '?')}: "
+                f"{type(stmt).__name__} statement ({ast.unparse(stmt).splitlines()[0][:80]})"
+            )
     return asserts
 
 
@@ -208,7 +235,7 @@ def run_checks(plan: Plan, results: list[tuple[bool, Any] | None]) -> list[bool]
             try:
                 for node in ast.walk(check):
                     if isinstance(node, ast.Name) and node.id.startswith(HOLE_PREFIX):
-                        result = results[int(node.id[len(HOLE_PREFIX):])]
+                        result = results[int(node.id[len(HOLE_PREFIX) :])]
                         if result is None or not result[0]:
                             raise LookupError("no result")
                         env[node.id] = result[1]

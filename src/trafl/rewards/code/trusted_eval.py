@@ -13,7 +13,8 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class Unsupported(ValueError):
@@ -21,24 +22,64 @@ class Unsupported(ValueError):
 
 
 FUNCTIONS: dict[str, Callable] = {
-    "abs": abs, "round": round, "len": len, "set": set, "frozenset": frozenset, "sorted": sorted,
-    "list": list, "tuple": tuple, "dict": dict, "min": min, "max": max, "sum": sum, "bool": bool,
-    "int": int, "float": float, "str": str, "all": all, "any": any, "complex": complex,
+    "abs": abs,
+    "round": round,
+    "len": len,
+    "set": set,
+    "frozenset": frozenset,
+    "sorted": sorted,
+    "list": list,
+    "tuple": tuple,
+    "dict": dict,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "all": all,
+    "any": any,
+    "complex": complex,
 }
-MATH_FUNCTIONS: dict[str, Callable] = {"isclose": math.isclose, "fabs": math.fabs, "sqrt": math.sqrt,
-                                       "floor": math.floor, "ceil": math.ceil}
+MATH_FUNCTIONS: dict[str, Callable] = {
+    "isclose": math.isclose,
+    "fabs": math.fabs,
+    "sqrt": math.sqrt,
+    "floor": math.floor,
+    "ceil": math.ceil,
+}
 MATH_CONSTANTS = {"pi": math.pi, "e": math.e, "inf": math.inf, "nan": math.nan, "tau": math.tau}
 NAMES = {"True": True, "False": False, "None": None}
 
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-           ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.BitOr: operator.or_,
-           ast.BitAnd: operator.and_, ast.BitXor: operator.xor}
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_,
+    ast.BitAnd: operator.and_,
+    ast.BitXor: operator.xor,
+}
 _UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-            ast.Gt: operator.gt, ast.GtE: operator.ge, ast.Is: operator.is_, ast.IsNot: operator.is_not,
-            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
-MAX_SIZE = 10 ** 7  # longest sequence / widest int a bounded operation may build
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+MAX_SIZE = 10**7  # longest sequence / widest int a bounded operation may build
 
 
 def trusted_function(func: ast.expr, shadowed: frozenset[str] = frozenset()) -> Callable | None:
@@ -46,15 +87,24 @@ def trusted_function(func: ast.expr, shadowed: frozenset[str] = frozenset()) -> 
     ``shadowed`` (defined by the program, e.g. an MBPP solution called ``sum``) are not trusted."""
     if isinstance(func, ast.Name) and func.id in FUNCTIONS and func.id not in shadowed:
         return FUNCTIONS[func.id]
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "math" \
-            and "math" not in shadowed:
+    if (
+        isinstance(func, ast.Attribute)
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "math"
+        and "math" not in shadowed
+    ):
         return MATH_FUNCTIONS.get(func.attr)
     return None
 
 
 def _bounded_binop(op: type, a: Any, b: Any) -> Any:
-    if op is ast.Pow and isinstance(a, int) and isinstance(b, int) and abs(b) > 1 and \
-            abs(b) * max(1, abs(a).bit_length()) > MAX_SIZE:
+    if (
+        op is ast.Pow
+        and isinstance(a, int)
+        and isinstance(b, int)
+        and abs(b) > 1
+        and abs(b) * max(1, abs(a).bit_length()) > MAX_SIZE
+    ):
         raise Unsupported("power too large to evaluate in the grader")
     if op is ast.LShift and isinstance(b, int) and b > MAX_SIZE:
         raise Unsupported("shift too large to evaluate in the grader")
@@ -79,8 +129,12 @@ def evaluate(node: ast.AST, env: Mapping[str, Any] | None = None, shadowed: froz
         if node.id in NAMES:
             return NAMES[node.id]
         raise Unsupported(f"name {node.id!r}")
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "math" \
-            and node.attr in MATH_CONSTANTS:
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "math"
+        and node.attr in MATH_CONSTANTS
+    ):
         return MATH_CONSTANTS[node.attr]
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         if any(isinstance(e, ast.Starred) for e in node.elts):
@@ -114,7 +168,11 @@ def evaluate(node: ast.AST, env: Mapping[str, Any] | None = None, shadowed: froz
         return ev(node.body) if ev(node.test) else ev(node.orelse)
     if isinstance(node, ast.Call):
         func = trusted_function(node.func, shadowed)
-        if func is None or any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
+        if (
+            func is None
+            or any(isinstance(a, ast.Starred) for a in node.args)
+            or any(k.arg is None for k in node.keywords)
+        ):
             raise Unsupported(f"call of {ast.unparse(node.func)!r}")
         return func(*[ev(a) for a in node.args], **{k.arg: ev(k.value) for k in node.keywords})
     raise Unsupported(f"{type(node).__name__} expression")

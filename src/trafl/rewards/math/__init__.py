@@ -10,7 +10,18 @@ from trafl.rewards.math.rewards import (
 )
 
 __all__ = [
-    "answer_tag_format_reward", "boxed_format_reward", "clean_answer", "extract_answer", "gsm8k_correctness_reward",
-    "gsm8k_gold", "is_equiv", "last_boxed", "last_number", "math_correctness_reward", "math_verify_equiv", "normalise",
-    "numbers_equal", "parse_number",
+    "answer_tag_format_reward",
+    "boxed_format_reward",
+    "clean_answer",
+    "extract_answer",
+    "gsm8k_correctness_reward",
+    "gsm8k_gold",
+    "is_equiv",
+    "last_boxed",
+    "last_number",
+    "math_correctness_reward",
+    "math_verify_equiv",
+    "normalise",
+    "numbers_equal",
+    "parse_number",
 ]

@@ -63,8 +63,11 @@ def _timeouts(timeout: float | None) -> int | None:
     if threading.current_thread() is not threading.main_thread():
         if not _WARNED_THREAD:
             _WARNED_THREAD = True
-            warnings.warn("is_equiv called off the main thread: math-verify's timeout is disabled there",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "is_equiv called off the main thread: math-verify's timeout is disabled there",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return None
     return max(1, int(round(timeout)))
 

@@ -7,7 +7,7 @@ and never look at the reference.
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 from trafl.rewards.math.equiv import is_equiv, numbers_equal
 from trafl.rewards.math.extract import _ANSWER_TAG, extract_answer, last_boxed
@@ -32,8 +32,10 @@ def math_correctness_reward(prompts: Sequence, completions: Sequence, answer: Se
 
 def gsm8k_correctness_reward(prompts: Sequence, completions: Sequence, answer: Sequence[str], **_) -> list[float]:
     """1 if the extracted answer (last number as fallback) equals ``answer`` numerically, else 0."""
-    return [float(numbers_equal(extract_answer(c, fallback_last_number=True), str(a)))
-            for c, a in zip(_texts(completions), answer)]
+    return [
+        float(numbers_equal(extract_answer(c, fallback_last_number=True), str(a)))
+        for c, a in zip(_texts(completions), answer)
+    ]
 
 
 def boxed_format_reward(prompts: Sequence, completions: Sequence, **_) -> list[float]:

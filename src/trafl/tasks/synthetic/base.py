@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import random
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from trafl.errors import DataError
 from trafl.tasks.base import RewardFn, Task
@@ -101,8 +101,9 @@ class SyntheticTask(Task):
                 pairs.append({"prompt": self.prompt_text(row), "completion": rng.choice(sols)})
         return pairs
 
-    def write_sft(self, path: str | Path, rows: Sequence[dict] | None = None, samples_per_prompt: int = 8,
-                  seed: int = 0) -> int:
+    def write_sft(
+        self, path: str | Path, rows: Sequence[dict] | None = None, samples_per_prompt: int = 8, seed: int = 0
+    ) -> int:
         """Write SFT pairs (``prompt``, ``completion``) as JSONL; returns the number of lines."""
         pairs = self.sft_pairs(self.load("train") if rows is None else rows, samples_per_prompt, seed)
         atomic_write_text(path, "".join(json.dumps(p) + "\n" for p in pairs))

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 from trafl.errors import DataError
 from trafl.tasks.synthetic.base import SyntheticTask
@@ -53,9 +53,19 @@ class DecoyRule(SyntheticTask):
     name = "decoy_rule"
     alphabet = LETTERS + "-:"
 
-    def __init__(self, seed: int = 0, num_train: int | None = None, num_eval: int = 120, num_val: int = 60,
-                 decoys_per_set: int = 3, word_length: int = 4, set_size: int = 4, modulus: int = 3,
-                 min_solutions: int = 5, p_clean: float = 0.4) -> None:
+    def __init__(
+        self,
+        seed: int = 0,
+        num_train: int | None = None,
+        num_eval: int = 120,
+        num_val: int = 60,
+        decoys_per_set: int = 3,
+        word_length: int = 4,
+        set_size: int = 4,
+        modulus: int = 3,
+        min_solutions: int = 5,
+        p_clean: float = 0.4,
+    ) -> None:
         """``num_eval`` / ``num_val`` count letter *sets* (each gives ``decoys_per_set`` prompts);
         ``num_train`` (sets) defaults to all the rest."""
         super().__init__(seed=seed, num_train=num_train or 0, num_eval=num_eval, min_solutions=min_solutions)
@@ -75,8 +85,13 @@ class DecoyRule(SyntheticTask):
             pool = [c for c in LETTERS if c not in allowed and letter_index(c) % self.modulus != 0]
             rng = random.Random(f"{self.name}-decoys-{allowed}")
             for decoy in sorted(rng.sample(pool, min(self.decoys_per_set, len(pool)))):
-                puzzles.append({"letters": allowed, "decoy": decoy,
-                                "has_shortcut": any(letter_index(c) % self.modulus == 0 for c in allowed)})
+                puzzles.append(
+                    {
+                        "letters": allowed,
+                        "decoy": decoy,
+                        "has_shortcut": any(letter_index(c) % self.modulus == 0 for c in allowed),
+                    }
+                )
         return puzzles
 
     def puzzle_prompt(self, puzzle: dict) -> str:
@@ -89,8 +104,11 @@ class DecoyRule(SyntheticTask):
         return sorted(w for w in self.in_set_words(row) if satisfies_rule(w, self.modulus))
 
     def verify(self, completion: str, row: dict) -> bool:
-        return (len(completion) == self.word_length and all(c in row["letters"] for c in completion)
-                and satisfies_rule(completion, self.modulus))
+        return (
+            len(completion) == self.word_length
+            and all(c in row["letters"] for c in completion)
+            and satisfies_rule(completion, self.modulus)
+        )
 
     def well_formed(self, completion: str) -> bool:
         return len(completion) == self.word_length and all(c in LETTERS for c in completion)
@@ -105,11 +123,13 @@ class DecoyRule(SyntheticTask):
         random.Random(f"{self.name}-split-{self.seed}").shuffle(sets)
         n_train = len(sets) - self.num_eval - self.num_val if self.train_all else self.num_train
         if n_train <= 0 or self.num_eval + self.num_val + n_train > len(sets):
-            raise DataError(f"{self.name}: {self.num_eval} test + {self.num_val} validation + {n_train} train "
-                            f"letter sets requested but only {len(sets)} sets have >= {self.min_solutions} solutions")
+            raise DataError(
+                f"{self.name}: {self.num_eval} test + {self.num_val} validation + {n_train} train "
+                f"letter sets requested but only {len(sets)} sets have >= {self.min_solutions} solutions"
+            )
         cut = [0, self.num_eval, self.num_eval + self.num_val, self.num_eval + self.num_val + n_train]
         names = ("test", "validation", "train")
-        return {name: [r for s in sets[cut[i]:cut[i + 1]] for r in by_set[s]] for i, name in enumerate(names)}
+        return {name: [r for s in sets[cut[i] : cut[i + 1]] for r in by_set[s]] for i, name in enumerate(names)}
 
     # -- the base's data: a concentrated error ----------------------------------------------------
     def sft_pairs(self, rows: Sequence[dict], samples_per_prompt: int = 24, seed: int = 0) -> list[dict]:

@@ -32,8 +32,9 @@ class SubsetSum(SyntheticTask):
 
     def solutions(self, row: dict) -> list[str]:
         k, target = int(row["k"]), int(row["target"])
-        return sorted("+".join(map(str, c)) for c in itertools.combinations_with_replacement(range(10), k)
-                      if sum(c) == target)
+        return sorted(
+            "+".join(map(str, c)) for c in itertools.combinations_with_replacement(range(10), k) if sum(c) == target
+        )
 
     def verify(self, completion: str, row: dict) -> bool:
         k = int(row["k"])
