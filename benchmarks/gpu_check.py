@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.harness import machine, timed  # noqa: E402
 from benchmarks.steps import build_objective, make_trainable, random_group, update_step  # noqa: E402
-from trafl.models import build_model  # noqa: E402
+from trafl.models import build_model, enable_checkpointing  # noqa: E402
 from trafl.sampling import generate, row_generators  # noqa: E402
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]
@@ -81,7 +81,7 @@ def build_policy(shape: str, device: torch.device, dtype: torch.dtype, lora_r: i
 
     torch.manual_seed(seed)
     model = build_model(shape, device=device, dtype=dtype)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    enable_checkpointing(model)
     lora = LoraConfig(r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0, target_modules=LORA_TARGETS, bias="none")
     policy = get_peft_model(model, lora)
     policy.train()

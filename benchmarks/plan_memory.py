@@ -67,7 +67,7 @@ def worker(case: dict) -> dict:
     import torch
 
     from trafl.likelihood.tokens import token_logprobs
-    from trafl.models import build_model
+    from trafl.models import build_model, enable_checkpointing
     from trafl.plan.activations import Lora, training_peak
     from trafl.plan.shape import ModelShape, count_parameters, lora_parameters
     from trafl.train.trainer import _output_head_names
@@ -107,7 +107,7 @@ def worker(case: dict) -> dict:
         lora = Lora(LORA["rank"], LORA["targets"], LORA["dropout"] > 0)
     params_measured = now() - before
     if case["checkpointing"]:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     model.train()
     config = model.config
     shape = ModelShape.from_config(config)

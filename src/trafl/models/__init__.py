@@ -15,7 +15,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from trafl.models.adapters import DreamAdapter, shift_logits_right
 from trafl.models.configuration_llada import LLaDAConfig
-from trafl.models.interface import get_logits, mask_token_id_of
+from trafl.models.interface import enable_checkpointing, get_logits, mask_token_id_of
 from trafl.models.kv_cache import CACHE_MODES, BlockKVCache
 from trafl.models.loading import load_pretrained
 from trafl.models.modeling_llada import LLaDAModelLM, SequenceTooLongError
@@ -41,6 +41,7 @@ __all__ = [
     "PRESETS",
     "SequenceTooLongError",
     "build_char_tokenizer",
+    "enable_checkpointing",
     "build_model",
     "get_logits",
     "load_pretrained",

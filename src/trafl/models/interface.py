@@ -47,3 +47,13 @@ def mask_token_id_of(model: Any) -> int:
         if obj is not None and getattr(obj, "mask_token_id", None) is not None:
             return int(obj.mask_token_id)
     raise ValueError(f"{type(model).__name__} has no mask_token_id: set model.mask_token_id or config.mask_token_id")
+
+
+def enable_checkpointing(model: Any) -> None:
+    """Recompute activations in the backward pass (non-reentrant), through transformers' current name
+    for it (``activation_checkpointing_enable`` from 5.x; ``gradient_checkpointing_enable`` before)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -180,12 +180,12 @@ class RLTrainer:
         return m.get_base_model() if hasattr(m, "get_base_model") else m
 
     def _load_model(self) -> tuple[Any, Any]:
-        from trafl.models import load_pretrained
+        from trafl.models import enable_checkpointing, load_pretrained
 
         model, tokenizer = load_pretrained(self.cfg.model, trust_remote_code=self.cfg.trust_remote_code)
         model.to(self.device)
         if self.cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_checkpointing(model)
         if self.cfg.use_peft:
             from peft import LoraConfig, get_peft_model
 
