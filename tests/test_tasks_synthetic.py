@@ -127,6 +127,11 @@ def test_count_range_answer_reward_and_partial_credit():
     assert fmt([row["prompt"]] * 4, completions, **columns) == [1.0, 1.0, 1.0, 0.0]
     assert partial([row["prompt"]] * 4, completions, **columns) == [1.0, 4 / 6, 6 / 9, 0.0]
     assert partial_credit("199 200", 198, 203) == 0.0  # shifted: no number at its place
+    from trafl.tasks.synthetic.count_range import step_share
+
+    assert step_share(answer) == 1.0 and step_share("199 200") == 1.0  # the counting rule, wherever it starts
+    assert step_share("198 199 190 191") == 2 / 3 and step_share("101 102 10 103") == 1 / 3
+    assert step_share("") == step_share("198") == 0.0
 
 
 def test_count_range_splits_are_disjoint_deterministic_and_stable_across_lengths():

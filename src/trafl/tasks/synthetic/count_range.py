@@ -58,6 +58,16 @@ def partial_credit(completion: str, a: int, b: int) -> float:
     return hits / max(len(expected), len(words))
 
 
+def step_share(completion: str) -> float:
+    """Share of adjacent words ``(w_i, w_{i+1})`` that are three-digit numbers with ``w_{i+1} = w_i + 1``:
+    how well a completion follows the counting rule locally, wherever it starts or stops (an answer
+    that starts one off scores 0 partial credit but 1 here). 0 for fewer than two words."""
+    words = completion.split(" ")
+    ok = [len(w) == 3 and w.isdigit() for w in words]
+    steps = [ok[i] and ok[i + 1] and int(words[i + 1]) == int(words[i]) + 1 for i in range(len(words) - 1)]
+    return sum(steps) / len(steps) if steps else 0.0
+
+
 class CountRange(SyntheticTask):
     name = "count_range"
     alphabet = "0123456789 -:"
