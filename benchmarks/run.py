@@ -25,6 +25,13 @@ Sections:
   ``trafl demo`` (``--quick`` with ``--quick``) from scratch in a temporary directory as a
   subprocess with torch's default threads, and reports its wall time and each stage's time against
   the budget (15 min full, 3 min quick).
+* ``long`` (opt-in: about 1.5 h on 2 CPU cores with the defaults): the speed-ups on a model that
+  answers at long canvases, the shipped ``count_range`` base (:mod:`trafl.tasks.synthetic.count_range`,
+  answers of 203-479 characters), at L = 256 and 512, block 32, steps = L, T = 0: tokens/s of the
+  exact sampler, the prefix and dual caches and dual + threshold 0.9 at batch 1 and 8 (ratios over
+  the exact sampler, interleaved per chunk of prompts), forward passes per sequence, and per variant
+  on ``--long-prompts`` held-out prompts exact-match accuracy (standard error ``sqrt(p(1-p)/n)``),
+  partial credit and the share of adjacent numbers that count up by one.
 
 Peak memory is reported per variant. Every section's record (with the machine) is appended to the
 JSON-lines file ``--out`` (default ``benchmarks/results.jsonl``) so that changes can be compared.
@@ -44,7 +51,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import format_table, machine, peak_memory, side_by_side  # noqa: E402
+from benchmarks.harness import format_table, machine, peak_memory, side_by_side, timed  # noqa: E402
 from benchmarks.reference_sampler import reference_generate  # noqa: E402
 from benchmarks.steps import METHODS, build_objective, make_trainable, random_group, update_step  # noqa: E402
 from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
@@ -54,12 +61,16 @@ from trafl.sampling import generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
 SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "grading")
-OPT_IN_SECTIONS = ("demo",)
+OPT_IN_SECTIONS = ("demo", "long")
 DEMO_BUDGET_S = {False: 15 * 60.0, True: 3 * 60.0}
 from trafl.demo import ASSET_BASE  # noqa: E402
 
 DEFAULT_TRAINED = str(ASSET_BASE)  # the trained base shipped for trafl demo (decoy_rule since the study moved to it)
 TRAINED_TASK = "decoy_rule"
+LONG_BASE = str(Path(__file__).resolve().parents[1] / "src/trafl/assets/long_base")
+# gen_length -> count_range's max_count (answers of 4 count - 1 characters: <= 251 fit L = 256 with their EOS)
+LONG_SETTINGS = {256: 63, 512: 120}
+LONG_VARIANTS = ("trafl", "prefix", "dual", "dual+thr0.9")
 
 # (batch, gen_length, steps, block_length)
 SAMPLER_SETTINGS = [(1, 256, 256, 32), (4, 256, 256, 32), (4, 256, 128, 32)]
@@ -217,6 +228,76 @@ def bench_accuracy(args, record: dict) -> None:
                           "block_length": args.accuracy_block}
 
 
+def bench_long(args, record: dict) -> None:
+    from trafl.sampling import decode_completions
+    from trafl.tasks import get_task
+    from trafl.tasks.synthetic.count_range import partial_credit, step_share
+
+    path = Path(args.long_model)
+    if not (path / "config.json").exists():
+        print(f"\n## long: skipped (no model at {path}; pass --long-model DIR)")
+        return
+    model, tok = load_pretrained(str(path))
+    model.eval()
+    batch, block = 8, 32
+    n_prompts = 8 if args.quick else args.long_prompts
+    n_single = 1 if args.quick else args.long_single
+    rows, lengths = [], [int(x) for x in args.long_lengths.split(",")]
+    for gen_length, max_count in LONG_SETTINGS.items():
+        if gen_length not in lengths or (args.quick and gen_length != 256):
+            continue
+        task = get_task("count_range", max_count=max_count, num_eval=max(n_prompts, 200))
+        data = task.load("test")[:n_prompts]
+        enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True)
+        correct = {name: [] for name in LONG_VARIANTS}
+        partial = {name: [] for name in LONG_VARIANTS}
+        steps_ok = {name: [] for name in LONG_VARIANTS}
+        same = {name: [] for name in LONG_VARIANTS}
+        nfe = {name: [] for name in LONG_VARIANTS}
+        times = {bs: {name: [] for name in LONG_VARIANTS} for bs in (1, batch)}
+        for bs, starts in ((batch, range(0, len(data), batch)), (1, range(n_single))):
+            for start in starts:  # each chunk is one interleaved repeat of every variant
+                ids, attn = enc.input_ids[start:start + bs], enc.attention_mask[start:start + bs]
+                exact = None
+                for name in LONG_VARIANTS:
+                    cache, thr = VARIANTS[name]
+                    seconds, out = timed(_sampler_fn(model, ids, attn, gen_length, gen_length, block, cache, thr))
+                    times[bs][name].append(seconds)
+                    if bs == 1:
+                        continue
+                    exact = out if exact is None else exact
+                    texts = decode_completions(tok, out.completion, tok.eos_token_id)
+                    correct[name] += [task.is_correct(t, r) for t, r in zip(texts, data[start:start + bs])]
+                    partial[name] += [partial_credit(t.strip(), r["a"], r["b"])
+                                      for t, r in zip(texts, data[start:start + bs])]
+                    steps_ok[name] += [step_share(t.strip()) for t in texts]
+                    same[name] += (out.completion == exact.completion).all(dim=1).tolist()
+                    nfe[name].append(out.num_forward)
+        for name in LONG_VARIANTS:
+            p, n = sum(correct[name]) / len(correct[name]), len(correct[name])
+            row = {"L": gen_length, "variant": name, "prompts": n, "accuracy": 100 * p,
+                   "se": 100 * (p * (1 - p) / n) ** 0.5, "partial": 100 * statistics.mean(partial[name]),
+                   "se_partial": 100 * statistics.stdev(partial[name]) / n ** 0.5 if n > 1 else 0.0,
+                   "steps_ok": 100 * statistics.mean(steps_ok[name]),
+                   "se_steps": 100 * statistics.stdev(steps_ok[name]) / n ** 0.5 if n > 1 else 0.0,
+                   "same_as_exact": sum(same[name]) / n,
+                   "forward_passes": statistics.mean(nfe[name])}
+            for bs in (1, batch):
+                t = times[bs][name]
+                row[f"tok/s b{bs}"] = bs * gen_length / statistics.median(t)
+                row[f"x_exact b{bs}"] = statistics.median(e / v for e, v in zip(times[bs]["trafl"], t))
+            rows.append(row)
+    _print_side_by_side(
+        f"long answers: count_range base ({path.name}), block {block}, steps = L, T = 0; accuracy = exact match in % "
+        f"(se = sqrt(p(1-p)/n)), partial = mean share of numbers right at their place, steps_ok = share of adjacent "
+        f"numbers that count up by one, over the batch-{batch} runs; x_exact = median over chunks of "
+        f"t_exact / t_variant (batch 1: {n_single} prompts)", rows,
+        ["L", "variant", "prompts", "accuracy", "se", "partial", "se_partial", "steps_ok", "se_steps", "same_as_exact",
+         "forward_passes", "tok/s b1", "x_exact b1", "tok/s b8", "x_exact b8"])
+    record["long"] = {"rows": rows, "model": str(path), "block_length": block, "batch": batch,
+                      "single_prompts": n_single, "temperature": 0.0}
+
+
 def bench_elbo(args, record: dict) -> None:
     torch.manual_seed(0)
     model = build_model("tiny")
@@ -340,6 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accuracy-length", type=int, default=5, help="completion length of the accuracy check")
     parser.add_argument("--accuracy-block", type=int, default=5, help="block length of the accuracy check")
     parser.add_argument("--accuracy-temperature", type=float, default=0.6)
+    parser.add_argument("--long-model", default=LONG_BASE, help="long section: the count_range base")
+    parser.add_argument("--long-prompts", type=int, default=104,
+                        help="long section: held-out prompts per L (batches of 8)")
+    parser.add_argument("--long-lengths", default="256,512", help="long section: canvas lengths, of 256 and 512")
+    parser.add_argument("--long-single", type=int, default=3, help="long section: prompts timed at batch 1")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")
     parser.add_argument("--mbpp", default=str(Path(__file__).resolve().parents[2] / "shared/data/mbpp/mbpp.jsonl"),
                         help="grading section: the MBPP jsonl copy")
@@ -361,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         if section == "sampler":
             ok &= bench_sampler(args, record)
         else:
-            {"threshold": bench_threshold, "accuracy": bench_accuracy, "elbo": bench_elbo,
+            {"threshold": bench_threshold, "accuracy": bench_accuracy, "long": bench_long, "elbo": bench_elbo,
              "train": bench_train, "grading": bench_grading, "demo": bench_demo}[section](args, record)
         print(f"({section}: {time.perf_counter() - t0:.0f} s)")
     append_jsonl(args.out, record)
