@@ -32,7 +32,13 @@ def step_split(fields: dict[str, Any], steps: int) -> list[dict[str, Any]]:
                 load_config(
                     TrainConfig,
                     None,
-                    {**fields, **sampler, "output_dir": str(Path(tmp) / f"arm{i}"), "max_steps": steps + 1, "save_steps": 0},
+                    {
+                        **fields,
+                        **sampler,
+                        "output_dir": str(Path(tmp) / f"arm{i}"),
+                        "max_steps": steps + 1,
+                        "save_steps": 0,
+                    },
                 ),
                 progress=False,
             )

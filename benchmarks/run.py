@@ -27,6 +27,13 @@ Sections:
   ``trafl demo`` (``--quick`` with ``--quick``) from scratch in a temporary directory as a
   subprocess with torch's default threads, and reports its wall time and each stage's time against
   the budget (15 min full, 3 min quick).
+* ``long`` (opt-in: about 1.5 h on 2 CPU cores with the defaults): the speed-ups on a model that
+  answers at long canvases, the shipped ``count_range`` base (:mod:`trafl.tasks.synthetic.count_range`,
+  answers of 203-479 characters), at L = 256 and 512, block 32, steps = L, T = 0: tokens/s of the
+  exact sampler, the prefix and dual caches and dual + threshold 0.9 at batch 1 and 8 (ratios over
+  the exact sampler, interleaved per chunk of prompts), forward passes per sequence, and per variant
+  on ``--long-prompts`` held-out prompts exact-match accuracy (standard error ``sqrt(p(1-p)/n)``),
+  partial credit and the share of adjacent numbers that count up by one.
 
 Peak memory is reported per variant. Every section's record (with the machine) is appended to the
 JSON-lines file ``--out`` (default ``benchmarks/results.jsonl``) so that changes can be compared.
@@ -39,17 +46,17 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.harness import format_table, machine, peak_memory, side_by_side  # noqa: E402
+from benchmarks.harness import format_table, machine, peak_memory, side_by_side, timed  # noqa: E402
 from benchmarks.reference_sampler import reference_generate  # noqa: E402
-from benchmarks.steps import (METHODS, build_objective, make_trainable, random_group,  # noqa: E402
-                              rollout_batch_update, update_step)
+from benchmarks.steps import METHODS, build_objective, make_trainable, random_group, rollout_batch_update, update_step  # noqa: E402
 from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
 from trafl.likelihood.tokens import mask_completion  # noqa: E402
 from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
@@ -57,12 +64,16 @@ from trafl.sampling import generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
 SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "grading")
-OPT_IN_SECTIONS = ("demo",)
+OPT_IN_SECTIONS = ("demo", "long")
 DEMO_BUDGET_S = {False: 15 * 60.0, True: 3 * 60.0}
 from trafl.demo import ASSET_BASE  # noqa: E402
 
 DEFAULT_TRAINED = str(ASSET_BASE)  # the trained base shipped for trafl demo (decoy_rule since the study moved to it)
 TRAINED_TASK = "decoy_rule"
+LONG_BASE = str(Path(__file__).resolve().parents[1] / "src/trafl/assets/long_base")
+# gen_length -> count_range's max_count (answers of 4 count - 1 characters: <= 251 fit L = 256 with their EOS)
+LONG_SETTINGS = {256: 63, 512: 120}
+LONG_VARIANTS = ("trafl", "prefix", "dual", "dual+thr0.9")
 
 # (batch, gen_length, steps, block_length)
 SAMPLER_SETTINGS = [(1, 256, 256, 32), (4, 256, 256, 32), (4, 256, 128, 32)]
@@ -78,13 +89,25 @@ VARIANTS: dict[str, tuple[str, float | None]] = {
 }
 
 
-def _sampler_fn(model, ids, attn, gen_length, steps, block, cache, threshold, temperature=0.0, num_samples=1,
-                seed=0) -> Callable[[], Any]:
+def _sampler_fn(
+    model, ids, attn, gen_length, steps, block, cache, threshold, temperature=0.0, num_samples=1, seed=0
+) -> Callable[[], Any]:
     def run():
         gens = row_generators(seed, ids.shape[0], num_samples) if temperature > 0 else None
-        return generate(model, ids, attn, gen_length=gen_length, steps=steps, block_length=block,
-                        temperature=temperature, num_samples=num_samples, generator=gens, cache=cache,
-                        threshold=threshold)
+        return generate(
+            model,
+            ids,
+            attn,
+            gen_length=gen_length,
+            steps=steps,
+            block_length=block,
+            temperature=temperature,
+            num_samples=num_samples,
+            generator=gens,
+            cache=cache,
+            threshold=threshold,
+        )
+
     return run
 
 
@@ -109,8 +132,11 @@ def bench_sampler(args, record: dict) -> bool:
         ids = torch.randint(3, model.config.vocab_size, (batch, 16), generator=g)
         attn = torch.ones_like(ids)
         attn[0, :4] = 0  # one left-padded prompt
-        fns = {"reference": lambda: reference_generate(model, ids, attn, gen_length=gen_length, steps=steps,
-                                                       block_length=block, mask_token_id=mask_id)}
+        fns = {
+            "reference": lambda: reference_generate(
+                model, ids, attn, gen_length=gen_length, steps=steps, block_length=block, mask_token_id=mask_id
+            )
+        }
         for name, (cache, thr) in VARIANTS.items():
             fns[name] = _sampler_fn(model, ids, attn, gen_length, steps, block, cache, thr)
         ref_tokens = fns["reference"]()
@@ -121,19 +147,44 @@ def bench_sampler(args, record: dict) -> bool:
         memory = _memory_of(fns)
         agree = {name: float((fns[name]().completion == ours.completion).float().mean()) for name in VARIANTS}
         for name in fns:
-            rows.append({
-                "batch": batch, "L": gen_length, "steps": steps, "block": block, "variant": name,
-                "tokens/s": batch * gen_length / sbs.median_time(name),
-                "median_s": sbs.median_time(name), "x_reference": sbs.speedup(name),
-                "x_trafl": statistics.median(t / v for t, v in zip(sbs.times["trafl"], sbs.times[name])),
-                "agree_exact": agree.get(name, 1.0), "peak_MiB": memory[name],
-                "identical_T0": identical if name == "trafl" else "",
-            })
-    _print_side_by_side("sampler, random-weight tiny model, T=0 (x_*: median speed-up over repeats)", rows,
-                        ["batch", "L", "steps", "block", "variant", "tokens/s", "median_s", "x_reference", "x_trafl",
-                         "agree_exact", "peak_MiB", "identical_T0"])
-    print(f"\ntoken identity of trafl's uncached sampler with the reference loop at T=0: "
-          f"{'PASS' if identical_all else 'FAIL'}")
+            rows.append(
+                {
+                    "batch": batch,
+                    "L": gen_length,
+                    "steps": steps,
+                    "block": block,
+                    "variant": name,
+                    "tokens/s": batch * gen_length / sbs.median_time(name),
+                    "median_s": sbs.median_time(name),
+                    "x_reference": sbs.speedup(name),
+                    "x_trafl": statistics.median(t / v for t, v in zip(sbs.times["trafl"], sbs.times[name])),
+                    "agree_exact": agree.get(name, 1.0),
+                    "peak_MiB": memory[name],
+                    "identical_T0": identical if name == "trafl" else "",
+                }
+            )
+    _print_side_by_side(
+        "sampler, random-weight tiny model, T=0 (x_*: median speed-up over repeats)",
+        rows,
+        [
+            "batch",
+            "L",
+            "steps",
+            "block",
+            "variant",
+            "tokens/s",
+            "median_s",
+            "x_reference",
+            "x_trafl",
+            "agree_exact",
+            "peak_MiB",
+            "identical_T0",
+        ],
+    )
+    print(
+        f"\ntoken identity of trafl's uncached sampler with the reference loop at T=0: "
+        f"{'PASS' if identical_all else 'FAIL'}"
+    )
     record["sampler"] = {"rows": rows, "token_identical": identical_all}
     return identical_all
 
@@ -171,13 +222,24 @@ def bench_threshold(args, record: dict) -> None:
     for name in fns:
         out = fns[name]()
         answers = decode_completions(tok, out.completion, tok.eos_token_id)
-        rows.append({"variant": name, "L": gen_length, "block": block, "forward_passes": nfe[name],
-                     "median_s": sbs.median_time(name), "x_trafl": sbs.speedup(name),
-                     "agree_exact": float((out.completion == exact.completion).float().mean()),
-                     "solved": sum(task.is_correct(a, r) for a, r in zip(answers, rows_data))})
-    _print_side_by_side(f"threshold decoding and cache, trained {TRAINED_TASK} model, {len(rows_data)} prompts, T=0, "
-                        f"steps=L (one token per step)", rows,
-                        ["variant", "L", "block", "forward_passes", "median_s", "x_trafl", "agree_exact", "solved"])
+        rows.append(
+            {
+                "variant": name,
+                "L": gen_length,
+                "block": block,
+                "forward_passes": nfe[name],
+                "median_s": sbs.median_time(name),
+                "x_trafl": sbs.speedup(name),
+                "agree_exact": float((out.completion == exact.completion).float().mean()),
+                "solved": sum(task.is_correct(a, r) for a, r in zip(answers, rows_data)),
+            }
+        )
+    _print_side_by_side(
+        f"threshold decoding and cache, trained {TRAINED_TASK} model, {len(rows_data)} prompts, T=0, "
+        f"steps=L (one token per step)",
+        rows,
+        ["variant", "L", "block", "forward_passes", "median_s", "x_trafl", "agree_exact", "solved"],
+    )
     record["threshold"] = {"rows": rows, "model": args.trained_model}
 
 
@@ -196,8 +258,18 @@ def bench_accuracy(args, record: dict) -> None:
     rows, exact = [], None
     for name, (cache, thr) in VARIANTS.items():
         t0 = time.perf_counter()
-        out = _sampler_fn(model, enc.input_ids, enc.attention_mask, gen_length, gen_length, args.accuracy_block, cache,
-                          thr, temperature=args.accuracy_temperature, num_samples=n)()
+        out = _sampler_fn(
+            model,
+            enc.input_ids,
+            enc.attention_mask,
+            gen_length,
+            gen_length,
+            args.accuracy_block,
+            cache,
+            thr,
+            temperature=args.accuracy_temperature,
+            num_samples=n,
+        )()
         seconds = time.perf_counter() - t0
         exact = out if exact is None else exact
         texts = decode_completions(tok, out.completion, tok.eos_token_id)
@@ -206,30 +278,148 @@ def bench_accuracy(args, record: dict) -> None:
         p1 = torch.tensor([pass_at_k(n, ci, 1) for ci in c])
         p16 = torch.tensor([pass_at_k(n, ci, 16) for ci in c])
         se = lambda x: float(x.std(unbiased=True) / len(x) ** 0.5)  # noqa: E731
-        rows.append({"variant": name, "pass@1": 100 * float(p1.mean()), "se1": 100 * se(p1),
-                     "pass@16": 100 * float(p16.mean()), "se16": 100 * se(p16),
-                     "same_as_exact": float((out.completion == exact.completion).all(dim=1).float().mean()),
-                     "forward_passes": out.num_forward, "seconds": seconds})
+        rows.append(
+            {
+                "variant": name,
+                "pass@1": 100 * float(p1.mean()),
+                "se1": 100 * se(p1),
+                "pass@16": 100 * float(p16.mean()),
+                "se16": 100 * se(p16),
+                "same_as_exact": float((out.completion == exact.completion).all(dim=1).float().mean()),
+                "forward_passes": out.num_forward,
+                "seconds": seconds,
+            }
+        )
     _print_side_by_side(
         f"accuracy on {TRAINED_TASK} ({len(data)} test prompts x {n} samples, T={args.accuracy_temperature}, "
         f"L={gen_length}, block={args.accuracy_block}, steps=L; pass@k in %, se = standard error over prompts; "
-        f"same_as_exact = share of samples identical to the exact sampler's with the same seeds)", rows,
-        ["variant", "pass@1", "se1", "pass@16", "se16", "same_as_exact", "forward_passes", "seconds"])
-    record["accuracy"] = {"rows": rows, "model": args.trained_model, "n": n, "prompts": len(data),
-                          "temperature": args.accuracy_temperature, "gen_length": gen_length,
-                          "block_length": args.accuracy_block}
+        f"same_as_exact = share of samples identical to the exact sampler's with the same seeds)",
+        rows,
+        ["variant", "pass@1", "se1", "pass@16", "se16", "same_as_exact", "forward_passes", "seconds"],
+    )
+    record["accuracy"] = {
+        "rows": rows,
+        "model": args.trained_model,
+        "n": n,
+        "prompts": len(data),
+        "temperature": args.accuracy_temperature,
+        "gen_length": gen_length,
+        "block_length": args.accuracy_block,
+    }
+
+
+def bench_long(args, record: dict) -> None:
+    from trafl.sampling import decode_completions
+    from trafl.tasks import get_task
+    from trafl.tasks.synthetic.count_range import partial_credit, step_share
+
+    path = Path(args.long_model)
+    if not (path / "config.json").exists():
+        print(f"\n## long: skipped (no model at {path}; pass --long-model DIR)")
+        return
+    model, tok = load_pretrained(str(path))
+    model.eval()
+    batch, block = 8, 32
+    n_prompts = 8 if args.quick else args.long_prompts
+    n_single = 1 if args.quick else args.long_single
+    rows, lengths = [], [int(x) for x in args.long_lengths.split(",")]
+    for gen_length, max_count in LONG_SETTINGS.items():
+        if gen_length not in lengths or (args.quick and gen_length != 256):
+            continue
+        task = get_task("count_range", max_count=max_count, num_eval=max(n_prompts, 200))
+        data = task.load("test")[:n_prompts]
+        enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True)
+        correct = {name: [] for name in LONG_VARIANTS}
+        partial = {name: [] for name in LONG_VARIANTS}
+        steps_ok = {name: [] for name in LONG_VARIANTS}
+        same = {name: [] for name in LONG_VARIANTS}
+        nfe = {name: [] for name in LONG_VARIANTS}
+        times = {bs: {name: [] for name in LONG_VARIANTS} for bs in (1, batch)}
+        for bs, starts in ((batch, range(0, len(data), batch)), (1, range(n_single))):
+            for start in starts:  # each chunk is one interleaved repeat of every variant
+                ids, attn = enc.input_ids[start : start + bs], enc.attention_mask[start : start + bs]
+                exact = None
+                for name in LONG_VARIANTS:
+                    cache, thr = VARIANTS[name]
+                    seconds, out = timed(_sampler_fn(model, ids, attn, gen_length, gen_length, block, cache, thr))
+                    times[bs][name].append(seconds)
+                    if bs == 1:
+                        continue
+                    exact = out if exact is None else exact
+                    texts = decode_completions(tok, out.completion, tok.eos_token_id)
+                    correct[name] += [task.is_correct(t, r) for t, r in zip(texts, data[start : start + bs])]
+                    partial[name] += [
+                        partial_credit(t.strip(), r["a"], r["b"]) for t, r in zip(texts, data[start : start + bs])
+                    ]
+                    steps_ok[name] += [step_share(t.strip()) for t in texts]
+                    same[name] += (out.completion == exact.completion).all(dim=1).tolist()
+                    nfe[name].append(out.num_forward)
+        for name in LONG_VARIANTS:
+            p, n = sum(correct[name]) / len(correct[name]), len(correct[name])
+            row = {
+                "L": gen_length,
+                "variant": name,
+                "prompts": n,
+                "accuracy": 100 * p,
+                "se": 100 * (p * (1 - p) / n) ** 0.5,
+                "partial": 100 * statistics.mean(partial[name]),
+                "se_partial": 100 * statistics.stdev(partial[name]) / n**0.5 if n > 1 else 0.0,
+                "steps_ok": 100 * statistics.mean(steps_ok[name]),
+                "se_steps": 100 * statistics.stdev(steps_ok[name]) / n**0.5 if n > 1 else 0.0,
+                "same_as_exact": sum(same[name]) / n,
+                "forward_passes": statistics.mean(nfe[name]),
+            }
+            for bs in (1, batch):
+                t = times[bs][name]
+                row[f"tok/s b{bs}"] = bs * gen_length / statistics.median(t)
+                row[f"x_exact b{bs}"] = statistics.median(e / v for e, v in zip(times[bs]["trafl"], t))
+            rows.append(row)
+    _print_side_by_side(
+        f"long answers: count_range base ({path.name}), block {block}, steps = L, T = 0; accuracy = exact match in % "
+        f"(se = sqrt(p(1-p)/n)), partial = mean share of numbers right at their place, steps_ok = share of adjacent "
+        f"numbers that count up by one, over the batch-{batch} runs; x_exact = median over chunks of "
+        f"t_exact / t_variant (batch 1: {n_single} prompts)",
+        rows,
+        [
+            "L",
+            "variant",
+            "prompts",
+            "accuracy",
+            "se",
+            "partial",
+            "se_partial",
+            "steps_ok",
+            "se_steps",
+            "same_as_exact",
+            "forward_passes",
+            "tok/s b1",
+            "x_exact b1",
+            "tok/s b8",
+            "x_exact b8",
+        ],
+    )
+    record["long"] = {
+        "rows": rows,
+        "model": str(path),
+        "block_length": block,
+        "batch": batch,
+        "single_prompts": n_single,
+        "temperature": 0.0,
+    }
 
 
 def bench_elbo(args, record: dict) -> None:
     torch.manual_seed(0)
     model = build_model("tiny")
     n, k, p, gen_length = (4, 2, 16, 32) if args.quick else (16, 2, 16, 128)
-    group = random_group(1, n, p, gen_length, model.config.vocab_size, model.config.eos_token_id,
-                         model.config.mask_token_id)
+    group = random_group(
+        1, n, p, gen_length, model.config.vocab_size, model.config.eos_token_id, model.config.mask_token_id
+    )
     batch = CanvasBatch(group.input_ids, group.attention_mask, p)
     masks = draw_elbo_masks(n, gen_length, k, generator=torch.Generator().manual_seed(0))
-    noisy = mask_completion(batch.input_ids.repeat_interleave(k, 0), masks.masked.reshape(n * k, -1), p,
-                            model.config.mask_token_id)
+    noisy = mask_completion(
+        batch.input_ids.repeat_interleave(k, 0), masks.masked.reshape(n * k, -1), p, model.config.mask_token_id
+    )
     attn = batch.attention_mask.repeat_interleave(k, 0)
 
     def bare_nograd():
@@ -248,17 +438,35 @@ def bench_elbo(args, record: dict) -> None:
         model.zero_grad(set_to_none=True)
         elbo(model, batch, masks).value.sum().backward()
 
-    fns = {"bare forward": bare_nograd, "elbo (no grad)": elbo_nograd,
-           "bare fwd+bwd": bare_grad, "elbo fwd+bwd": elbo_grad}
+    fns = {
+        "bare forward": bare_nograd,
+        "elbo (no grad)": elbo_nograd,
+        "bare fwd+bwd": bare_grad,
+        "elbo fwd+bwd": elbo_grad,
+    }
     sbs = side_by_side(fns, baseline="bare forward", repeats=args.repeats)
     memory = _memory_of(fns)
-    bare_of = {"bare forward": "bare forward", "elbo (no grad)": "bare forward",
-               "bare fwd+bwd": "bare fwd+bwd", "elbo fwd+bwd": "bare fwd+bwd"}
-    rows = [{"variant": name, "median_s": sbs.median_time(name), "memory_MiB": memory[name],
-             "cost_over_bare": statistics.median(v / b for v, b in zip(sbs.times[name], sbs.times[bare_of[name]]))}
-            for name in fns]
-    _print_side_by_side(f"ELBO estimator over its bare forward passes (N={n} completions x K={k} masks, P={p}, "
-                        f"L={gen_length}, tiny model)", rows, ["variant", "median_s", "cost_over_bare", "memory_MiB"])
+    bare_of = {
+        "bare forward": "bare forward",
+        "elbo (no grad)": "bare forward",
+        "bare fwd+bwd": "bare fwd+bwd",
+        "elbo fwd+bwd": "bare fwd+bwd",
+    }
+    rows = [
+        {
+            "variant": name,
+            "median_s": sbs.median_time(name),
+            "memory_MiB": memory[name],
+            "cost_over_bare": statistics.median(v / b for v, b in zip(sbs.times[name], sbs.times[bare_of[name]])),
+        }
+        for name in fns
+    ]
+    _print_side_by_side(
+        f"ELBO estimator over its bare forward passes (N={n} completions x K={k} masks, P={p}, "
+        f"L={gen_length}, tiny model)",
+        rows,
+        ["variant", "median_s", "cost_over_bare", "memory_MiB"],
+    )
     record["elbo"] = {"rows": rows, "N": n, "K": k, "L": gen_length}
 
 
@@ -270,18 +478,28 @@ def bench_train(args, record: dict) -> None:
         policy = build_model("tiny")
         objective = build_objective(method, policy.config.d_model)
         reference, opt = make_trainable(policy, objective)
-        group = random_group(1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id,
-                             policy.config.mask_token_id)
-        fns[method] = (lambda o=objective, m=policy, r=reference, gr=group, op=opt: update_step(o, m, r, gr, op))
+        group = random_group(
+            1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id, policy.config.mask_token_id
+        )
+        fns[method] = lambda o=objective, m=policy, r=reference, gr=group, op=opt: update_step(o, m, r, gr, op)
     sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
     memory = _memory_of(fns)
     for method in METHODS:
-        rows.append({"method": method, "median_s": sbs.median_time(method),
-                     "time_over_trafl": sbs.median_time(method) / sbs.median_time("trafl"), "peak_MiB": memory[method]})
-    _print_side_by_side(f"one inner update per objective (G={g}, P={p}, L={gen_length}, each method's default options: "
-                        f"TraFL ELBO K=2, ESPO its ELBO K=4 (2 coupled pairs), JustGRPO autoregressive, diffu-GRPO "
-                        f"one-step; one inner iteration each (ESPO's recipe runs 8, d1's 12); tiny model, full fine-tuning)",
-                        rows, ["method", "median_s", "time_over_trafl", "peak_MiB"])
+        rows.append(
+            {
+                "method": method,
+                "median_s": sbs.median_time(method),
+                "time_over_trafl": sbs.median_time(method) / sbs.median_time("trafl"),
+                "peak_MiB": memory[method],
+            }
+        )
+    _print_side_by_side(
+        f"one inner update per objective (G={g}, P={p}, L={gen_length}, each method's default options: "
+        f"TraFL ELBO K=2, ESPO its ELBO K=4 (2 coupled pairs), JustGRPO autoregressive, diffu-GRPO "
+        f"one-step; one inner iteration each (ESPO's recipe runs 8, d1's 12); tiny model, full fine-tuning)",
+        rows,
+        ["method", "median_s", "time_over_trafl", "peak_MiB"],
+    )
     record["train"] = {"rows": rows, "G": g, "P": p, "L": gen_length}
     record["train_recipe"] = _bench_train_recipe(args, g, p, gen_length)
 
@@ -297,22 +515,33 @@ def _bench_train_recipe(args, g: int, p: int, gen_length: int) -> dict:
         policy = build_model("tiny")
         objective = build_objective(method, policy.config.d_model)
         reference, opt = make_trainable(policy, objective)
-        group = random_group(1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id,
-                             policy.config.mask_token_id)
+        group = random_group(
+            1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id, policy.config.mask_token_id
+        )
         mu = objective_class(method).train_defaults.get("num_iterations", 1)
-        fns[method] = (lambda o=objective, m=policy, r=reference, gr=group, op=opt, n=mu:
-                       rollout_batch_update(o, m, r, gr, op, n))
+        fns[method] = lambda o=objective, m=policy, r=reference, gr=group, op=opt, n=mu: rollout_batch_update(
+            o, m, r, gr, op, n
+        )
         surrogate = objective.options.surrogate
-        rows.append({"method": method, "num_iterations": mu, "surrogate": surrogate,
-                     "num_mc": objective.options.num_mc if surrogate == "elbo" else "-"})
+        rows.append(
+            {
+                "method": method,
+                "num_iterations": mu,
+                "surrogate": surrogate,
+                "num_mc": objective.options.num_mc if surrogate == "elbo" else "-",
+            }
+        )
     sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
     for row in rows:
         row["median_s"] = sbs.median_time(row["method"])
         row["time_over_trafl"] = row["median_s"] / sbs.median_time("trafl")
-    _print_side_by_side(f"one rollout batch's update at each method's recipe (G={g}, P={p}, L={gen_length}: prepare "
-                        "with old policy and per-iteration noise, then num_iterations x (loss + backward + AdamW); "
-                        "tiny model, full fine-tuning)",
-                        rows, ["method", "num_iterations", "surrogate", "num_mc", "median_s", "time_over_trafl"])
+    _print_side_by_side(
+        f"one rollout batch's update at each method's recipe (G={g}, P={p}, L={gen_length}: prepare "
+        "with old policy and per-iteration noise, then num_iterations x (loss + backward + AdamW); "
+        "tiny model, full fine-tuning)",
+        rows,
+        ["method", "num_iterations", "surrogate", "num_mc", "median_s", "time_over_trafl"],
+    )
     return {"rows": rows, "G": g, "P": p, "L": gen_length}
 
 
@@ -327,17 +556,30 @@ def bench_grading(args, record: dict) -> None:
     programs, tests = [r["reference"] for r in rows], [r["tests"] for r in rows]
     fns, passed = {}, {}
     for method in ("append", "parsed", "fallback"):
+
         def grade(m=method):
-            results = run_many(programs, tests, workers=args.grading_workers, timeout=30,
-                               method="auto" if m == "parsed" else m)
+            results = run_many(
+                programs, tests, workers=args.grading_workers, timeout=30, method="auto" if m == "parsed" else m
+            )
             passed[m] = sum(r.ok for r in results)
+
         fns[method] = grade
     sbs = side_by_side(fns, baseline="append", repeats=args.repeats)
-    out = [{"method": m, "programs/s": len(programs) / sbs.median_time(m), "median_s": sbs.median_time(m),
-            "time_over_append": sbs.median_time(m) / sbs.median_time("append"), "passed": passed[m]}
-           for m in fns]
-    _print_side_by_side(f"grading {len(programs)} MBPP reference programs, {args.grading_workers} parallel sandboxes",
-                        out, ["method", "programs/s", "median_s", "time_over_append", "passed"])
+    out = [
+        {
+            "method": m,
+            "programs/s": len(programs) / sbs.median_time(m),
+            "median_s": sbs.median_time(m),
+            "time_over_append": sbs.median_time(m) / sbs.median_time("append"),
+            "passed": passed[m],
+        }
+        for m in fns
+    ]
+    _print_side_by_side(
+        f"grading {len(programs)} MBPP reference programs, {args.grading_workers} parallel sandboxes",
+        out,
+        ["method", "programs/s", "median_s", "time_over_append", "passed"],
+    )
     record["grading"] = {"rows": out, "programs": len(programs), "workers": args.grading_workers}
 
 
@@ -357,28 +599,51 @@ def bench_demo(args, record: dict) -> None:
     budget = DEMO_BUDGET_S[args.quick]
     rows = [{"stage": k, "seconds": v} for k, v in stages.items() if k != "total"]
     rows.append({"stage": "wall (process)", "seconds": wall, "over_budget": wall / budget})
-    _print_side_by_side(f"trafl demo{' --quick' if args.quick else ''} from scratch (budget {budget:.0f} s)", rows,
-                        ["stage", "seconds", "over_budget"])
+    _print_side_by_side(
+        f"trafl demo{' --quick' if args.quick else ''} from scratch (budget {budget:.0f} s)",
+        rows,
+        ["stage", "seconds", "over_budget"],
+    )
     record["demo"] = {"quick": args.quick, "wall_s": wall, "budget_s": budget, "stages_s": stages}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"comma-separated subset of {SECTIONS + OPT_IN_SECTIONS} (default: all but {OPT_IN_SECTIONS})")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {SECTIONS + OPT_IN_SECTIONS} (default: all but {OPT_IN_SECTIONS})",
+    )
     parser.add_argument("--quick", action="store_true", help="small shapes: a smoke run")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per measurement (median)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a shared 2-core machine two threads ran ~40x slower; 0: torch's default)")
-    parser.add_argument("--trained-model", default=DEFAULT_TRAINED, help="trained model directory (default: the demo base)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a shared 2-core machine two threads ran ~40x slower; 0: torch's default)",
+    )
+    parser.add_argument(
+        "--trained-model", default=DEFAULT_TRAINED, help="trained model directory (default: the demo base)"
+    )
     parser.add_argument("--accuracy-length", type=int, default=5, help="completion length of the accuracy check")
     parser.add_argument("--accuracy-block", type=int, default=5, help="block length of the accuracy check")
     parser.add_argument("--accuracy-temperature", type=float, default=0.6)
+    parser.add_argument("--long-model", default=LONG_BASE, help="long section: the count_range base")
+    parser.add_argument(
+        "--long-prompts", type=int, default=104, help="long section: held-out prompts per L (batches of 8)"
+    )
+    parser.add_argument("--long-lengths", default="256,512", help="long section: canvas lengths, of 256 and 512")
+    parser.add_argument("--long-single", type=int, default=3, help="long section: prompts timed at batch 1")
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")
-    parser.add_argument("--mbpp", default=str(Path(__file__).resolve().parents[2] / "shared/data/mbpp/mbpp.jsonl"),
-                        help="grading section: the MBPP jsonl copy")
+    parser.add_argument(
+        "--mbpp",
+        default=str(Path(__file__).resolve().parents[2] / "shared/data/mbpp/mbpp.jsonl"),
+        help="grading section: the MBPP jsonl copy",
+    )
     parser.add_argument("--grading-workers", type=int, default=2, help="grading section: parallel sandboxes")
-    parser.add_argument("--demo-out", default=None, help="demo section: keep the demo's run here (default: a temporary directory)")
+    parser.add_argument(
+        "--demo-out", default=None, help="demo section: keep the demo's run here (default: a temporary directory)"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -395,8 +660,15 @@ def main(argv: list[str] | None = None) -> int:
         if section == "sampler":
             ok &= bench_sampler(args, record)
         else:
-            {"threshold": bench_threshold, "accuracy": bench_accuracy, "elbo": bench_elbo,
-             "train": bench_train, "grading": bench_grading, "demo": bench_demo}[section](args, record)
+            {
+                "threshold": bench_threshold,
+                "accuracy": bench_accuracy,
+                "long": bench_long,
+                "elbo": bench_elbo,
+                "train": bench_train,
+                "grading": bench_grading,
+                "demo": bench_demo,
+            }[section](args, record)
         print(f"({section}: {time.perf_counter() - t0:.0f} s)")
     append_jsonl(args.out, record)
     print(f"\nappended to {args.out}")

@@ -105,3 +105,75 @@ def test_rewards_and_local_path_roundtrip(tmp_path):
     path.write_text(json.dumps({"prompt": "x"}) + "\n")
     with pytest.raises(DataError, match="need field"):
         task.load(path=str(path))
+
+
+# -- count_range: the long-answer task ------------------------------------------------------------
+def test_count_range_answer_reward_and_partial_credit():
+    from trafl.tasks.synthetic.count_range import answer_length, count_answer, partial_credit
+
+    task = get_task("count_range")
+    row = {"prompt": "198-203:", "a": 198, "b": 203}
+    answer = "198 199 200 201 202 203"
+    assert count_answer(198, 203) == answer and len(answer) == answer_length(6) == 23
+    assert task.solutions(row) == [answer]
+    assert task.is_correct(answer + " \n", row)
+    for bad in (
+        "",
+        answer + " 204",
+        "198 199 200 201 202",
+        "198 199 200 201 202 203 ",
+        "198 199 201 201 202 203",
+        "198 199 200 201 202 2O3",
+    ):
+        assert not task.verify(bad, row), bad
+    columns = {"a": [198, 198, 198, 198], "b": [203, 203, 203, 203]}
+    completions = [answer, "198 199 201 201 202", answer + " 204 205 206", "nonsense"]
+    correct, fmt, partial = task.reward_functions()
+    assert correct([row["prompt"]] * 4, completions, **columns) == [1.0, 0.0, 0.0, 0.0]
+    assert fmt([row["prompt"]] * 4, completions, **columns) == [1.0, 1.0, 1.0, 0.0]
+    assert partial([row["prompt"]] * 4, completions, **columns) == [1.0, 4 / 6, 6 / 9, 0.0]
+    assert partial_credit("199 200", 198, 203) == 0.0  # shifted: no number at its place
+    from trafl.tasks.synthetic.count_range import step_share
+
+    assert step_share(answer) == 1.0 and step_share("199 200") == 1.0  # the counting rule, wherever it starts
+    assert step_share("198 199 190 191") == 2 / 3 and step_share("101 102 10 103") == 1 / 3
+    assert step_share("") == step_share("198") == 0.0
+
+
+def test_count_range_splits_are_disjoint_deterministic_and_stable_across_lengths():
+    task = get_task("count_range", num_train=3000)
+    splits = {name: task.load(name) for name in ("train", "validation", "test")}
+    assert [len(splits[n]) for n in ("train", "validation", "test")] == [3000, 200, 200]
+    prompts = {n: {r["prompt"] for r in rows} for n, rows in splits.items()}
+    assert not (
+        prompts["train"] & prompts["test"]
+        or prompts["train"] & prompts["validation"]
+        or prompts["validation"] & prompts["test"]
+    )
+    assert splits["test"] == get_task("count_range").load("test")  # deterministic, independent of num_train
+    assert [r["prompt"] for r in get_task("count_range", seed=1).load("test")] != [r["prompt"] for r in splits["test"]]
+    for row in splits["train"][:200] + splits["test"]:
+        n = row["b"] - row["a"] + 1
+        assert 51 <= n <= 120 and 100 <= row["a"] <= row["b"] <= 999
+        assert row["prompt"] == f"{row['a']}-{row['b']}:" and task.verify(row["answer"], row)
+        assert 203 <= len(row["answer"]) <= 479 and set(row["prompt"] + row["answer"]) <= set(task.alphabet)
+    # the short-answer family (fits a 256-token canvas) keeps every puzzle in its split
+    short = get_task("count_range", max_count=63)
+    short_test = short.load("test")
+    assert all(len(r["answer"]) + 1 <= 256 for r in short_test)
+    assert [r for r in splits["test"] if r["b"] - r["a"] + 1 <= 63] == short_test[
+        : len([r for r in splits["test"] if r["b"] - r["a"] + 1 <= 63])
+    ]
+    all_train = {r["prompt"] for r in get_task("count_range").load("train")}
+    assert not {r["prompt"] for r in short_test} & all_train
+    with pytest.raises(DataError, match="min_count"):
+        get_task("count_range", min_count=10, max_count=5)
+
+
+def test_count_range_sft_pairs_are_the_answers(tmp_path):
+    task = get_task("count_range", num_train=50)
+    path = tmp_path / "cr.jsonl"
+    assert task.write_sft(path, samples_per_prompt=1) == 50
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    by_prompt = {r["prompt"]: r for r in task.load("train")}
+    assert all(task.is_correct(p["completion"], by_prompt[p["prompt"]]) for p in lines)

@@ -265,11 +265,15 @@ def test_nan_rewards_never_reach_the_loss(model_dir, tmp_path):
 
 def test_shipped_configs_load():
     paths = sorted((REPO / "configs").rglob("*.yaml"))
-    train_configs = [p for p in paths if "accelerate" not in p.parts]
+    train_configs = [p for p in paths if "accelerate" not in p.parts and "sft" not in p.parts]
     assert len(train_configs) >= 24
     for p in train_configs:
         cfg = load_config(TrainConfig, p)
         assert cfg.max_completion_length % cfg.block_length == 0
+    from trafl.sft.config import SFTConfig
+
+    for p in (REPO / "configs" / "sft").glob("*.yaml"):  # `trafl sft --config` recipes (the long base)
+        assert load_config(SFTConfig, p).completion_length > 0
 
 
 # --- fast rollouts (approximate samplers) and the step-time split ----------------------------------

@@ -1,6 +1,8 @@
 """Named model sizes and :func:`build_model`, which builds a fresh, randomly initialised native model.
 
 * ``micro``: ~25k parameters, for unit tests (milliseconds per forward);
+* ``mini``: ~0.86M parameters, 4 layers at width 128, context 1088: the long-answer base
+  (``count_range``, 512-token canvases; ~1.3 s per SFT step of 16 pairs on one CPU thread);
 * ``tiny``: ~1.8M parameters, trains on a 2-core CPU in minutes (the CPU-scale studies);
 * ``small``: ~106M parameters (d 768, 8 layers, 32k vocabulary), a mid-size check of ``trafl plan``'s
   memory model on CPU (``benchmarks/plan_memory.py``);
@@ -31,6 +33,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n_layers": 2,
         "mlp_hidden_size": 64,
         "max_sequence_length": 128,
+        "rope_theta": 10000.0,
+        "init_device": None,
+        "precision": None,
+        **_SMALL_VOCAB,
+    },
+    "mini": {
+        "d_model": 128,
+        "n_heads": 4,
+        "n_kv_heads": 4,
+        "n_layers": 4,
+        "mlp_hidden_size": 384,
+        "max_sequence_length": 1088,
         "rope_theta": 10000.0,
         "init_device": None,
         "precision": None,

@@ -24,6 +24,7 @@ _REGISTRY: dict[str, str] = {
     "countdown": "trafl.tasks.synthetic.countdown:Countdown",
     "subset_sum": "trafl.tasks.synthetic.subset_sum:SubsetSum",
     "decoy_rule": "trafl.tasks.synthetic.decoy_rule:DecoyRule",
+    "count_range": "trafl.tasks.synthetic.count_range:CountRange",
 }
 
 
