@@ -19,9 +19,10 @@ ARMS = {"exact": {}, "fast (dual + 0.9)": {"rollout_cache": "dual", "rollout_thr
 PARTS = ("time/rollout_s", "time/reward_s", "time/prepare_s", "time/update_s")
 
 
-def step_split(fields: dict[str, Any], steps: int) -> list[dict[str, Any]]:
+def step_split(fields: dict[str, Any], steps: int, task: Any = None) -> list[dict[str, Any]]:
     """Median time of each part of a TraFL step for every arm; ``fields`` are the shared ``trafl train``
-    fields (model, task, shapes). Returns one row per arm."""
+    fields (model, task, shapes), ``task`` an optional task object (e.g. with its own length knobs).
+    Returns one row per arm."""
     from trafl.train.config import TrainConfig
     from trafl.train.trainer import RLTrainer
     from trafl.utils.config import load_config
@@ -41,6 +42,7 @@ def step_split(fields: dict[str, Any], steps: int) -> list[dict[str, Any]]:
                     },
                 ),
                 progress=False,
+                task=task,
             )
             for i, (arm, sampler) in enumerate(ARMS.items())
         }

@@ -19,6 +19,8 @@ Sections:
 * ``train``: one update of each objective (TraFL / ESPO / JustGRPO / diffu-GRPO) at equal settings, then one
   rollout batch's whole update at each method's own recipe (ESPO 8 inner iterations on its 4-draw ELBO with
   fresh noise per iteration, d1 12 with fresh prompt masks, JustGRPO and TraFL 1).
+* ``rlstep``: an RL step's wall time split into rollout / reward / prepare / update with exact and with
+  fast rollouts (dual cache + threshold 0.9), at the demo's shapes and on the long base at L = 256.
 * ``grading``: code-reward grading throughput (programs/s, ``--grading-workers`` sandboxes in
   parallel) on the same MBPP reference programs with the old assert-append harness (``append``,
   gameable), the parsed compute-inside/compare-outside path (``parsed``) and the hardened
@@ -63,7 +65,7 @@ from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
 from trafl.sampling import generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
-SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "grading")
+SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "rlstep", "grading")
 OPT_IN_SECTIONS = ("demo", "long")
 DEMO_BUDGET_S = {False: 15 * 60.0, True: 3 * 60.0}
 from trafl.demo import ASSET_BASE  # noqa: E402
@@ -545,6 +547,57 @@ def _bench_train_recipe(args, g: int, p: int, gen_length: int) -> dict:
     return {"rows": rows, "G": g, "P": p, "L": gen_length}
 
 
+def bench_rlstep(args, record: dict) -> None:
+    """An RL step's time split with exact and fast rollouts (benchmarks/rl_step.py): TraFL at the demo's
+    shapes (decoy_rule base, L = 5) and on the long-answer base at L = 256 (block 32, one token per step)."""
+    from benchmarks.rl_step import step_split
+    from trafl.demo import DemoConfig, train_fields
+    from trafl.tasks import get_task
+    from trafl.utils.config import load_config
+
+    steps = 1 if args.quick else 4
+    demo = train_fields(load_config(DemoConfig, None, {}), "trafl", 0, Path(DEFAULT_TRAINED), Path("unused"))
+    demo.update(num_threads=torch.get_num_threads())
+    shapes = {"demo (decoy_rule, L=5, 8 prompts x G=8)": (demo, None)}
+    if Path(args.long_model, "config.json").is_file():
+        gen_length = 256
+        long_fields = {
+            **{k: demo[k] for k in ("method", "seed", "device", "num_threads", "beta", "reward_transform", "logz")},
+            "model": args.long_model,
+            "task": "count_range",
+            "num_generations": 4,
+            "per_device_train_batch_size": 8,
+            "max_completion_length": gen_length,
+            "diffusion_steps": gen_length,
+            "block_length": 32,
+            "temperature": 0.9,
+            "max_prompt_length": 16,
+            "learning_rate": 1e-4,
+        }
+        task = get_task("count_range", max_count=LONG_SETTINGS[gen_length])
+        shapes[f"long base (count_range, L={gen_length}, 2 prompts x G=4)"] = (long_fields, task)
+    out = {}
+    for name, (fields, task) in shapes.items():
+        rows = step_split(fields, steps, task=task)
+        columns = [
+            "rollouts",
+            "rollout_s",
+            "reward_s",
+            "prepare_s",
+            "update_s",
+            "step_s",
+            "rollout_share",
+            "forwards/seq",
+            "rollout_speedup",
+            "step_speedup",
+        ]
+        _print_side_by_side(
+            f"TraFL step time split, {name}: medians over {steps} steps per arm, arms alternating", rows, columns
+        )
+        out[name] = rows
+    record["rlstep"] = out
+
+
 def bench_grading(args, record: dict) -> None:
     from trafl.rewards.code import run_many
     from trafl.tasks import get_task
@@ -666,6 +719,7 @@ def main(argv: list[str] | None = None) -> int:
                 "long": bench_long,
                 "elbo": bench_elbo,
                 "train": bench_train,
+                "rlstep": bench_rlstep,
                 "grading": bench_grading,
                 "demo": bench_demo,
             }[section](args, record)
