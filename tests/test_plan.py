@@ -278,7 +278,6 @@ def test_python_dash_m():
 
 # ---- docs ------------------------------------------------------------------------------------------------
 def test_docs_table_is_the_script_output():
-    sys.path.insert(0, str(REPO))
     from scripts.plan_table import render
 
     doc = (REPO / "docs" / "plan.md").read_text()
@@ -296,7 +295,6 @@ def test_docs_table_is_the_script_output():
     ],
 )
 def test_measured_cpu_memory_within_15_percent(lora, checkpointing):
-    sys.path.insert(0, str(REPO))
     from benchmarks.plan_memory import CASES, VOCAB, run_case
 
     rows, prompt, completion = CASES["tiny"]
