@@ -20,16 +20,15 @@ checkpoint, written by a single process) cannot be resumed from: :func:`latest_c
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from trafl.errors import CheckpointError
+from trafl.utils.io import commit_directory, make_tmp_sibling
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -50,44 +49,15 @@ def shared_atomic_directory(accelerator: Any, path: str | Path) -> Iterator[Path
     path = Path(path)
     name = [None]
     if accelerator.is_main_process:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        os.chmod(tmp, 0o777 & ~_umask())
-        name = [str(tmp)]
+        name = [str(make_tmp_sibling(path))]
     if accelerator.num_processes > 1:
         broadcast_object_list(name, from_process=0)
     tmp = Path(name[0])
     yield tmp
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _commit(tmp, path)
+        commit_directory(tmp, path)
     accelerator.wait_for_everyone()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    """fsync every file under ``tmp``, then make it ``path`` in one rename (replacing an old ``path``)."""
-    for root, _dirs, files in os.walk(tmp):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                os.fsync(fh.fileno())
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        os.replace(path, old)
-        os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def export_pretrained(accelerator: Any, model: Any, directory: str | Path, tokenizer: Any = None) -> None:

@@ -73,26 +73,37 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     directory (named ``.NAME.tmp-*``) is removed or left for :func:`clean_stale_tmp`.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = make_tmp_sibling(path)
     try:
-        os.chmod(tmp, _default_mode(directory=True))
         yield tmp
-        for root, _dirs, files in os.walk(tmp):
-            for name in files:
-                with open(os.path.join(root, name), "rb") as fh:
-                    os.fsync(fh.fileno())
-        if path.exists():
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        commit_directory(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def make_tmp_sibling(path: Path) -> Path:
+    """A new hidden directory ``.NAME.tmp-*`` next to ``path``, with the usual permissions."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    os.chmod(tmp, _default_mode(directory=True))
+    return tmp
+
+
+def commit_directory(tmp: Path, path: Path) -> None:
+    """fsync every file under ``tmp``, then make it ``path`` in one rename (replacing an old ``path``)."""
+    for root, _dirs, files in os.walk(tmp):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as fh:
+                os.fsync(fh.fileno())
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def append_jsonl(path: str | Path, record: dict) -> None:
