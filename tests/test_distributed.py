@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 import torch
 from rl_toys import make_model_dir
 from safetensors.torch import load_file
+from test_sft import _reverse_data
 from test_train import BASE, REPO, _env, _final_params, _flags
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -162,19 +162,10 @@ def test_fsdp_kill_and_resume_is_bit_identical(model_dir, tmp_path):
     assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
 
 
-def _sft_data(path, n=64, seed=0):
-    rng = random.Random(seed)
-    rows = []
-    for _ in range(n):
-        s = "".join(rng.choice("0123456789") for _ in range(4))
-        rows.append({"prompt": s + ">", "completion": s[::-1]})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
-
-
 @pytest.mark.slow
 def test_sft_two_processes_equal_one_process(tmp_path):
-    data = _sft_data(tmp_path / "d.jsonl")
+    data = tmp_path / "d.jsonl"
+    _reverse_data(data, 64, seed=0)
     common = dict(
         data=data,
         model="micro",
