@@ -472,9 +472,10 @@ def bench_elbo(args, record: dict) -> None:
     record["elbo"] = {"rows": rows, "N": n, "K": k, "L": gen_length}
 
 
-def bench_train(args, record: dict) -> None:
-    g, p, gen_length = (4, 8, 16) if args.quick else (8, 16, 32)
-    rows, fns = [], {}
+def _update_setups(g: int, p: int, gen_length: int) -> dict[str, tuple]:
+    """Per method: its objective (default options), a fresh tiny policy, the reference, one random
+    rollout group (1 prompt x G) and an AdamW: what one update needs."""
+    out = {}
     for method in METHODS:
         torch.manual_seed(0)
         policy = build_model("tiny")
@@ -483,6 +484,14 @@ def bench_train(args, record: dict) -> None:
         group = random_group(
             1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id, policy.config.mask_token_id
         )
+        out[method] = (objective, policy, reference, group, opt)
+    return out
+
+
+def bench_train(args, record: dict) -> None:
+    g, p, gen_length = (4, 8, 16) if args.quick else (8, 16, 32)
+    rows, fns = [], {}
+    for method, (objective, policy, reference, group, opt) in _update_setups(g, p, gen_length).items():
         fns[method] = lambda o=objective, m=policy, r=reference, gr=group, op=opt: update_step(o, m, r, gr, op)
     sbs = side_by_side(fns, baseline="trafl", repeats=args.repeats)
     memory = _memory_of(fns)
@@ -512,14 +521,7 @@ def _bench_train_recipe(args, g: int, p: int, gen_length: int) -> dict:
     from trafl.objectives.registry import objective_class
 
     rows, fns = [], {}
-    for method in METHODS:
-        torch.manual_seed(0)
-        policy = build_model("tiny")
-        objective = build_objective(method, policy.config.d_model)
-        reference, opt = make_trainable(policy, objective)
-        group = random_group(
-            1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id, policy.config.mask_token_id
-        )
+    for method, (objective, policy, reference, group, opt) in _update_setups(g, p, gen_length).items():
         mu = objective_class(method).train_defaults.get("num_iterations", 1)
         fns[method] = lambda o=objective, m=policy, r=reference, gr=group, op=opt, n=mu: rollout_batch_update(
             o, m, r, gr, op, n

@@ -296,6 +296,13 @@ def save_config(cfg: Any, path: str | Path) -> None:
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
+def _default_of(f: dataclasses.Field) -> Any:
+    """A field's default as help text shows it (``"required"`` when it has none)."""
+    if f.default is not _MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not _MISSING else "required"
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Expose every field of ``cls`` as ``--field-name`` (default None = keep config value)."""
     hints = _type_hints(cls)
@@ -303,11 +310,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         if f.metadata.get("flatten"):
             continue
-        default = (
-            f.default
-            if f.default is not _MISSING
-            else (f.default_factory() if f.default_factory is not _MISSING else "required")
-        )
+        default = _default_of(f)
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
         extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
         if f.metadata.get("repeat"):
@@ -334,10 +337,6 @@ def format_help(cls: type) -> str:
     for f in dataclasses.fields(cls):
         if f.metadata.get("flatten"):
             continue
-        default = (
-            f.default
-            if f.default is not _MISSING
-            else (f.default_factory() if f.default_factory is not _MISSING else "required")
-        )
+        default = _default_of(f)
         rows.append(f"| `{f.name}` | {_describe(hints[f.name])} | `{default!r}` | {f.metadata.get('help', '')} |")
     return "\n".join(rows)
