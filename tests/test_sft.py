@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from trafl.errors import DataError
 from trafl.sft.config import SFTConfig
 from trafl.sft.data import read_pairs
-from trafl.sft.loss import forward_process, masked_diffusion_loss
+from trafl.sft.loss import forward_process, masked_diffusion_loss, mixed_forward_process, semi_ar_forward_process
 from trafl.utils.config import load_config
 
 
@@ -33,6 +33,62 @@ def test_forward_process_masks_only_the_completion_at_rate_p():
     assert abs(float((frac - p).mean())) < 0.01
 
 
+def test_semi_ar_corruption_is_the_block_samplers_state():
+    """Per row: blocks before k clean, block k masked at its rate, every later token masked; only block k's
+    masked tokens are targets; k is uniform over the K blocks and p_mask is the block's rate / K."""
+    g = torch.Generator().manual_seed(0)
+    prompt, length, block = 3, 12, 4  # K = 3 blocks
+    ids = torch.arange(prompt + length).repeat(6000, 1)
+    completion = torch.zeros_like(ids, dtype=torch.bool)
+    completion[:, prompt:] = True
+    noisy, masked, p = semi_ar_forward_process(ids, completion, 99, block, eps=0.1, generator=g)
+    hidden = noisy == 99
+    assert not hidden[:, :prompt].any() and not masked[:, :prompt].any()
+    assert torch.equal(noisy[~hidden], ids[~hidden]) and bool((hidden | ~masked).all())
+    comp_hidden = hidden[:, prompt:].view(-1, length // block, block)
+    comp_masked = masked[:, prompt:].view(-1, length // block, block)
+    blocks_with_targets = comp_masked.any(dim=2)
+    counts = torch.zeros(3, dtype=torch.long)
+    for row in range(ids.shape[0]):
+        k = int(torch.nonzero(blocks_with_targets[row])[0]) if blocks_with_targets[row].any() else None
+        if k is None:  # block k drew no mask: later blocks are still all hidden
+            k = int((~comp_hidden[row].all(dim=1)).nonzero()[-1])
+        counts[k] += 1
+        assert not comp_hidden[row, :k].any()  # earlier blocks clean
+        assert comp_hidden[row, k + 1 :].all()  # later blocks all masks
+        assert not comp_masked[row, k + 1 :].any()  # ... and not targets
+        assert torch.equal(comp_masked[row, k], comp_hidden[row, k])  # block k: hidden = target
+    assert (counts - 2000).abs().max() < 150  # k ~ U{0, 1, 2}
+    assert int(blocks_with_targets.sum(dim=1).max()) <= 1  # targets lie in one block
+    rate = p * 3
+    assert rate.min() >= 0.1 and rate.max() <= 1.0
+    share = comp_masked.float().sum(dim=(1, 2)) / block  # the block's masked share tracks its rate
+    assert abs(float((share - rate.squeeze(1)).mean())) < 0.01
+
+
+def test_semi_ar_loss_is_the_block_bound_and_off_is_the_plain_process():
+    """With the block's masked tokens and p / K, masked_diffusion_loss is (1/B) sum CE / rate over block k;
+    with the semi-AR share at 0 the mixed process draws exactly what forward_process draws."""
+    torch.manual_seed(1)
+    ids = torch.randint(3, 9, (5, 10))
+    completion = torch.zeros_like(ids, dtype=torch.bool)
+    completion[:, 2:] = True
+    noisy, masked, p = semi_ar_forward_process(ids, completion, 0, 4, generator=torch.Generator().manual_seed(3))
+    logits = torch.randn(5, 10, 9)
+    ce = F.cross_entropy(logits.reshape(-1, 9), ids.reshape(-1), reduction="none").view(5, 10)
+    rate = p * 2
+    expected = torch.stack([(ce[b][masked[b]] / rate[b]).sum() / 4 for b in range(5)]).mean()
+    assert torch.allclose(masked_diffusion_loss(logits, ids, masked, p, completion), expected)
+    a = forward_process(ids, completion, 0, 1e-3, torch.Generator().manual_seed(7))
+    b = mixed_forward_process(ids, completion, 0, 1e-3, torch.Generator().manual_seed(7), 4, 0.0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    mixed = mixed_forward_process(ids.repeat(400, 1), completion.repeat(400, 1), 0, 1e-3, torch.Generator(), 4, 0.5)
+    semi = (mixed[0][:, 2:] == 0) & ~mixed[1][:, 2:]  # a hidden non-target: only the semi-AR suffix has them
+    assert 0.25 < semi.any(dim=1).float().mean() < 0.5  # half the rows, minus those whose k is the last block
+    with pytest.raises(ValueError, match="block_length"):
+        semi_ar_forward_process(ids, completion, 0, 3)
+
+
 def test_loss_is_ce_over_p_mask_divided_by_completion_length():
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 7)
@@ -45,6 +101,61 @@ def test_loss_is_ce_over_p_mask_divided_by_completion_length():
     row1 = (ce[1, 2] + ce[1, 3] + ce[1, 4]) / 0.25 / 3
     expected = (row0 + row1) / 2
     assert torch.allclose(masked_diffusion_loss(logits, targets, masked, p, completion), expected)
+
+
+def test_extra_canvases_are_drawn_per_example_and_collated_outside_attention():
+    """Each answer is padded to a canvas that holds it (both used when it fits both, seeded, none drawn
+    without extra lengths); a mixed batch is right-padded outside the attention mask, and a row's
+    logits there equal its logits alone at its own canvas."""
+    from trafl.models import build_model
+    from trafl.models.tokenizer import build_char_tokenizer
+    from trafl.sft.data import collate, encode_pairs
+
+    tok = build_char_tokenizer(list("abcdef>"))
+    rows = [{"prompt": "ab>", "completion": "c" * (1 + i % 9)} for i in range(200)]  # answers of 2..10 with EOS
+    pairs = encode_pairs(rows, tok, 12, extra_lengths=[4, 8], seed=3)
+    canvas = [len(p.completion_ids) for p in pairs]
+    assert set(canvas) == {4, 8, 12}
+    for row, n in zip(rows, canvas):
+        assert n >= len(row["completion"]) + 1
+    short = [n for row, n in zip(rows, canvas) if len(row["completion"]) + 1 <= 4]
+    assert 0.2 < short.count(4) / len(short) < 0.5  # one of three canvases, uniformly
+    assert canvas == [len(p.completion_ids) for p in encode_pairs(rows, tok, 12, extra_lengths=[4, 8], seed=3)]
+    assert {len(p.completion_ids) for p in encode_pairs(rows, tok, 12)} == {12}
+
+    batch = collate([pairs[0], pairs[1], pairs[9]], tok.pad_token_id)
+    lengths = batch["completion_mask"].sum(dim=1).tolist()
+    assert lengths == [canvas[0], canvas[1], canvas[9]]
+    assert torch.equal(batch["attention_mask"].bool().sum(dim=1), torch.tensor([3 + n for n in lengths]))
+    torch.manual_seed(0)
+    model = build_model(
+        "micro",
+        vocab_size=len(tok),
+        embedding_size=len(tok),
+        mask_token_id=tok.mask_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    ).eval()
+    with torch.no_grad():
+        mixed = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        for b, pair in enumerate([pairs[0], pairs[1], pairs[9]]):
+            alone = collate([pair], tok.pad_token_id)
+            own = model(alone["input_ids"], attention_mask=alone["attention_mask"]).logits[0]
+            assert torch.allclose(mixed[b, : own.shape[0]], own, atol=1e-5)
+
+
+def test_extra_canvas_fields_are_validated():
+    from trafl.errors import ConfigError
+
+    ok = load_config(SFTConfig, None, {"data": "x", "completion_length": 64, "extra_completion_lengths": "32,16"})
+    assert ok.extra_completion_lengths == [32, 16]
+    for bad, match in [
+        ({"extra_completion_lengths": [64]}, "extra_completion_lengths"),
+        ({"extra_completion_lengths": [24], "semi_ar_block_length": 16}, "divide 'extra_completion_lengths'"),
+        ({"semi_ar_block_length": 48}, "divide 'completion_length'"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            load_config(SFTConfig, None, {"data": "x", "completion_length": 64, **bad})
 
 
 def _reverse_data(path, n, seed, alphabet="0123456789"):

@@ -28,6 +28,12 @@ class SFTConfig:
     completion_length: int = option(
         32, "Tokens of the completion canvas (= the gen_length to sample at); completions are EOS-padded to it.", min=1
     )
+    extra_completion_lengths: list[int] = option(
+        [],
+        "Shorter canvases to train at as well: an example whose answer (with its EOS) fits several of "
+        "completion_length and these is padded to one of them, drawn once per example (seeded), so that the "
+        "model can be sampled at each (LLaDA pads each batch to its longest example).",
+    )
     max_steps: int = option(2000, "Optimizer steps to run.", min=1)
     batch_size: int = option(64, "Examples per optimizer step, over all processes.", min=1)
     gradient_accumulation_steps: int = option(
@@ -41,6 +47,20 @@ class SFTConfig:
     )
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     eps: float = option(1e-3, "Lower bound of the masking rate: p_mask = (1 - eps) t + eps.", min=0.0, max=1.0)
+    semi_ar_block_length: int = option(
+        0,
+        "Block length of the semi-autoregressive corruption (0: off): a share semi_ar_fraction of examples "
+        "are masked as the block sampler sees them (earlier blocks clean, one block partly masked, later blocks "
+        "all masks), so that a model sampled with that block length learns to end its answer without seeing "
+        "the EOS tail; a divisor of completion_length.",
+        min=0,
+    )
+    semi_ar_fraction: float = option(
+        0.5,
+        "Share of examples given the semi-autoregressive corruption when semi_ar_block_length > 0.",
+        min=0.0,
+        max=1.0,
+    )
     eval_every: int = option(200, "Steps between held-out loss evaluations (0: only at the end).", min=0)
     save_every: int = option(500, "Steps between resumable checkpoints (0: only the final model).", min=0)
     seed: int = option(0, "Random seed (data order, masking, initialisation).")
@@ -63,6 +83,20 @@ class SFTConfig:
                 f"config field 'batch_size' ({self.batch_size}) must be a multiple of 'gradient_accumulation_steps' "
                 f"({self.gradient_accumulation_steps})"
             )
+        for n in self.extra_completion_lengths:
+            if not 0 < n < self.completion_length:
+                raise ConfigError(
+                    f"config field 'extra_completion_lengths': {n} must lie between 1 and completion_length - 1 "
+                    f"({self.completion_length - 1})"
+                )
+        for field, n in [("completion_length", self.completion_length)] + [
+            ("extra_completion_lengths", n) for n in self.extra_completion_lengths
+        ]:
+            if self.semi_ar_block_length and n % self.semi_ar_block_length:
+                raise ConfigError(
+                    f"config field 'semi_ar_block_length' ({self.semi_ar_block_length}) must divide '{field}' "
+                    f"({n}): the block sampler needs gen_length to be a multiple of block_length"
+                )
         if self.warmup_steps > self.max_steps:
             raise ConfigError(
                 f"config field 'warmup_steps' ({self.warmup_steps}) exceeds 'max_steps' ({self.max_steps})"

@@ -4,11 +4,19 @@ Each example becomes one canvas ``[left padding | prompt | completion | EOS ... 
 completion part has a fixed length ``completion_length`` (the generation length the model will be
 sampled at), padded with EOS as in LLaDA's SFT so that the model learns to end its answer and fill
 the rest of the canvas with EOS.
+
+With ``extra_lengths`` (shorter canvases), each example whose answer fits several canvases is padded
+to one of them, drawn once per example from a seeded generator; a batch of mixed canvases is
+right-padded with pad tokens outside the attention mask, which the model cannot see, so each row is
+trained exactly as at its own canvas (LLaDA's SFT pads a batch to its longest example, so its models
+see many canvas lengths; a fixed canvas alone teaches a model cues, such as how many masks follow,
+that a shorter canvas at sampling time does not give).
 """
 
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,11 +81,17 @@ def encode_pairs(
     *,
     source: str = "data",
     use_chat_template: bool = True,
+    extra_lengths: Sequence[int] = (),
+    seed: int = 0,
 ) -> list[EncodedPair]:
-    """Tokenise rows; completions are ``answer + EOS`` padded with EOS to ``completion_length``."""
+    """Tokenise rows; completions are ``answer + EOS`` padded with EOS to ``completion_length``, or,
+    with ``extra_lengths``, to a canvas drawn uniformly (seeded by ``seed``) from those of
+    ``completion_length`` and ``extra_lengths`` that hold it."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no eos_token_id; SFT pads completions with EOS")
+    canvases = sorted({completion_length, *extra_lengths})
+    rng = random.Random(f"sft-canvas-{seed}")  # drawn from only when an answer fits several canvases
     out = []
     for i, row in enumerate(rows):
         prompt_ids = encode_prompt(tokenizer, row["prompt"], use_chat_template)
@@ -87,25 +101,28 @@ def encode_pairs(
                 f"{source} example {i}: completion is {len(answer)} tokens with EOS, longer than "
                 f"completion_length={completion_length}; raise completion_length or shorten it"
             )
-        out.append(EncodedPair(prompt_ids, answer + [eos] * (completion_length - len(answer))))
+        fitting = [c for c in canvases if c >= len(answer)]
+        canvas = rng.choice(fitting) if len(fitting) > 1 else completion_length
+        out.append(EncodedPair(prompt_ids, answer + [eos] * (canvas - len(answer))))
     return out
 
 
 def collate(pairs: Sequence[EncodedPair], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Left-pad prompts to a common length and stack fixed-length completions.
+    """Left-pad prompts to a common length, right-pad completions (canvases) to the longest.
 
-    Returns ``input_ids`` and ``attention_mask`` ``[B, P + L]`` and ``completion_mask`` (True on
-    the ``L`` completion positions).
+    Returns ``input_ids`` and ``attention_mask`` ``[B, P + L]`` (``L`` the longest canvas; padding
+    is outside the attention mask on both sides) and ``completion_mask`` (True on each row's own
+    canvas positions).
     """
     prompt_len = max(len(p.prompt_ids) for p in pairs)
-    length = len(pairs[0].completion_ids)
+    length = max(len(p.completion_ids) for p in pairs)
     ids = torch.full((len(pairs), prompt_len + length), pad_token_id, dtype=torch.long)
     attn = torch.zeros_like(ids)
-    for b, p in enumerate(pairs):
-        start = prompt_len - len(p.prompt_ids)
-        ids[b, start:prompt_len] = torch.tensor(p.prompt_ids, dtype=torch.long)
-        ids[b, prompt_len:] = torch.tensor(p.completion_ids, dtype=torch.long)
-        attn[b, start:] = 1
     completion = torch.zeros_like(ids, dtype=torch.bool)
-    completion[:, prompt_len:] = True
+    for b, p in enumerate(pairs):
+        start, end = prompt_len - len(p.prompt_ids), prompt_len + len(p.completion_ids)
+        ids[b, start:prompt_len] = torch.tensor(p.prompt_ids, dtype=torch.long)
+        ids[b, prompt_len:end] = torch.tensor(p.completion_ids, dtype=torch.long)
+        attn[b, start:end] = 1
+        completion[b, prompt_len:end] = True
     return {"input_ids": ids, "attention_mask": attn, "completion_mask": completion}

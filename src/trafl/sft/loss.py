@@ -11,6 +11,23 @@ Loss (an upper bound on the completion's negative log-likelihood):
 where ``L_y`` is the completion length (EOS padding included, as in LLaDA's SFT, so the model
 learns to fill the end of the canvas with EOS). The ``1 / p_mask`` weight makes the estimator
 unbiased for the ELBO, whose expectation over ``t`` integrates ``1/t`` against the mask rate.
+
+Semi-autoregressive corruption (:func:`semi_ar_forward_process`). The block sampler (LLaDA's
+``generate`` with ``block_length < gen_length``) decodes block ``k`` while blocks ``< k`` are
+clean and blocks ``> k`` are all masks. Independent masking almost never shows the model that
+state for a long answer (a clean 250-token prefix needs a small ``t``, a fully masked 250-token
+suffix a ``t`` near 1), so a model trained on it alone learns to place the end of its answer from
+the EOS tokens it sees in the tail, which the block sampler never shows it. Drawing the block-state
+corruption instead, with the bound of the block-factorised likelihood
+``-log p(y) = sum_k -log p(y^k | x, y^{<k})``, each term bounded by the masked-diffusion loss of
+block ``k`` given the clean prefix and the masked suffix:
+
+    loss_k = E_t E_{y^k_t} [ (1 / B) * sum_{i in block k masked} -log p_theta(y_i | x, y^{<k}, y^k_t, M^{>k}) / p_mask ]
+
+with ``B`` the block length; ``k ~ U{0..K-1}`` over the ``K = L_y / B`` blocks makes
+``mean_k loss_k`` (an unbiased estimate of ``(1/L_y) sum_k`` of the block bounds, the same scale as
+the loss above). :func:`masked_diffusion_loss` computes it when given the block's masked tokens and
+``p_mask / K`` (``(1 / L_y) / (p_mask / K) = (1 / B) / p_mask``).
 """
 
 from __future__ import annotations
@@ -46,6 +63,67 @@ def forward_process(
     masked = (u < p_mask) & completion_mask.bool()
     noisy = torch.where(masked, torch.full_like(input_ids, mask_token_id), input_ids)
     return noisy, masked, p_mask
+
+
+def semi_ar_forward_process(
+    input_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    mask_token_id: int,
+    block_length: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The state the block sampler decodes from: per row, block ``k ~ U{0..K-1}`` of the completion's
+    ``K = L / block_length`` blocks, ``t ~ U(0, 1)``, ``p_mask = (1 - eps) t + eps``; blocks ``< k``
+    clean, each token of block ``k`` masked with probability ``p_mask``, every token after block ``k``
+    masked.
+
+    Returns ``(noisy_ids, masked, p_mask)`` for :func:`masked_diffusion_loss`: ``masked`` holds block
+    ``k``'s masked tokens only (the suffix is context, not target) and ``p_mask`` is ``[B, 1]`` rate
+    ``/ K``, which turns the loss into ``(1 / block_length) sum_{i in block k masked} CE / rate``
+    (module docstring).
+    """
+    rows = input_ids.shape[0]
+    position = completion_mask.long().cumsum(dim=1) - 1  # index within the completion (-1 before it)
+    length = completion_mask.sum(dim=1, keepdim=True)
+    if bool((length % block_length).any()):
+        raise ValueError(
+            f"completion length {length.flatten().tolist()} is not a multiple of block_length={block_length}"
+        )
+    num_blocks = length // block_length
+    k = (torch.rand(rows, 1, device=input_ids.device, generator=generator) * num_blocks).long()
+    t = torch.rand(rows, 1, device=input_ids.device, generator=generator)
+    rate = (1.0 - eps) * t + eps
+    u = torch.rand(input_ids.shape, device=input_ids.device, generator=generator)
+    block = torch.div(position, block_length, rounding_mode="floor")
+    completion = completion_mask.bool()
+    masked = completion & (block == k) & (u < rate)
+    hidden = masked | (completion & (block > k))
+    noisy = torch.where(hidden, torch.full_like(input_ids, mask_token_id), input_ids)
+    return noisy, masked, rate / num_blocks.to(rate.dtype)
+
+
+def mixed_forward_process(
+    input_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    mask_token_id: int,
+    eps: float = 1e-3,
+    generator: torch.Generator | None = None,
+    semi_ar_block_length: int = 0,
+    semi_ar_fraction: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`forward_process` for every row, or, when ``semi_ar_block_length`` and ``semi_ar_fraction``
+    are set, :func:`semi_ar_forward_process` for each row with probability ``semi_ar_fraction``: the
+    loss is then the mixture of the two bounds. With the semi-AR share at 0 this draws exactly what
+    :func:`forward_process` draws (same generator calls), so older runs reproduce."""
+    noisy, masked, p_mask = forward_process(input_ids, completion_mask, mask_token_id, eps, generator)
+    if not (semi_ar_block_length and semi_ar_fraction):
+        return noisy, masked, p_mask
+    b_noisy, b_masked, b_p = semi_ar_forward_process(
+        input_ids, completion_mask, mask_token_id, semi_ar_block_length, eps, generator
+    )
+    pick = torch.rand(input_ids.shape[0], 1, device=input_ids.device, generator=generator) < semi_ar_fraction
+    return torch.where(pick, b_noisy, noisy), torch.where(pick, b_masked, masked), torch.where(pick, b_p, p_mask)
 
 
 def masked_diffusion_loss(

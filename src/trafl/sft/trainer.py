@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from trafl.errors import ConfigError
 from trafl.sft.config import SFTConfig
 from trafl.sft.data import EncodedPair, collate, encode_pairs, read_pairs
-from trafl.sft.loss import forward_process, masked_diffusion_loss, masked_token_nll
+from trafl.sft.loss import forward_process, masked_diffusion_loss, masked_token_nll, mixed_forward_process
 from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
 from trafl.utils.checkpoint import (
     export_pretrained,
@@ -151,8 +151,14 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     mask_id, pad_id = model.config.mask_token_id, tokenizer.pad_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id
+    canvases = {"extra_lengths": cfg.extra_completion_lengths, "seed": cfg.seed}
     train_pairs = encode_pairs(
-        train_rows, tokenizer, cfg.completion_length, source=cfg.data, use_chat_template=cfg.use_chat_template
+        train_rows,
+        tokenizer,
+        cfg.completion_length,
+        source=cfg.data,
+        use_chat_template=cfg.use_chat_template,
+        **canvases,
     )
     eval_pairs = encode_pairs(
         eval_rows,
@@ -160,6 +166,7 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
         cfg.completion_length,
         source=cfg.eval_data or cfg.data,
         use_chat_template=cfg.use_chat_template,
+        **canvases,
     )
     if cfg.dtype == "bfloat16" and device.type == "cuda":
         autocast = torch.autocast("cuda", dtype=torch.bfloat16)
@@ -209,7 +216,15 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
             gen = torch.Generator(device=device).manual_seed(
                 step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise")
             )
-            noisy, masked, p_mask = forward_process(batch["input_ids"], batch["completion_mask"], mask_id, cfg.eps, gen)
+            noisy, masked, p_mask = mixed_forward_process(
+                batch["input_ids"],
+                batch["completion_mask"],
+                mask_id,
+                cfg.eps,
+                gen,
+                cfg.semi_ar_block_length,
+                cfg.semi_ar_fraction,
+            )
             with micro_batch(accelerator, wrapped, m == micro_batches - 1), autocast:
                 logits = wrapped(noisy, attention_mask=batch["attention_mask"]).logits
                 loss = masked_diffusion_loss(logits, batch["input_ids"], masked, p_mask, batch["completion_mask"])
