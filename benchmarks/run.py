@@ -29,13 +29,15 @@ Sections:
   ``trafl demo`` (``--quick`` with ``--quick``) from scratch in a temporary directory as a
   subprocess with torch's default threads, and reports its wall time and each stage's time against
   the budget (15 min full, 3 min quick).
-* ``long`` (opt-in: about 1.5 h on 2 CPU cores with the defaults): the speed-ups on a model that
-  answers at long canvases, the shipped ``count_range`` base (:mod:`trafl.tasks.synthetic.count_range`,
-  answers of 203-479 characters), at L = 256 and 512, block 32, steps = L, T = 0: tokens/s of the
-  exact sampler, the prefix and dual caches and dual + threshold 0.9 at batch 1 and 8 (ratios over
-  the exact sampler, interleaved per chunk of prompts), forward passes per sequence, and per variant
-  on ``--long-prompts`` held-out prompts exact-match accuracy (standard error ``sqrt(p(1-p)/n)``),
-  partial credit and the share of adjacent numbers that count up by one.
+* ``long`` (opt-in: about 1 h on 2 CPU cores with the defaults, 3 min on one H200 with
+  ``--device cuda``): the speed-ups on a model that answers at long canvases, the shipped
+  ``count_range`` base (:mod:`trafl.tasks.synthetic.count_range`, answers of 203-479 characters), at
+  L = 256 and 512, block 32, steps = L, T = 0: tokens/s of the exact sampler, the prefix and dual
+  caches and dual + threshold 0.9 (``--long-variants``) at batch 1 and 8 (ratios over the exact
+  sampler, interleaved per chunk of prompts), forward passes per sequence, and per variant on
+  ``--long-prompts`` held-out prompts exact-match accuracy (standard error ``sqrt(p(1-p)/n)``), its
+  paired difference to the exact sampler on the same prompts (with its standard error), partial
+  credit and the share of adjacent numbers that count up by one.
 
 Peak memory is reported per variant. Every section's record (with the machine) is appended to the
 JSON-lines file ``--out`` (default ``benchmarks/results.jsonl``) so that changes can be compared.
@@ -319,29 +321,33 @@ def bench_long(args, record: dict) -> None:
     if not (path / "config.json").exists():
         print(f"\n## long: skipped (no model at {path}; pass --long-model DIR)")
         return
+    device = torch.device(args.device)
     model, tok = load_pretrained(str(path))
-    model.eval()
+    model.to(device).eval()
     batch, block = 8, 32
     n_prompts = 8 if args.quick else args.long_prompts
     n_single = 1 if args.quick else args.long_single
     rows, lengths = [], [int(x) for x in args.long_lengths.split(",")]
+    variants = [v for v in args.long_variants.split(",") if v]
+    if variants[0] != "trafl" or set(variants) - set(LONG_VARIANTS):
+        raise SystemExit(f"--long-variants: 'trafl' (the exact sampler) first, then any of {LONG_VARIANTS}")
     for gen_length, max_count in LONG_SETTINGS.items():
         if gen_length not in lengths or (args.quick and gen_length != 256):
             continue
         task = get_task("count_range", max_count=max_count, num_eval=max(n_prompts, 200))
         data = task.load("test")[:n_prompts]
-        enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True)
-        correct = {name: [] for name in LONG_VARIANTS}
-        partial = {name: [] for name in LONG_VARIANTS}
-        steps_ok = {name: [] for name in LONG_VARIANTS}
-        same = {name: [] for name in LONG_VARIANTS}
-        nfe = {name: [] for name in LONG_VARIANTS}
-        times = {bs: {name: [] for name in LONG_VARIANTS} for bs in (1, batch)}
+        enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True).to(device)
+        correct = {name: [] for name in variants}
+        partial = {name: [] for name in variants}
+        steps_ok = {name: [] for name in variants}
+        same = {name: [] for name in variants}
+        nfe = {name: [] for name in variants}
+        times = {bs: {name: [] for name in variants} for bs in (1, batch)}
         for bs, starts in ((batch, range(0, len(data), batch)), (1, range(n_single))):
             for start in starts:  # each chunk is one interleaved repeat of every variant
                 ids, attn = enc.input_ids[start : start + bs], enc.attention_mask[start : start + bs]
                 exact = None
-                for name in LONG_VARIANTS:
+                for name in variants:
                     cache, thr = VARIANTS[name]
                     seconds, out = timed(_sampler_fn(model, ids, attn, gen_length, gen_length, block, cache, thr))
                     times[bs][name].append(seconds)
@@ -356,7 +362,7 @@ def bench_long(args, record: dict) -> None:
                     steps_ok[name] += [step_share(t.strip()) for t in texts]
                     same[name] += (out.completion == exact.completion).all(dim=1).tolist()
                     nfe[name].append(out.num_forward)
-        for name in LONG_VARIANTS:
+        for name in variants:
             p, n = sum(correct[name]) / len(correct[name]), len(correct[name])
             row = {
                 "L": gen_length,
@@ -368,6 +374,9 @@ def bench_long(args, record: dict) -> None:
                 "se_partial": 100 * statistics.stdev(partial[name]) / n**0.5 if n > 1 else 0.0,
                 "steps_ok": 100 * statistics.mean(steps_ok[name]),
                 "se_steps": 100 * statistics.stdev(steps_ok[name]) / n**0.5 if n > 1 else 0.0,
+                "diff_vs_exact": 100
+                * statistics.mean(diffs := [int(c) - int(e) for c, e in zip(correct[name], correct["trafl"])]),
+                "se_diff": 100 * statistics.stdev(diffs) / n**0.5 if n > 1 else 0.0,
                 "same_as_exact": sum(same[name]) / n,
                 "forward_passes": statistics.mean(nfe[name]),
             }
@@ -378,7 +387,7 @@ def bench_long(args, record: dict) -> None:
             rows.append(row)
     _print_side_by_side(
         f"long answers: count_range base ({path.name}), block {block}, steps = L, T = 0; accuracy = exact match in % "
-        f"(se = sqrt(p(1-p)/n)), partial = mean share of numbers right at their place, steps_ok = share of adjacent "
+        f"(se = sqrt(p(1-p)/n)), diff_vs_exact = paired difference of exact match to the exact sampler on the same prompts (se_diff: its standard error), partial = mean share of numbers right at their place, steps_ok = share of adjacent "
         f"numbers that count up by one, over the batch-{batch} runs; x_exact = median over chunks of "
         f"t_exact / t_variant (batch 1: {n_single} prompts)",
         rows,
@@ -392,6 +401,8 @@ def bench_long(args, record: dict) -> None:
             "se_partial",
             "steps_ok",
             "se_steps",
+            "diff_vs_exact",
+            "se_diff",
             "same_as_exact",
             "forward_passes",
             "tok/s b1",
@@ -407,6 +418,7 @@ def bench_long(args, record: dict) -> None:
         "batch": batch,
         "single_prompts": n_single,
         "temperature": 0.0,
+        "device": str(device),
     }
 
 
@@ -689,6 +701,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--long-lengths", default="256,512", help="long section: canvas lengths, of 256 and 512")
     parser.add_argument("--long-single", type=int, default=3, help="long section: prompts timed at batch 1")
+    parser.add_argument(
+        "--long-variants", default=",".join(LONG_VARIANTS), help="long section: sampler variants, the exact one first"
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="long section: device of the model and the sampler (e.g. cuda; others run on CPU)",
+    )
     parser.add_argument("--out", default=str(Path(__file__).with_name("results.jsonl")), help="JSON-lines results file")
     parser.add_argument(
         "--mbpp",
