@@ -43,17 +43,13 @@ class DigitTask(Task):
 
 def make_model_dir(path: Path, preset: str = "micro", seed: int = 0) -> Path:
     """A freshly initialised model + character tokenizer saved in HF format."""
-    from trafl.models import build_char_tokenizer, build_model
+    from trafl.models import build_char_tokenizer, build_model, tokenizer_fields
 
     tok = build_char_tokenizer(ALPHABET)
     torch.manual_seed(seed)
     model = build_model(
         preset,
-        vocab_size=len(tok),
-        embedding_size=len(tok),
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        mask_token_id=tok.mask_token_id,
+        **tokenizer_fields(tok),
     )
     model.save_pretrained(path)
     tok.save_pretrained(path)

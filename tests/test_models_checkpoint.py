@@ -13,7 +13,7 @@ from test_models_llada import LLADA_BLOCK_PARAMS, LLADA_TOP_PARAMS, randomised
 from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM
 
 from trafl.errors import CheckpointError
-from trafl.models import LLaDAConfig, LLaDAModelLM, build_char_tokenizer, build_model, load_pretrained
+from trafl.models import LLaDAConfig, LLaDAModelLM, build_char_tokenizer, build_model, load_pretrained, tokenizer_fields
 
 # Every key of GSAI-ML/LLaDA-8B-Instruct's config.json (values as published, except the sizes).
 PUBLISHED_CONFIG = {
@@ -96,11 +96,7 @@ def saved(tmp_path):
     model = randomised(
         build_model(
             "micro",
-            vocab_size=len(tok),
-            embedding_size=len(tok),
-            mask_token_id=tok.mask_token_id,
-            eos_token_id=tok.eos_token_id,
-            pad_token_id=tok.pad_token_id,
+            **tokenizer_fields(tok),
         )
     )
     model.save_pretrained(tmp_path / "ckpt")

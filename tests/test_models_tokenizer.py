@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from trafl.errors import ConfigError
-from trafl.models import build_char_tokenizer, build_model, load_pretrained
+from trafl.models import build_char_tokenizer, build_model, load_pretrained, tokenizer_fields
 
 
 def test_ids_and_round_trip():
@@ -70,11 +70,7 @@ def test_model_and_tokenizer_saved_together_agree(tmp_path):
     tok = build_char_tokenizer("0123456789+=")
     model = build_model(
         "micro",
-        vocab_size=len(tok),
-        embedding_size=len(tok),
-        mask_token_id=tok.mask_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        **tokenizer_fields(tok),
     )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)

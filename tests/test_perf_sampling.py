@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.reference_sampler import reference_generate
 from trafl.errors import ConfigError
-from trafl.models import BlockKVCache, build_char_tokenizer, build_model
+from trafl.models import BlockKVCache, build_char_tokenizer, build_model, tokenizer_fields
 from trafl.models.kv_cache import cache_window, splice_window
 from trafl.sampling import above_threshold, generate, row_generators
 
@@ -149,11 +149,7 @@ def test_sample_cli_flags(tmp_path, capsys):
     torch.manual_seed(0)
     model = build_model(
         "micro",
-        vocab_size=len(tok),
-        embedding_size=len(tok),
-        mask_token_id=tok.mask_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        **tokenizer_fields(tok),
     )
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)

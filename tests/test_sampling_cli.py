@@ -9,7 +9,7 @@ import torch
 
 import trafl.sampling.cli as sample_cli
 from trafl.cli import main
-from trafl.models import build_char_tokenizer, build_model
+from trafl.models import build_char_tokenizer, build_model, tokenizer_fields
 from trafl.sampling import generate, row_generators
 
 CHAT_TEMPLATE = "{% for m in messages %}U:{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
@@ -22,11 +22,7 @@ def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     model = build_model(
         "micro",
-        vocab_size=len(tok),
-        embedding_size=len(tok),
-        mask_token_id=tok.mask_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        **tokenizer_fields(tok),
     )
     model.save_pretrained(path)
     tok.save_pretrained(path)

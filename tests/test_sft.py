@@ -107,7 +107,7 @@ def test_extra_canvases_are_drawn_per_example_and_collated_outside_attention():
     """Each answer is padded to a canvas that holds it (both used when it fits both, seeded, none drawn
     without extra lengths); a mixed batch is right-padded outside the attention mask, and a row's
     logits there equal its logits alone at its own canvas."""
-    from trafl.models import build_model
+    from trafl.models import build_model, tokenizer_fields
     from trafl.models.tokenizer import build_char_tokenizer
     from trafl.sft.data import collate, encode_pairs
 
@@ -130,11 +130,7 @@ def test_extra_canvases_are_drawn_per_example_and_collated_outside_attention():
     torch.manual_seed(0)
     model = build_model(
         "micro",
-        vocab_size=len(tok),
-        embedding_size=len(tok),
-        mask_token_id=tok.mask_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
+        **tokenizer_fields(tok),
     ).eval()
     with torch.no_grad():
         mixed = model(batch["input_ids"], attention_mask=batch["attention_mask"]).logits

@@ -19,7 +19,7 @@ from trafl.models.interface import enable_checkpointing, get_logits, mask_token_
 from trafl.models.kv_cache import CACHE_MODES, BlockKVCache
 from trafl.models.loading import load_pretrained
 from trafl.models.modeling_llada import LLaDAModelLM, SequenceTooLongError
-from trafl.models.presets import PRESETS, build_model, preset_config
+from trafl.models.presets import PRESETS, build_model, preset_config, tokenizer_fields
 from trafl.models.tokenizer import build_char_tokenizer
 
 
@@ -48,4 +48,5 @@ __all__ = [
     "mask_token_id_of",
     "preset_config",
     "shift_logits_right",
+    "tokenizer_fields",
 ]

@@ -130,3 +130,15 @@ def build_model(
             return LLaDAModelLM(config)
         finally:
             torch.set_default_dtype(previous)
+
+
+def tokenizer_fields(tokenizer: Any) -> dict[str, int]:
+    """The config fields a model must share with its tokenizer: ``vocab_size`` / ``embedding_size``
+    (``len(tokenizer)``) and the pad, EOS and mask ids, for ``build_model(preset, **tokenizer_fields(tok))``."""
+    return {
+        "vocab_size": len(tokenizer),
+        "embedding_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "mask_token_id": tokenizer.mask_token_id,
+    }

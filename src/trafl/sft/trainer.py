@@ -52,7 +52,7 @@ def _is_preset(name: str) -> bool:
 
 def init_model_and_tokenizer(cfg: SFTConfig, rows: list[dict]) -> tuple[Any, Any]:
     """A fresh preset model with a character tokenizer fitted to the data, or a loaded checkpoint."""
-    from trafl.models import build_model, load_pretrained
+    from trafl.models import build_model, load_pretrained, tokenizer_fields
     from trafl.models.tokenizer import build_char_tokenizer
 
     if _is_preset(cfg.model):
@@ -60,11 +60,7 @@ def init_model_and_tokenizer(cfg: SFTConfig, rows: list[dict]) -> tuple[Any, Any
         tokenizer = build_char_tokenizer(alphabet)
         model = build_model(
             cfg.model,
-            vocab_size=len(tokenizer),
-            embedding_size=len(tokenizer),
-            mask_token_id=tokenizer.mask_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
+            **tokenizer_fields(tokenizer),
             max_sequence_length=max(256, 2 * cfg.completion_length + 64),
         )
         return model, tokenizer
