@@ -1,12 +1,13 @@
-"""The shipped long-answer base (``src/trafl/assets/long_base``, task ``count_range``) at a 256-token
-canvas, with the exact sampler and with the fast one (dual cache + threshold 0.9): both write
-counts that mostly follow the counting rule, and threshold decoding needs far fewer forward passes than
-positions. Correctness only: the speed ratios are measured by ``benchmarks/run.py --sections long``.
+"""The shipped long-answer base (``src/trafl/assets/long_base``, task ``count_range``) answers at long
+canvases, with the exact sampler and with the fast one (dual cache + threshold 0.9), and threshold
+decoding needs far fewer forward passes than positions. Correctness only: the speed ratios and the
+accuracy over 104 held-out prompts per variant are measured by ``benchmarks/run.py --sections long``
+(docs/performance.md, "Long answers").
 
-The base does not solve the task exactly yet (0 % exact match, see its README.md), so the check is
-on :func:`~trafl.tasks.synthetic.count_range.step_share`, the share of adjacent numbers that count up
-by one (measured on 40 held-out prompts: 70 % with the exact sampler, 49 % with dual + threshold;
-an untrained model writes no three-digit numbers at all: 0)."""
+Measured on 104 held-out prompts (exact match): L = 512, exact 84.6 %, dual + threshold 76.0 %;
+L = 256, exact 33.7 %, dual + threshold 46.2 %, with 97-99 % of the numbers right at their place (the
+misses at L = 256 are mostly where the count stops). An untrained model writes no three-digit
+numbers at all."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import trafl
 from trafl.models import load_pretrained
 from trafl.sampling import decode_completions, generate
 from trafl.tasks import get_task
-from trafl.tasks.synthetic.count_range import step_share
+from trafl.tasks.synthetic.count_range import partial_credit, step_share
 
 LONG_BASE = Path(trafl.__file__).parent / "assets" / "long_base"
 
@@ -33,29 +34,43 @@ def base():
     return model.eval(), tok
 
 
-@pytest.mark.parametrize("cache,threshold", [("none", None), ("dual", 0.9)])
-def test_long_base_writes_long_counts_at_L256(base, cache, threshold):
+def _sample(base, rows, task, gen_length, cache, threshold):
     model, tok = base
-    task = get_task("count_range", max_count=63)  # answers <= 251 characters: fit L = 256 with their EOS
-    rows = task.load("test")[:4]
-    assert model.config.max_sequence_length >= 8 + 512  # prompt + the 512-token canvas it was trained at
     enc = tok([task.format_prompt(r, tok) for r in rows], return_tensors="pt", padding=True)
     out = generate(
         model,
         enc.input_ids,
         enc.attention_mask,
-        gen_length=256,
-        steps=256,
+        gen_length=gen_length,
+        steps=gen_length,
         block_length=32,
         temperature=0.0,
         cache=cache,
         threshold=threshold,
     )
-    texts = decode_completions(tok, out.completion, tok.eos_token_id)
-    steps_ok = [step_share(t.strip()) for t in texts]
-    assert all(len(r["answer"]) > 200 for r in rows) and all(len(t) > 150 for t in texts), texts
-    assert sum(steps_ok) / len(steps_ok) >= 0.3, (steps_ok, texts)
+    return [t.strip() for t in decode_completions(tok, out.completion, tok.eos_token_id)], out.num_forward
+
+
+@pytest.mark.parametrize("cache,threshold", [("none", None), ("dual", 0.9)])
+def test_long_base_counts_at_L256(base, cache, threshold):
+    task = get_task("count_range", max_count=63)  # answers <= 251 characters: fit L = 256 with their EOS
+    rows = task.load("test")[:4]
+    assert base[0].config.max_sequence_length >= 8 + 512  # prompt + the 512-token canvas it was trained at
+    texts, num_forward = _sample(base, rows, task, 256, cache, threshold)
+    assert all(len(r["answer"]) > 200 for r in rows)
+    assert min(step_share(t) for t in texts) > 0.95, texts
+    assert sum(partial_credit(t, r["a"], r["b"]) for t, r in zip(texts, rows)) / len(rows) > 0.9, texts
     if threshold is None:
-        assert out.num_forward == 256
+        assert num_forward == 256
     else:
-        assert out.num_forward < 256 // 2  # confident tokens (the EOS tail, easy digits) commit in parallel
+        assert num_forward < 256 // 4  # confident tokens (the EOS tail, easy digits) commit in parallel
+
+
+@pytest.mark.slow
+def test_long_base_solves_most_prompts_at_L512_with_the_fast_sampler(base):
+    task = get_task("count_range")
+    rows = task.load("test")[:8]
+    texts, num_forward = _sample(base, rows, task, 512, "dual", 0.9)
+    solved = [task.is_correct(t, r) for t, r in zip(texts, rows)]
+    assert sum(solved) >= 5, [(r["prompt"], len(t), len(r["answer"])) for t, r in zip(texts, rows)]
+    assert num_forward < 512 // 8

@@ -12,9 +12,11 @@ prompt (a long prompt would double the cost of every forward pass on a CPU). Eve
 local function of the prompt and of the one four places to its left (the previous number, plus a
 carry), and the answer ends where the count reaches ``b``; since tokens depend on their neighbours,
 decoding many of them in one step (the threshold rule) can genuinely go wrong, so the accuracy it
-costs is a real measurement. Measured: a 0.86M-parameter base trained for 1,000 steps of 16 pairs
-(36 min on one CPU thread) writes the format and most increments but solves no held-out prompt
-exactly (src/trafl/assets/long_base/README.md); the partial-credit reward is the finer signal.
+costs is a real measurement. The shipped base (src/trafl/assets/long_base, 0.86M parameters, two
+``trafl sft`` stages on one GPU) solves most held-out prompts exactly; its README gives the figures.
+Where to stop is the hard part: it needs the current number compared with ``b`` while the rest of
+the canvas is still masks, the state the block sampler decodes from (``semi_ar_block_length`` in
+``trafl sft``). The partial-credit reward is the finer signal.
 
 Puzzles: every ``(a, b)`` with ``100 <= a <= b <= 999`` and ``min_count <= b - a + 1 <= max_count``
 (57,000 with the defaults 51..120: answers of 203..479 characters, which fit a 512-token canvas with
