@@ -312,6 +312,12 @@ def bench_accuracy(args, record: dict) -> None:
     }
 
 
+def _percent_mean_se(xs: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (``stdev / sqrt(n)``; 0 for one value), both in %."""
+    se = statistics.stdev(xs) / len(xs) ** 0.5 if len(xs) > 1 else 0.0
+    return 100 * statistics.mean(xs), 100 * se
+
+
 def bench_long(args, record: dict) -> None:
     from trafl.sampling import decode_completions
     from trafl.tasks import get_task
@@ -364,19 +370,22 @@ def bench_long(args, record: dict) -> None:
                     nfe[name].append(out.num_forward)
         for name in variants:
             p, n = sum(correct[name]) / len(correct[name]), len(correct[name])
+            diffs = [int(c) - int(e) for c, e in zip(correct[name], correct["trafl"])]  # paired, per prompt
+            (partial_pct, se_partial), (steps_pct, se_steps), (diff_pct, se_diff) = (
+                _percent_mean_se(xs) for xs in (partial[name], steps_ok[name], diffs)
+            )
             row = {
                 "L": gen_length,
                 "variant": name,
                 "prompts": n,
                 "accuracy": 100 * p,
                 "se": 100 * (p * (1 - p) / n) ** 0.5,
-                "partial": 100 * statistics.mean(partial[name]),
-                "se_partial": 100 * statistics.stdev(partial[name]) / n**0.5 if n > 1 else 0.0,
-                "steps_ok": 100 * statistics.mean(steps_ok[name]),
-                "se_steps": 100 * statistics.stdev(steps_ok[name]) / n**0.5 if n > 1 else 0.0,
-                "diff_vs_exact": 100
-                * statistics.mean(diffs := [int(c) - int(e) for c, e in zip(correct[name], correct["trafl"])]),
-                "se_diff": 100 * statistics.stdev(diffs) / n**0.5 if n > 1 else 0.0,
+                "partial": partial_pct,
+                "se_partial": se_partial,
+                "steps_ok": steps_pct,
+                "se_steps": se_steps,
+                "diff_vs_exact": diff_pct,
+                "se_diff": se_diff,
                 "same_as_exact": sum(same[name]) / n,
                 "forward_passes": statistics.mean(nfe[name]),
             }
