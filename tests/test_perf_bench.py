@@ -121,3 +121,23 @@ def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
         "justgrpo",
         "diffu_grpo",
     }
+
+
+def test_percent_mean_and_standard_error():
+    assert run._percent_mean_se([1, 0, 1, 0]) == pytest.approx((50.0, 100 * (1 / 3) ** 0.5 / 2))
+    assert run._percent_mean_se([0.25]) == (25.0, 0.0)
+
+
+@pytest.mark.slow
+def test_long_section_reports_the_paired_difference_to_the_exact_sampler(tmp_path):
+    out = tmp_path / "r.jsonl"
+    argv = ["--sections", "long", "--quick", "--long-single", "1", "--out", str(out)]
+    assert run.main([*argv, "--long-variants", "trafl,dual+thr0.9"]) == 0
+    rows = {r["variant"]: r for r in json.loads(out.read_text())["long"]["rows"]}
+    exact, fast = rows["trafl"], rows["dual+thr0.9"]
+    assert exact["diff_vs_exact"] == 0 and exact["same_as_exact"] == 1 and exact["forward_passes"] == 256
+    # on the same prompts, the mean paired difference is the difference of the two accuracies
+    assert fast["diff_vs_exact"] == pytest.approx(fast["accuracy"] - exact["accuracy"])
+    assert fast["forward_passes"] < 64 and exact["partial"] > 90
+    with pytest.raises(SystemExit, match="exact sampler"):
+        run.main([*argv, "--long-variants", "dual,trafl"])
