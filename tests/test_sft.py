@@ -15,7 +15,13 @@ import torch.nn.functional as F
 from trafl.errors import DataError
 from trafl.sft.config import SFTConfig
 from trafl.sft.data import read_pairs
-from trafl.sft.loss import forward_process, masked_diffusion_loss, mixed_forward_process, semi_ar_forward_process
+from trafl.sft.loss import (
+    end_blocks,
+    forward_process,
+    masked_diffusion_loss,
+    mixed_forward_process,
+    semi_ar_forward_process,
+)
 from trafl.utils.config import load_config
 
 
@@ -89,6 +95,60 @@ def test_semi_ar_loss_is_the_block_bound_and_off_is_the_plain_process():
         semi_ar_forward_process(ids, completion, 0, 3)
 
 
+def test_end_blocks_find_the_first_eos_of_the_completion():
+    """The block of the first EOS inside the completion (an EOS in the prompt does not count; no EOS: the
+    last block), per row, for canvases of different lengths in one batch."""
+    eos = 1
+    ids = torch.tensor(
+        [
+            [1, 5, 5, 5, 1, 1, 1, 1, 1, 1],  # prompt EOS ignored; first completion EOS at index 2: block 1
+            [5, 1, 5, 5, 5, 5, 5, 5, 5, 5],  # no EOS in the completion: its last block
+            [5, 5, 1, 1, 1, 1, 1, 1, 0, 0],  # EOS at completion index 0; a 6-token canvas, right-padded
+        ]
+    )
+    completion = torch.zeros_like(ids, dtype=torch.bool)
+    completion[:2, 2:] = True
+    completion[2, 2:8] = True
+    assert end_blocks(ids, completion, eos, 2).flatten().tolist() == [1, 3, 0]
+
+
+def test_end_share_draws_the_end_block_more_and_keeps_the_loss_unbiased():
+    """k ~ q_k = (1 - s) / K + s [k = k_end], p_mask = rate * q_k, and the loss's expectation over the draws is
+    the uniform-block one: mean_k (1/B) sum_{i in block k} CE_i = (1/L) sum_i CE_i, whatever s (Monte Carlo,
+    within 4 standard errors); at s = 0 the draws are those of the uniform process."""
+    prompt, length, block, rows = 2, 12, 4, 30000  # K = 3
+    ids = torch.randint(3, 9, (1, prompt + length)).repeat(rows, 1)
+    completion = torch.zeros_like(ids, dtype=torch.bool)
+    completion[:, prompt:] = True
+    end = torch.full((rows, 1), 1)
+    logits = torch.randn(1, prompt + length, 9).expand(rows, -1, -1)
+    ce = F.cross_entropy(logits[0], ids[0], reduction="none")[prompt:]
+    target = float(ce.mean())
+    for share in (0.0, 0.6):
+        g = torch.Generator().manual_seed(5)
+        noisy, masked, p = semi_ar_forward_process(ids, completion, 0, block, 0.5, g, end, share)
+        k = masked[:, prompt:].view(rows, 3, block).any(dim=2).float().argmax(dim=1)
+        drew = masked[:, prompt:].any(dim=1)  # k is read from the targets: rows with at least one
+        q_end = (1 - share) / 3 + share
+        assert abs(float((k[drew] == 1).float().mean()) - q_end) < 0.02
+        rate = p / torch.where(k.view(-1, 1) == 1, q_end, (1 - share) / 3)
+        assert torch.allclose(rate[drew], rate[drew].clamp(0.5, 1.0))  # rate = p / q_k lies in [eps, 1]
+        chunks = [  # the mean loss of 100 chunks of rows: their spread gives the standard error
+            masked_diffusion_loss(
+                logits[r : r + 300], ids[r : r + 300], masked[r : r + 300], p[r : r + 300], completion[r : r + 300]
+            )
+            for r in range(0, rows, 300)
+        ]
+        per_row = torch.stack(chunks)
+        se = float(per_row.std()) / len(per_row) ** 0.5
+        assert abs(float(per_row.mean()) - target) < 4 * se
+        if share == 0.0:
+            plain = semi_ar_forward_process(ids, completion, 0, block, 0.5, torch.Generator().manual_seed(5))
+            assert all(torch.equal(x, y) for x, y in zip(plain, (noisy, masked, p)))
+    with pytest.raises(ValueError, match="end_block"):
+        semi_ar_forward_process(ids[:2], completion[:2], 0, block, end_share=0.5)
+
+
 def test_loss_is_ce_over_p_mask_divided_by_completion_length():
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 7)
@@ -149,6 +209,7 @@ def test_extra_canvas_fields_are_validated():
         ({"extra_completion_lengths": [64]}, "extra_completion_lengths"),
         ({"extra_completion_lengths": [24], "semi_ar_block_length": 16}, "divide 'extra_completion_lengths'"),
         ({"semi_ar_block_length": 48}, "divide 'completion_length'"),
+        ({"semi_ar_end_share": 0.5}, "semi_ar_end_share"),
     ]:
         with pytest.raises(ConfigError, match=match):
             load_config(SFTConfig, None, {"data": "x", "completion_length": 64, **bad})

@@ -61,6 +61,14 @@ class SFTConfig:
         min=0.0,
         max=1.0,
     )
+    semi_ar_end_share: float = option(
+        0.0,
+        "Share of the semi-autoregressive draws that take the block holding the answer's end (its first EOS) "
+        "instead of a uniform block; the loss is reweighted by 1 / (K q_k), so its expectation is unchanged "
+        "and more of the signal goes to where to stop (0: uniform blocks).",
+        min=0.0,
+        max=1.0,
+    )
     eval_every: int = option(200, "Steps between held-out loss evaluations (0: only at the end).", min=0)
     save_every: int = option(500, "Steps between resumable checkpoints (0: only the final model).", min=0)
     seed: int = option(0, "Random seed (data order, masking, initialisation).")
@@ -97,6 +105,11 @@ class SFTConfig:
                     f"config field 'semi_ar_block_length' ({self.semi_ar_block_length}) must divide '{field}' "
                     f"({n}): the block sampler needs gen_length to be a multiple of block_length"
                 )
+        if self.semi_ar_end_share and not (self.semi_ar_block_length and self.semi_ar_fraction):
+            raise ConfigError(
+                f"config field 'semi_ar_end_share' ({self.semi_ar_end_share}) needs the semi-autoregressive "
+                "corruption on: set 'semi_ar_block_length' and 'semi_ar_fraction' above 0"
+            )
         if self.warmup_steps > self.max_steps:
             raise ConfigError(
                 f"config field 'warmup_steps' ({self.warmup_steps}) exceeds 'max_steps' ({self.max_steps})"

@@ -28,7 +28,13 @@ from tqdm.auto import tqdm
 from trafl.errors import ConfigError
 from trafl.sft.config import SFTConfig
 from trafl.sft.data import EncodedPair, collate, encode_pairs, read_pairs
-from trafl.sft.loss import forward_process, masked_diffusion_loss, masked_token_nll, mixed_forward_process
+from trafl.sft.loss import (
+    end_blocks,
+    forward_process,
+    masked_diffusion_loss,
+    masked_token_nll,
+    mixed_forward_process,
+)
 from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
 from trafl.utils.checkpoint import (
     export_pretrained,
@@ -144,7 +150,7 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
         raise ConfigError("no training examples left after holding out eval_fraction; lower it or pass --eval-data")
 
     model, tokenizer = init_model_and_tokenizer(cfg, rows + (eval_rows if cfg.eval_data else []))
-    mask_id, pad_id = model.config.mask_token_id, tokenizer.pad_token_id
+    mask_id, pad_id, eos_id = model.config.mask_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id
     if pad_id is None:
         pad_id = tokenizer.eos_token_id
     canvases = {"extra_lengths": cfg.extra_completion_lengths, "seed": cfg.seed}
@@ -220,6 +226,10 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
                 gen,
                 cfg.semi_ar_block_length,
                 cfg.semi_ar_fraction,
+                end_blocks(batch["input_ids"], batch["completion_mask"], eos_id, cfg.semi_ar_block_length)
+                if cfg.semi_ar_end_share and cfg.semi_ar_block_length
+                else None,
+                cfg.semi_ar_end_share,
             )
             with micro_batch(accelerator, wrapped, m == micro_batches - 1), autocast:
                 logits = wrapped(noisy, attention_mask=batch["attention_mask"]).logits
