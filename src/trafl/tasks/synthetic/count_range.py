@@ -13,7 +13,7 @@ local function of the prompt and of the one four places to its left (the previou
 carry), and the answer ends where the count reaches ``b``; since tokens depend on their neighbours,
 decoding many of them in one step (the threshold rule) can genuinely go wrong, so the accuracy it
 costs is a real measurement. The shipped base (src/trafl/assets/long_base, 0.86M parameters, two
-``trafl sft`` stages on one GPU) solves most held-out prompts exactly; its README gives the figures.
+``trafl sft`` stages on one GPU and a third on a CPU) solves held-out prompts exactly; its README gives the figures.
 Where to stop is the hard part: it needs the current number compared with ``b`` while the rest of
 the canvas is still masks, the state the block sampler decodes from (``semi_ar_block_length`` in
 ``trafl sft``). The partial-credit reward is the finer signal.
