@@ -227,7 +227,7 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
                 cfg.semi_ar_block_length,
                 cfg.semi_ar_fraction,
                 end_blocks(batch["input_ids"], batch["completion_mask"], eos_id, cfg.semi_ar_block_length)
-                if cfg.semi_ar_end_share and cfg.semi_ar_block_length
+                if cfg.semi_ar_end_share  # the config requires semi_ar_block_length with it
                 else None,
                 cfg.semi_ar_end_share,
             )
