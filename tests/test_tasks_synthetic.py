@@ -140,6 +140,28 @@ def test_count_range_answer_reward_and_partial_credit():
     assert step_share("") == step_share("198") == 0.0
 
 
+def test_count_range_miss_kind_says_where_a_completion_leaves_the_answer():
+    from trafl.tasks.synthetic.count_range import MISS_KINDS, miss_kind
+
+    answer = "198 199 200 201 202 203"
+    cases = {
+        answer: "exact",
+        " " + answer + " \n": "exact",
+        answer + " 204": "ran_past",
+        answer + " 204 205 206": "ran_past",
+        answer + "0": "wrong",  # a garbled last number, not a count that ran on
+        "198 199 200": "stopped_early",
+        "198": "stopped_early",
+        "198 199 20": "wrong",  # cut inside a number
+        "": "wrong",
+        "198 199 201 202 203": "wrong",
+        "199 200 201 202 203": "wrong",
+    }
+    for completion, kind in cases.items():
+        assert miss_kind(completion, 198, 203) == kind, completion
+        assert kind in MISS_KINDS
+
+
 def test_count_range_splits_are_disjoint_deterministic_and_stable_across_lengths():
     task = get_task("count_range", num_train=3000)
     splits = {name: task.load(name) for name in ("train", "validation", "test")}

@@ -70,6 +70,27 @@ def step_share(completion: str) -> float:
     return sum(steps) / len(steps) if steps else 0.0
 
 
+def miss_kind(completion: str, a: int, b: int) -> str:
+    """Where a completion leaves the answer ``"a a+1 ... b"``, for reading a sampler's misses.
+
+    ``"exact"``: the answer itself. ``"ran_past"``: the whole answer, then a space and more words
+    (the count did not stop at ``b``). ``"stopped_early"``: a nonempty proper prefix of the answer
+    that ends between words (the count stopped before ``b``). ``"wrong"``: anything else (a wrong or
+    garbled number). Surrounding whitespace is ignored, as in exact match.
+    """
+    answer, completion = count_answer(a, b), completion.strip()
+    if completion == answer:
+        return "exact"
+    if completion.startswith(answer + " "):
+        return "ran_past"
+    if completion and answer.startswith(completion) and answer[len(completion)] == " ":
+        return "stopped_early"
+    return "wrong"
+
+
+MISS_KINDS = ("exact", "ran_past", "stopped_early", "wrong")
+
+
 class CountRange(SyntheticTask):
     name = "count_range"
     alphabet = "0123456789 -:"
