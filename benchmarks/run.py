@@ -33,11 +33,14 @@ Sections:
   ``--device cuda``): the speed-ups on a model that answers at long canvases, the shipped
   ``count_range`` base (:mod:`trafl.tasks.synthetic.count_range`, answers of 203-479 characters), at
   L = 256 and 512, block 32, steps = L, T = 0: tokens/s of the exact sampler, the prefix and dual
-  caches and dual + threshold 0.9 (``--long-variants``) at batch 1 and 8 (ratios over the exact
+  caches and dual + threshold 0.9 and 0.99 (``--long-variants``) at batch 1 and 8 (ratios over the exact
   sampler, interleaved per chunk of prompts), forward passes per sequence, and per variant on
   ``--long-prompts`` held-out prompts exact-match accuracy (standard error ``sqrt(p(1-p)/n)``), its
   paired difference to the exact sampler on the same prompts (with its standard error), partial
-  credit and the share of adjacent numbers that count up by one.
+  credit, the share of adjacent numbers that count up by one, and the misses by where they leave
+  the answer (ran past ``b`` / stopped early / a wrong number). Prompts come from the ``test`` split;
+  ``--long-split validation`` with variants such as ``dual+thr0.99`` is for choosing a threshold
+  without touching the test prompts.
 
 Peak memory is reported per variant. Every section's record (with the machine) is appended to the
 JSON-lines file ``--out`` (default ``benchmarks/results.jsonl``) so that changes can be compared.
@@ -77,7 +80,8 @@ TRAINED_TASK = "decoy_rule"
 LONG_BASE = str(Path(__file__).resolve().parents[1] / "src/trafl/assets/long_base")
 # gen_length -> count_range's max_count (answers of 4 count - 1 characters: <= 251 fit L = 256 with their EOS)
 LONG_SETTINGS = {256: 63, 512: 120}
-LONG_VARIANTS = ("trafl", "prefix", "dual", "dual+thr0.9")
+# threshold 0.99: the smallest tau within 1 point of exact at both L on the validation split (docs/performance.md)
+LONG_VARIANTS = ("trafl", "prefix", "dual", "dual+thr0.9", "dual+thr0.99")
 
 # (batch, gen_length, steps, block_length)
 SAMPLER_SETTINGS = [(1, 256, 256, 32), (4, 256, 256, 32), (4, 256, 128, 32)]
@@ -117,6 +121,25 @@ def _sampler_fn(
 
 def _memory_of(fns: dict[str, Callable[[], Any]]) -> dict[str, float]:
     return {name: round(peak_memory(fn)[0], 1) for name, fn in fns.items()}
+
+
+def parse_variant(name: str) -> tuple[str, float | None]:
+    """A sampler variant's ``(cache, threshold)`` from its name: one of ``VARIANTS``, or
+    ``"<cache>+thr<tau>"`` with cache ``none`` / ``prefix`` / ``dual`` and ``0 <= tau <= 1``
+    (``"dual+thr0.99"``), for threshold sweeps."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    cache, sep, tau = name.partition("+thr")
+    try:
+        threshold = float(tau)
+    except ValueError:
+        threshold = -1.0
+    if not sep or cache not in ("none", "prefix", "dual") or not 0.0 <= threshold <= 1.0:
+        raise SystemExit(
+            f"sampler variant {name!r}: expected one of {sorted(VARIANTS)} or '<cache>+thr<tau>' with cache "
+            f"none/prefix/dual and 0 <= tau <= 1 (e.g. dual+thr0.99)"
+        )
+    return cache, threshold
 
 
 def _print_side_by_side(title: str, rows: list[dict], columns: list[str]) -> None:
@@ -321,7 +344,7 @@ def _percent_mean_se(xs: list[float]) -> tuple[float, float]:
 def bench_long(args, record: dict) -> None:
     from trafl.sampling import decode_completions
     from trafl.tasks import get_task
-    from trafl.tasks.synthetic.count_range import partial_credit, step_share
+    from trafl.tasks.synthetic.count_range import MISS_KINDS, miss_kind, partial_credit, step_share
 
     path = Path(args.long_model)
     if not (path / "config.json").exists():
@@ -332,29 +355,34 @@ def bench_long(args, record: dict) -> None:
     model.to(device).eval()
     batch, block = 8, 32
     n_prompts = 8 if args.quick else args.long_prompts
-    n_single = 1 if args.quick else args.long_single
+    n_single = min(1, args.long_single) if args.quick else args.long_single
     rows, lengths = [], [int(x) for x in args.long_lengths.split(",")]
     variants = [v for v in args.long_variants.split(",") if v]
-    if variants[0] != "trafl" or set(variants) - set(LONG_VARIANTS):
-        raise SystemExit(f"--long-variants: 'trafl' (the exact sampler) first, then any of {LONG_VARIANTS}")
+    if not variants or variants[0] != "trafl":
+        raise SystemExit(
+            f"--long-variants: 'trafl' (the exact sampler) first, then any of {LONG_VARIANTS} or dual+thr<tau>"
+        )
+    settings = {name: parse_variant(name) for name in variants}
+    split = args.long_split
     for gen_length, max_count in LONG_SETTINGS.items():
         if gen_length not in lengths or (args.quick and gen_length != 256):
             continue
         task = get_task("count_range", max_count=max_count, num_eval=max(n_prompts, 200))
-        data = task.load("test")[:n_prompts]
+        data = task.load(split)[:n_prompts]
         enc = tok([task.format_prompt(r, tok) for r in data], return_tensors="pt", padding=True).to(device)
         correct = {name: [] for name in variants}
         partial = {name: [] for name in variants}
         steps_ok = {name: [] for name in variants}
         same = {name: [] for name in variants}
         nfe = {name: [] for name in variants}
+        kinds = {name: [] for name in variants}
         times = {bs: {name: [] for name in variants} for bs in (1, batch)}
         for bs, starts in ((batch, range(0, len(data), batch)), (1, range(n_single))):
             for start in starts:  # each chunk is one interleaved repeat of every variant
                 ids, attn = enc.input_ids[start : start + bs], enc.attention_mask[start : start + bs]
                 exact = None
                 for name in variants:
-                    cache, thr = VARIANTS[name]
+                    cache, thr = settings[name]
                     seconds, out = timed(_sampler_fn(model, ids, attn, gen_length, gen_length, block, cache, thr))
                     times[bs][name].append(seconds)
                     if bs == 1:
@@ -366,6 +394,7 @@ def bench_long(args, record: dict) -> None:
                         partial_credit(t.strip(), r["a"], r["b"]) for t, r in zip(texts, data[start : start + bs])
                     ]
                     steps_ok[name] += [step_share(t.strip()) for t in texts]
+                    kinds[name] += [miss_kind(t, r["a"], r["b"]) for t, r in zip(texts, data[start : start + bs])]
                     same[name] += (out.completion == exact.completion).all(dim=1).tolist()
                     nfe[name].append(out.num_forward)
         for name in variants:
@@ -388,16 +417,19 @@ def bench_long(args, record: dict) -> None:
                 "se_diff": se_diff,
                 "same_as_exact": sum(same[name]) / n,
                 "forward_passes": statistics.mean(nfe[name]),
+                **{kind: kinds[name].count(kind) for kind in MISS_KINDS[1:]},
             }
             for bs in (1, batch):
                 t = times[bs][name]
+                if not t:  # --long-single 0: no batch-1 timing
+                    continue
                 row[f"tok/s b{bs}"] = bs * gen_length / statistics.median(t)
                 row[f"x_exact b{bs}"] = statistics.median(e / v for e, v in zip(times[bs]["trafl"], t))
             rows.append(row)
     _print_side_by_side(
-        f"long answers: count_range base ({path.name}), block {block}, steps = L, T = 0; accuracy = exact match in % "
+        f"long answers: count_range base ({path.name}), {split} prompts, block {block}, steps = L, T = 0; accuracy = exact match in % "
         f"(se = sqrt(p(1-p)/n)), diff_vs_exact = paired difference of exact match to the exact sampler on the same prompts (se_diff: its standard error), partial = mean share of numbers right at their place, steps_ok = share of adjacent "
-        f"numbers that count up by one, over the batch-{batch} runs; x_exact = median over chunks of "
+        f"numbers that count up by one, ran_past / stopped_early / wrong = the misses by where they leave the answer (count_range.miss_kind), over the batch-{batch} runs; x_exact = median over chunks of "
         f"t_exact / t_variant (batch 1: {n_single} prompts)",
         rows,
         [
@@ -414,6 +446,9 @@ def bench_long(args, record: dict) -> None:
             "se_diff",
             "same_as_exact",
             "forward_passes",
+            "ran_past",
+            "stopped_early",
+            "wrong",
             "tok/s b1",
             "x_exact b1",
             "tok/s b8",
@@ -423,6 +458,7 @@ def bench_long(args, record: dict) -> None:
     record["long"] = {
         "rows": rows,
         "model": str(path),
+        "split": split,
         "block_length": block,
         "batch": batch,
         "single_prompts": n_single,
@@ -709,9 +745,20 @@ def main(argv: list[str] | None = None) -> int:
         "--long-prompts", type=int, default=104, help="long section: held-out prompts per L (batches of 8)"
     )
     parser.add_argument("--long-lengths", default="256,512", help="long section: canvas lengths, of 256 and 512")
-    parser.add_argument("--long-single", type=int, default=3, help="long section: prompts timed at batch 1")
     parser.add_argument(
-        "--long-variants", default=",".join(LONG_VARIANTS), help="long section: sampler variants, the exact one first"
+        "--long-single", type=int, default=3, help="long section: prompts timed at batch 1 (0: no batch-1 timing)"
+    )
+    parser.add_argument(
+        "--long-variants",
+        default=",".join(LONG_VARIANTS),
+        help="long section: sampler variants, the exact one ('trafl') first; also <cache>+thr<tau>, e.g. dual+thr0.99",
+    )
+    parser.add_argument(
+        "--long-split",
+        default="test",
+        choices=("test", "validation"),
+        help="long section: count_range split of the prompts; choose settings (e.g. a threshold) on validation, "
+        "report test once",
     )
     parser.add_argument(
         "--device",

@@ -139,5 +139,22 @@ def test_long_section_reports_the_paired_difference_to_the_exact_sampler(tmp_pat
     # on the same prompts, the mean paired difference is the difference of the two accuracies
     assert fast["diff_vs_exact"] == pytest.approx(fast["accuracy"] - exact["accuracy"])
     assert fast["forward_passes"] < 64 and exact["partial"] > 90
+    for row in rows.values():  # every miss is counted once, by where it leaves the answer
+        misses = row["ran_past"] + row["stopped_early"] + row["wrong"]
+        assert misses == round(row["prompts"] * (1 - row["accuracy"] / 100))
     with pytest.raises(SystemExit, match="exact sampler"):
         run.main([*argv, "--long-variants", "dual,trafl"])
+    # a threshold sweep on the validation split, without batch-1 timing
+    argv = ["--sections", "long", "--quick", "--long-single", "0", "--long-split", "validation", "--out", str(out)]
+    assert run.main([*argv, "--long-variants", "trafl,dual+thr0.99"]) == 0
+    record = json.loads(out.read_text().splitlines()[-1])["long"]
+    assert record["split"] == "validation" and [r["variant"] for r in record["rows"]] == ["trafl", "dual+thr0.99"]
+    assert "x_exact b1" not in record["rows"][1] and record["rows"][1]["x_exact b8"] > 0
+
+
+def test_sampler_variant_names():
+    assert run.parse_variant("trafl") == ("none", None) and run.parse_variant("dual+thr0.9") == ("dual", 0.9)
+    assert run.parse_variant("dual+thr0.99") == ("dual", 0.99) and run.parse_variant("prefix+thr1") == ("prefix", 1.0)
+    for bad in ("dual+thr", "dual+thr1.5", "kv+thr0.9", "dual0.9", "dual+thrx"):
+        with pytest.raises(SystemExit, match="sampler variant"):
+            run.parse_variant(bad)

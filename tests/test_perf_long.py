@@ -4,10 +4,9 @@ decoding needs far fewer forward passes than positions. Correctness only: the sp
 accuracy over 104 held-out prompts per variant are measured by ``benchmarks/run.py --sections long``
 (docs/performance.md, "Long answers").
 
-Measured on 104 held-out prompts (exact match): L = 512, exact 84.6 %, dual + threshold 76.0 %;
-L = 256, exact 33.7 %, dual + threshold 46.2 %, with 97-99 % of the numbers right at their place (the
-misses at L = 256 are mostly where the count stops). An untrained model writes no three-digit
-numbers at all."""
+Measured on 104 held-out prompts (exact match): L = 512, exact 85.6 %, dual + threshold 74.0 %;
+L = 256, exact 40.4 %, dual + threshold 72.1 %, with 96-99 % of the numbers right at their place (the
+misses are where the count stops). An untrained model writes no three-digit numbers at all."""
 
 from __future__ import annotations
 
