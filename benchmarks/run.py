@@ -67,6 +67,7 @@ from benchmarks.steps import METHODS, build_objective, make_trainable, random_gr
 from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
 from trafl.likelihood.tokens import mask_completion  # noqa: E402
 from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
+from trafl.models.kv_cache import CACHE_MODES  # noqa: E402
 from trafl.sampling import generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
@@ -134,10 +135,10 @@ def parse_variant(name: str) -> tuple[str, float | None]:
         threshold = float(tau)
     except ValueError:
         threshold = -1.0
-    if not sep or cache not in ("none", "prefix", "dual") or not 0.0 <= threshold <= 1.0:
+    if not sep or cache not in CACHE_MODES or not 0.0 <= threshold <= 1.0:
         raise SystemExit(
             f"sampler variant {name!r}: expected one of {sorted(VARIANTS)} or '<cache>+thr<tau>' with cache "
-            f"none/prefix/dual and 0 <= tau <= 1 (e.g. dual+thr0.99)"
+            f"one of {'/'.join(CACHE_MODES)} and 0 <= tau <= 1 (e.g. dual+thr0.99)"
         )
     return cache, threshold
 
