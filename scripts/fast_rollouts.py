@@ -7,13 +7,15 @@ on-policy rollouts. This script checks the claim where the study runs: the demo'
 (``trafl.demo.train_fields``: the shipped ``decoy_rule`` base, its budget, TraFL's chosen options),
 ``--seeds`` seeds per arm, the two arms differing only in the rollout sampler::
 
-    python scripts/fast_rollouts.py --out runs/fast-rollouts            # 2 seeds, 240 held-out prompts x 16
+    python scripts/fast_rollouts.py --out runs/fast-rollouts            # 4 seeds, 240 held-out prompts x 16
     python scripts/fast_rollouts.py --out runs/fast-rollouts --quick    # smoke run
 
 It writes ``report.md`` / ``report.json`` with, per arm: the wall time of a training step split
 into rollout / reward / prepare / update (means over steps), the sampler's forward passes per
-sequence, held-out pass@1..16 at the frontier temperature, and the paired difference fast - exact
-(s.e. over prompts of the seed-averaged per-prompt pass@k). Resumable: finished runs and cached
+sequence, held-out pass@1..16 at the frontier temperature, and the difference fast - exact twice:
+paired per prompt (s.e. over prompts of the seed-averaged per-prompt pass@k: how well the prompts
+measure these runs) and between seeds (Welch s.e. over the seeds' pass@k: how much another training
+seed would move it; from 2 seeds per arm). Resumable: finished runs and cached
 generations are reused.
 """
 
@@ -26,7 +28,7 @@ from pathlib import Path
 import torch
 
 from trafl.demo import DemoConfig, ensure_base, evaluate, train_fields
-from trafl.eval.paired import paired_difference
+from trafl.eval.paired import paired_difference, seed_difference
 from trafl.tasks import get_task
 from trafl.train.config import TrainConfig
 from trafl.train.trainer import run_train
@@ -53,7 +55,7 @@ def step_times(run_dir: Path) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="Output directory (resumable).")
-    p.add_argument("--seeds", type=int, default=2, help="Training seeds per arm.")
+    p.add_argument("--seeds", type=int, default=4, help="Training seeds per arm (>= 2 for the between-seed s.e.).")
     p.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 12 steps, 48 prompts x 8 samples.")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads.")
     args = p.parse_args()
@@ -105,6 +107,7 @@ def main() -> None:
         },
         "base_pass_at_k": {k: paired_difference(exact, cells["base"], k)["base"] for k in ks},
         "fast_minus_exact": {k: paired_difference(fast, exact, k) for k in ks},
+        "fast_minus_exact_seeds": {k: seed_difference(fast, exact, k) for k in ks} if args.seeds >= 2 else None,
         "vs_base": {
             arm: {k: paired_difference(cs, cells["base"], k) for k in ks}
             for arm, cs in (("exact", exact), ("fast", fast))
@@ -132,15 +135,26 @@ def main() -> None:
         "",
         "Held-out pass@k (%; seed means) and paired differences (s.e. over prompts):",
         "",
-        "| k | base | exact | fast | fast - exact | exact - base | fast - base |",
-        "|---|---|---|---|---|---|---|",
+        "| k | base | exact | fast | fast - exact (s.e. over prompts) | (s.e. over seeds) | per seed: exact / fast "
+        "| exact - base | fast - base |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for k in ks:
         d, de, df = table["fast_minus_exact"][k], table["vs_base"]["exact"][k], table["vs_base"]["fast"][k]
+        ds = (table["fast_minus_exact_seeds"] or {}).get(k)
+        by_seed = (
+            f"{100 * ds['diff']:+.1f} +- {100 * ds['stderr']:.1f} | "
+            + " ".join(f"{100 * v:.1f}" for v in ds["seeds_b"])
+            + " / "
+            + " ".join(f"{100 * v:.1f}" for v in ds["seeds_a"])
+            if ds
+            else "- | -"
+        )
         lines.append(
             f"| {k} | {100 * table['base_pass_at_k'][k]:.1f} | {100 * table['pass_at_k']['exact'][k]:.1f} | "
             f"{100 * table['pass_at_k']['fast'][k]:.1f} | {100 * d['diff']:+.1f} +- {100 * d['stderr']:.1f} | "
-            f"{100 * de['diff']:+.1f} +- {100 * de['stderr']:.1f} | {100 * df['diff']:+.1f} +- {100 * df['stderr']:.1f} |"
+            f"{by_seed} | {100 * de['diff']:+.1f} +- {100 * de['stderr']:.1f} | "
+            f"{100 * df['diff']:+.1f} +- {100 * df['stderr']:.1f} |"
         )
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", text)

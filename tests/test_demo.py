@@ -114,6 +114,22 @@ def test_paired_difference_and_frontier_interpolation_by_hand():
     assert frontier_value_at(pts, 0.7, 4) is None
 
 
+def test_seed_difference_uses_the_spread_between_seeds_by_hand():
+    from trafl.eval.paired import seed_difference
+
+    # n = 1 sample per problem, so pass@1 per problem is 0 or 1; seed means over 4 problems
+    a = [_cell("a-s0", 0.9, [1, 1, 0, 0], n=1), _cell("a-s1", 0.9, [1, 1, 1, 0], n=1)]  # 0.5, 0.75
+    b = [_cell("b-s0", 0.9, [1, 0, 0, 0], n=1), _cell("b-s1", 0.9, [0, 1, 0, 0], n=1)]  # 0.25, 0.25
+    d = seed_difference(a, b, 1)
+    assert d["diff"] == pytest.approx(0.625 - 0.25) and d["num_problems"] == 4
+    # var_a = (0.125^2 * 2) / 1 = 0.03125 over n_a = 2 -> 0.015625; var_b = 0
+    assert d["stderr"] == pytest.approx(0.125)
+    assert d["seeds_a"] == pytest.approx([0.5, 0.75]) and d["seeds_b"] == pytest.approx([0.25, 0.25])
+    assert seed_difference(a, b, 1, problems=["0"])["diff"] == pytest.approx(1.0 - 0.5)  # problem 0 only
+    with pytest.raises(ValueError, match=">= 2 seeds"):
+        seed_difference(a[:1], b, 1)
+
+
 def test_study_checks_read_the_claims_off_an_analysis():
     from trafl.study.analysis import analyse
 

@@ -8,6 +8,13 @@ unbiased pass@k estimates ``p_a(x), p_b(x)`` give the paired difference
 which removes the between-problem variance both models share (much smaller than the s.e. of
 either mean). With several seeds of ``a``, ``p_a(x)`` is the mean over seeds of each seed's
 estimate, so the s.e. is over problems of the seed-averaged difference.
+
+That s.e. treats the trained models as fixed: it says how well the prompts measure *these* runs,
+not how much another training seed would move them. To compare two training recipes ``A`` and
+``B``, each run with several seeds, ``seed_difference`` uses the seeds as the sample: with
+``P_s`` = seed ``s``'s pass@k averaged over the common problems,
+
+    mean_A(P_s) - mean_B(P_s) +- sqrt(var_A(P_s) / n_A + var_B(P_s) / n_B)    (Welch)
 """
 
 from __future__ import annotations
@@ -58,6 +65,32 @@ def paired_difference(
     model_mean, _ = mean_stderr([sum(s[pid] for s in seeds) / len(seeds) for pid in ids])
     base_mean, _ = mean_stderr([base_p[pid] for pid in ids])
     return {"k": k, "diff": mean, "stderr": se, "model": model_mean, "base": base_mean, "num_problems": len(ids)}
+
+
+def seed_difference(
+    cells_a: Sequence[dict], cells_b: Sequence[dict], k: int, problems: Sequence[str] | None = None
+) -> dict:
+    """Mean over seeds of arm ``a``'s pass@k minus arm ``b``'s, with the Welch s.e. from the spread
+    between seeds (module docstring); each seed's pass@k is its mean over the problems every cell
+    has (optionally restricted to ``problems``). Needs two seeds or more per arm for an s.e."""
+    if len(cells_a) < 2 or len(cells_b) < 2:
+        raise ValueError(f"seed_difference needs >= 2 seeds per arm, got {len(cells_a)} and {len(cells_b)}")
+    per = [per_problem_pass_at_k(c, k) for c in (*cells_a, *cells_b)]
+    ids = set.intersection(*(set(p) for p in per))
+    if problems is not None:
+        ids &= set(problems)
+    if not ids:
+        raise ValueError("seed_difference: the cells share no problem")
+    scores = [sum(p[pid] for pid in ids) / len(ids) for p in per]
+    (mean_a, se_a), (mean_b, se_b) = mean_stderr(scores[: len(cells_a)]), mean_stderr(scores[len(cells_a) :])
+    return {
+        "k": k,
+        "diff": mean_a - mean_b,
+        "stderr": math.sqrt(se_a**2 + se_b**2),
+        "seeds_a": scores[: len(cells_a)],
+        "seeds_b": scores[len(cells_a) :],
+        "num_problems": len(ids),
+    }
 
 
 def frontier_points(cells: Sequence[tuple[int, dict]], k: int) -> list[dict]:
