@@ -81,6 +81,7 @@ def seed_difference(
         ids &= set(problems)
     if not ids:
         raise ValueError("seed_difference: the cells share no problem")
+    ids = sorted(ids)  # a fixed summation order: the same digits from run to run
     scores = [sum(p[pid] for pid in ids) / len(ids) for p in per]
     (mean_a, se_a), (mean_b, se_b) = mean_stderr(scores[: len(cells_a)]), mean_stderr(scores[len(cells_a) :])
     return {
