@@ -25,6 +25,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     demo = tmp_path / "demo"
     report = (demo / "report.md").read_text()
+    note = "smoke run: too few prompts and steps for conclusions; run `trafl demo` for the study"
+    assert report.startswith(note) and note in printed
     for label in ("base", "trafl", "espo", "justgrpo", "diffu_grpo"):
         assert f"| {label}" in report and f"| {label}" in printed
         if label != "base":
@@ -156,6 +158,24 @@ def test_study_checks_read_the_claims_off_an_analysis():
     assert vs["diff"] == pytest.approx(0.25) and vs["num_problems"] == 4  # per prompt 1,1,1,1 vs 1,1,1,0
     d = checks["d_trafl_keeps_path_entropy"]
     assert d["trafl"] == 1.2 and d["baselines"] == {"espo": 0.2} and d["ok"]
+
+
+def test_quick_report_and_summary_say_it_is_a_smoke_run(tmp_path):
+    from trafl.study.analysis import analyse
+    from trafl.study.report import render_report, render_summary
+
+    note = "smoke run: too few prompts and steps for conclusions; run `trafl demo` for the study"
+    t = 0.9
+    results = {"results": [_cell("base", t, [1, 2]), _cell("trafl-s0", t, [2, 3]), _cell("espo-s0", t, [3, 1])]}
+    frontier = {"results": [_cell("trafl-s0@2", t, [1, 1]), _cell("espo-s0@2", t, [2, 2])]}
+    analysis = analyse(results, frontier, methods=["trafl", "espo"], k_max=4, frontier_temperature=t)
+    for quick in (True, False):
+        cfg = load_config(DemoConfig, None, {"quick": quick, "methods": "trafl,espo"}).effective()
+        report = render_report(analysis, results, cfg, {"total": 1.0}, [], tmp_path)
+        summary = render_summary(analysis, {"total": 1.0}, quick=cfg.quick)
+        assert (report.splitlines()[0] == note) is quick
+        assert (summary.rstrip().splitlines()[-1] == note) is quick
+        assert (note in report) is quick and (note in summary) is quick
 
 
 def test_demo_config_errors():

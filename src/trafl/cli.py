@@ -9,7 +9,8 @@ import sys
 
 from trafl import __version__
 from trafl.errors import TraflError
-from trafl.utils.logs import configure_cli_logging
+from trafl.utils.config import CliArgumentParser
+from trafl.utils.logs import configure_cli_logging, quiet_library_output
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("trafl.sft.cli", "Masked-diffusion supervised fine-tuning on a JSONL of prompt/completion pairs."),
@@ -20,9 +21,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("trafl.demo", "The CPU trajectory-locking study: base vs TraFL vs baselines."),
 }
 
+#: What to do after Ctrl-C, per subcommand: every finished checkpoint or generated problem is kept.
+RESUME_HINTS: dict[str, str] = {
+    "train": "Rerun the same command with --resume to continue from the newest checkpoint in its output_dir.",
+    "sft": "Rerun the same command with --resume to continue from the newest checkpoint in its output_dir.",
+    "eval": "Rerun the same command (same --out) to resume: finished problems are cached.",
+    "demo": "Rerun the same command (same --out) to resume where it stopped.",
+}
+
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliArgumentParser(
         prog="trafl", description="trafl: post-train masked diffusion language models with verifiable rewards."
     )
     parser.add_argument("--version", action="version", version=f"trafl {__version__}")
@@ -55,13 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     configure_cli_logging()  # progress messages of the library (INFO) on stderr
+    if getattr(args, "quiet", False):  # train, sft, eval: no bars or warnings of the libraries either
+        quiet_library_output()
     try:
         return int(args._run(args) or 0)
     except TraflError as exc:
         print(f"trafl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"trafl {args.command}: interrupted", file=sys.stderr)
+        print(f"trafl {args.command}: interrupted. {RESUME_HINTS.get(args.command, '')}".rstrip(), file=sys.stderr)
         return 130
 
 

@@ -390,7 +390,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     analysis["training_reward"] = training_rewards(out, cfg)
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     plots = write_study_plots(analysis, results, out, k_max=cfg.k_max)
-    summary = render_summary(analysis, timings)
+    summary = render_summary(analysis, timings, quick=cfg.quick)
     atomic_write_text(out / "report.md", render_report(analysis, results, cfg, timings, plots, out))
     atomic_write_json(
         out / "study.json",

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,7 @@ from trafl.errors import CheckpointError, ConfigError
 from trafl.eval.generation import SamplerSweep
 from trafl.sampling.settings import sampler_option
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+from trafl.utils.devices import check_device
 
 #: The eval config's names of the sampler settings it sweeps (for error messages).
 SWEEP_NAMES = {"gen_length": "gen_lengths", "temperature": "temperatures"}
@@ -118,6 +116,7 @@ class EvalConfig:
                 f"and at least two models (got base {self.base!r}, models {labels})"
             )
         self.data_paths  # noqa: B018  (checks the TASK=PATH entries)
+        check_device(self.device, allow_auto=False, hint="use --device cpu or leave --device out (CPU)")
 
     # --- the validated fields, parsed --------------------------------------------------------------
     @property
@@ -203,7 +202,9 @@ def check_model_source(path: str) -> None:
     """Fail fast (before hours of sampling) on a model directory that cannot be loaded."""
     p = Path(path).expanduser()
     if not p.exists():
-        if _HUB_ID.match(path) and not path.startswith((".", "~", "/")):
+        from trafl.models.loading import is_hub_id
+
+        if is_hub_id(path):  # not ./x, x/, runs/x with a runs/ folder here, ...
             return  # a Hub id; resolved when the model is loaded
         raise CheckpointError(f"--model: directory '{path}' does not exist")
     if not p.is_dir():

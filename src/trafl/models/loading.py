@@ -9,12 +9,17 @@ A local directory is checked before any weight is read, so a broken checkpoint f
 :class:`~trafl.errors.CheckpointError` naming the file and the problem (missing directory,
 missing or malformed config.json, unknown or wrongly-typed field, missing weights, tensors missing,
 unexpected or of the wrong shape) instead of loading with silently re-initialised parameters.
+
+A name that does not exist is a hub id only when it could be one: ``runs/x`` with a ``runs/`` folder
+here, ``./x/y`` or ``x/`` fail at once as missing folders, without a network round trip; offline
+(``HF_HUB_OFFLINE=1``) a hub id absent from the local hub cache fails at once too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -50,7 +55,7 @@ def load_pretrained(
     ``dtype`` (e.g. ``torch.bfloat16`` or ``"bfloat16"``) defaults to the dtype stored in the
     checkpoint; ``device`` to the CPU. The model is returned in eval mode.
     """
-    source, local = _resolve(path_or_hub_id)
+    source, local = resolve_model_source(path_or_hub_id)
     config_dict = _read_config(source, local)
     model_type = config_dict.get("model_type")
     where = str(Path(source) / CONFIG_FILE) if local else f"{source}/{CONFIG_FILE}"
@@ -86,17 +91,72 @@ def load_pretrained(
 # --- steps ---------------------------------------------------------------------------------------
 
 
-def _resolve(path_or_hub_id: str | Path) -> tuple[str, bool]:
-    """(source, is_local): an existing directory, or a Hub id ``owner/name``."""
+def resolve_model_source(path_or_hub_id: str | Path) -> tuple[str, bool]:
+    """(source, is_local): an existing directory, or a Hub id ``owner/name`` (never asks the hub).
+
+    A missing path that reads as local (see :func:`local_path_reason`) fails here instead of being
+    looked up on the hub, and so does, in offline mode, a hub id absent from the local hub cache."""
     path = Path(path_or_hub_id).expanduser()
     if path.exists():
         if not path.is_dir():
             raise CheckpointError(f"model path '{path}' is a file; expected a checkpoint directory")
         return str(path), True
     text = str(path_or_hub_id)
-    if _HUB_ID.match(text) and not text.startswith((".", "~")):
-        return text, False
-    raise CheckpointError(f"model directory '{path}' does not exist")
+    reason = local_path_reason(text)
+    if reason is not None:
+        raise CheckpointError(f"model folder '{text}' does not exist (read as a local path: {reason})")
+    offline = hub_offline_setting()
+    if offline is not None and not in_hub_cache(text):
+        raise CheckpointError(
+            f"'{text}' is not a local folder and not in the offline hub cache ({offline} is set): download it "
+            "with network access first, or give a local checkpoint folder"
+        )
+    return text, False
+
+
+def local_path_reason(text: str) -> str | None:
+    """Why ``text`` names a local path rather than a hub id, or ``None`` when it may be a hub id.
+
+    Local: it starts with ``./``, ``../``, ``/`` or ``~``, ends with a path separator, is not of the
+    form ``owner/name``, or its first component is a folder here (``runs/x`` when ``runs/`` exists)."""
+    separators = tuple({"/", os.sep})
+    prefix = next((p for p in ("./", "../", ".\\", "..\\", "/", "~") if text.startswith(p)), None)
+    if prefix is not None:
+        return f"it starts with '{prefix}'"
+    if text.endswith(separators):
+        return "it ends with a path separator"
+    first = re.split(r"[/\\]", text, maxsplit=1)[0]
+    if first != text and first and Path(first).is_dir():
+        return f"its first component '{first}' is a folder here"
+    if not _HUB_ID.match(text):
+        return "it is not a hub id of the form owner/name"
+    return None
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether a path that does not exist is to be read as a Hugging Face hub id."""
+    return local_path_reason(text) is None
+
+
+def hub_offline_setting() -> str | None:
+    """The setting that puts the Hugging Face hub offline (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``,
+    or huggingface_hub's constant read when it was imported), or ``None`` when it is online."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return name
+    from huggingface_hub import constants
+
+    return "huggingface_hub.constants.HF_HUB_OFFLINE" if constants.HF_HUB_OFFLINE else None
+
+
+def in_hub_cache(repo_id: str) -> bool:
+    """Whether the local hub cache holds ``repo_id``'s config.json (a file lookup, no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, CONFIG_FILE), str)
+    except Exception:  # an id the hub's validators refuse is not cached either
+        return False
 
 
 def _read_config(source: str, local: bool) -> dict[str, Any]:
@@ -104,9 +164,8 @@ def _read_config(source: str, local: bool) -> dict[str, Any]:
         try:
             config_dict, _ = PretrainedConfig.get_config_dict(source)
         except Exception as err:  # network, auth, missing repo: say which
-            raise CheckpointError(
-                f"'{source}' is not a local directory, and reading its config.json from the Hugging Face Hub failed: {err}"
-            ) from err
+            reason = " ".join(str(err).split())
+            raise CheckpointError(f"'{source}' is not a local folder and not reachable on the hub: {reason}") from err
         return config_dict
     path = Path(source) / CONFIG_FILE
     if not path.is_file():

@@ -29,6 +29,7 @@ from trafl.sampling.noise import row_generators
 from trafl.sampling.settings import FIELDS as SAMPLER_FIELDS
 from trafl.sampling.settings import SamplerSettings, sampler_field, split_sampler_values
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args
+from trafl.utils.devices import check_device
 
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -40,7 +41,9 @@ class SampleConfig:
     n: int = option(1, "Samples per prompt.", min=1)
     sampler: SamplerSettings = sampler_field()
     seed: int = option(0, "Seed of the per-(prompt, sample) generators.")
-    device: str | None = option(None, "torch device (default: cuda if available, else cpu).")
+    device: str | None = option(
+        None, "torch device: 'cpu', 'cuda', 'cuda:1', ... (default or 'auto': cuda if available, else cpu)."
+    )
     dtype: str = option("auto", "Model dtype (auto: as stored).", choices=tuple(sorted(DTYPES)))
     batch_size: int = option(0, "Prompts per forward batch (0: all at once).", min=0)
     chat_template: bool = option(
@@ -62,6 +65,7 @@ class SampleConfig:
         for name in ("model", "prompt"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required (--{name})")
+        check_device(self.device)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
     from trafl.models import load_pretrained
 
     cfg = load_config(SampleConfig, args.config, overrides_from_args(args))
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    auto = cfg.device in (None, "auto")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else cfg.device)
     model, tokenizer = load_pretrained(
         cfg.model, device=device, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
     )

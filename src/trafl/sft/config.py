@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from trafl.errors import ConfigError
 from trafl.utils.config import option
+from trafl.utils.devices import check_device
 
 
 @dataclass
@@ -114,3 +115,4 @@ class SFTConfig:
             raise ConfigError(
                 f"config field 'warmup_steps' ({self.warmup_steps}) exceeds 'max_steps' ({self.max_steps})"
             )
+        check_device(self.device)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+#: What ``trafl demo --quick`` says first in report.md and last in its printout: its numbers are a
+#: check that every stage runs, not evidence for or against the study's claims.
+SMOKE_NOTE = "smoke run: too few prompts and steps for conclusions; run `trafl demo` for the study"
+
 
 def _pt(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
@@ -78,14 +82,18 @@ def checks_text(checks: dict) -> str:
     return "\n".join(out)
 
 
-def render_summary(analysis: dict, timings: dict) -> str:
+def render_summary(analysis: dict, timings: dict, quick: bool = False) -> str:
+    """The table, the checks and the wall time printed at the end of ``trafl demo``; with ``quick``
+    (``--quick``) it ends with :data:`SMOKE_NOTE`."""
     time_line = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-    return main_table(analysis) + "\n\n" + checks_text(analysis["checks"]) + f"\n\nWall time: {time_line}.\n"
+    summary = main_table(analysis) + "\n\n" + checks_text(analysis["checks"]) + f"\n\nWall time: {time_line}.\n"
+    return summary + f"\n{SMOKE_NOTE}\n" if quick else summary
 
 
 def render_report(analysis: dict, results: dict, cfg: Any, timings: dict, plots: list, out: Path) -> str:
     k = analysis["k_max"]
-    parts = [
+    parts = [SMOKE_NOTE, ""] if getattr(cfg, "quick", False) else []  # first, above the title: --quick
+    parts += [
         "# trafl demo: trajectory locking at CPU scale",
         "",
         f"Task `{cfg.task}`, split `{cfg.eval_split}` ({analysis['shortcut_split']['num_shortcut'] + analysis['shortcut_split']['num_no_shortcut'] if 'shortcut_split' in analysis else '?'} prompts), "

@@ -19,6 +19,7 @@ from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.registry import OBJECTIVES, all_option_names, make_options, objective_class
 from trafl.sampling.settings import SamplerSettings, check_sampler, sampler_option
 from trafl.utils.config import option
+from trafl.utils.devices import check_device
 
 METHODS = tuple(OBJECTIVES)
 
@@ -224,6 +225,7 @@ class TrainConfig:
         for logger in self.report_to:
             if logger not in ("tensorboard", "wandb"):
                 raise ConfigError(f"config field 'report_to': unknown logger '{logger}' (tensorboard, wandb)")
+        check_device(self.device)
 
     @property
     def sampler(self) -> SamplerSettings:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -301,6 +302,23 @@ def _default_of(f: dataclasses.Field) -> Any:
     if f.default is not _MISSING:
         return f.default
     return f.default_factory() if f.default_factory is not _MISSING else "required"
+
+
+#: A negative number as argparse should read it after a flag: the flag's value, not an option
+#: (``-3``, ``-0.5``, ``-.5``, ``-1e-3``, ``-2E+2``; Python < 3.13 misses the exponent forms).
+NEGATIVE_NUMBER = re.compile(r"^-(\d[\d_]*(\.[\d_]*)?|\.\d[\d_]*)([eE][+-]?\d+)?$")
+
+
+class CliArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` that takes every negative number as a value.
+
+    Plain argparse reads ``--learning-rate -1e-3`` as two options (it only knows ``-3`` and ``-0.5``
+    as numbers) and answers with a usage dump; with this class the config's validation sees the
+    number and names the field. Subparsers made by ``add_subparsers`` are of this class too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:

@@ -5,6 +5,7 @@ module, all under ``trafl``) and never print; a command-line entry point calls
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
@@ -30,3 +31,25 @@ def configure_cli_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
     logger.setLevel(level)
+
+
+def quiet_library_output() -> None:
+    """Silence the progress bars and warnings of transformers, huggingface_hub and datasets (``--quiet``).
+
+    Those libraries print their own bars ("Loading weights", "Writing model shards", downloads) and
+    warnings on stderr whatever trafl's own progress settings say; under ``--quiet`` only errors are
+    left. datasets is imported by few commands and costs a second to import: when it is not loaded
+    yet, its environment switch is set instead, which it reads when it is imported."""
+    import huggingface_hub.utils
+    import transformers.utils.logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    huggingface_hub.utils.disable_progress_bars()
+    datasets = sys.modules.get("datasets")
+    if datasets is None:
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("DATASETS_VERBOSITY", "error")
+        return
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
