@@ -245,11 +245,11 @@ def train_run(cfg: DemoConfig, method: str, seed: int, label: str, base: Path, o
 
 def checkpoint_models(run_dir: Path) -> dict[int, Path]:
     """``{step: model dir}`` of a run's kept checkpoints (the final model is evaluated separately)."""
-    from trafl.utils.checkpoint import list_checkpoints
+    from trafl.utils.checkpoint import checkpoint_step, list_checkpoints
 
     out = {}
     for ckpt in list_checkpoints(run_dir):
-        step = int(ckpt.name.split("-")[-1])
+        step = checkpoint_step(ckpt)
         if (ckpt / "model" / "config.json").is_file():
             out[step] = ckpt / "model"
     return out

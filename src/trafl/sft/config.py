@@ -81,12 +81,23 @@ class SFTConfig:
         "float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.", choices=("float32", "bfloat16")
     )
     use_chat_template: bool = option(True, "Wrap prompts in the tokenizer's chat template when it has one.")
-    resume: bool = option(False, "Continue from the newest checkpoint in output_dir when there is one.")
+    resume: bool = option(
+        False,
+        "Continue the run in output_dir from its newest checkpoint (a folder without one starts fresh; changed "
+        "fields are listed; a change the restored optimizer would ignore is refused).",
+    )
+    overwrite: bool = option(
+        False, "Replace the run already in output_dir (its files are removed first); without it such a run is kept."
+    )
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
     def validate(self) -> None:
         if not self.data:
             raise ConfigError("config field 'data': a JSONL file of prompt/completion pairs is required")
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "config fields 'resume' and 'overwrite' exclude each other: continue the run or replace it"
+            )
         if self.batch_size % self.gradient_accumulation_steps:
             raise ConfigError(
                 f"config field 'batch_size' ({self.batch_size}) must be a multiple of 'gradient_accumulation_steps' "

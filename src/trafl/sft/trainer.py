@@ -16,7 +16,6 @@ data state beyond the step.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,17 +36,34 @@ from trafl.sft.loss import (
 )
 from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
 from trafl.utils.checkpoint import (
+    checkpoint_step,
     export_pretrained,
-    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
     shared_atomic_directory,
 )
-from trafl.utils.config import save_config
+from trafl.utils.config import save_config, to_dict
 from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
-from trafl.utils.io import append_jsonl, atomic_write_text, read_jsonl
+from trafl.utils.io import append_jsonl
+from trafl.utils.run_dir import (
+    SFT_RUN,
+    FieldRules,
+    check_resume_step,
+    open_run_dir,
+    record_resume,
+    resume_changes,
+    truncate_metrics,
+)
 from trafl.utils.schedule import make_scheduler
 from trafl.utils.seed import seed_everything
+
+#: On ``--resume``: AdamW's hyper-parameters live in its restored state (a new value would be ignored);
+#: the starting model and the tokenizer built from the data define the checkpoint.
+SFT_RESUME_RULES = FieldRules(
+    restored=("learning_rate", "weight_decay"),
+    fixed=("model",),
+    ignored=("resume", "overwrite", "output_dir"),
+)
 
 
 def _is_preset(name: str) -> bool:
@@ -137,6 +153,12 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     micro = cfg.batch_size // (world * micro_batches)
     seed_everything(cfg.seed)  # the same initialisation on every process
     out = Path(cfg.output_dir)
+    # Before anything is loaded: refuse to mix this run with another one in the folder.
+    ckpt = open_run_dir(out, SFT_RUN, resume=cfg.resume, overwrite=cfg.overwrite, is_main=main)
+    if ckpt is not None:
+        check_resume_step(checkpoint_step(ckpt), cfg.max_steps, ckpt)
+        changes = resume_changes(out / SFT_RUN.config, to_dict(cfg), SFT_RESUME_RULES, checkpoint_step(ckpt))
+    accelerator.wait_for_everyone()
     rows = read_pairs(cfg.data)
     if cfg.eval_data:
         eval_rows = read_pairs(cfg.eval_data)
@@ -183,12 +205,12 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     accelerator.register_for_checkpointing(scheduler)  # not prepared: accelerate would step it per process
 
     start_step = 0
-    if cfg.resume and (ckpt := latest_checkpoint(out)) is not None:
+    if ckpt is not None:
         start_step = load_checkpoint(accelerator, ckpt)["step"]
-        if main:  # drop metrics of steps after the checkpoint
-            kept = [r for r in read_jsonl(out / "sft_metrics.jsonl") if r.get("step", 0) <= start_step]
-            atomic_write_text(out / "sft_metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-    if main:
+        if main:
+            record_resume(out, start_step, changes)
+    if main:  # drop metrics of steps after the checkpoint (all of them on a fresh start)
+        truncate_metrics(out / SFT_RUN.metrics, start_step)
         save_config(cfg, out / "sft_config.yaml")
     accelerator.wait_for_everyone()
 

@@ -156,7 +156,14 @@ class TrainConfig:
     save_total_limit: int = option(2, "Keep at most this many checkpoints.", min=1)
     logging_steps: int = option(1, "Write metrics every N steps.", min=1)
     report_to: list[str] = option([], "Extra loggers: tensorboard and/or wandb (only when installed).")
-    resume: bool = option(False, "Continue from the newest checkpoint in output_dir.")
+    resume: bool = option(
+        False,
+        "Continue the run in output_dir from its newest checkpoint (changed fields are listed; a change the "
+        "restored optimizer would ignore is refused).",
+    )
+    overwrite: bool = option(
+        False, "Replace the run already in output_dir (its files are removed first); without it such a run is kept."
+    )
     device: str = option("auto", "'auto', 'cpu', 'cuda' (under accelerate launch the process's device is used).")
     num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
@@ -214,6 +221,10 @@ class TrainConfig:
         for name in ("model", "task"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required")
+        if self.resume and self.overwrite:
+            raise ConfigError(
+                "config fields 'resume' and 'overwrite' exclude each other: continue the run or replace it"
+            )
         if self.per_device_train_batch_size % self.num_generations:
             raise ConfigError(
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "

@@ -24,7 +24,6 @@ The model and its optimizer run on an :class:`accelerate.Accelerator` configured
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -47,18 +46,35 @@ from trafl.train.config import TrainConfig
 from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
 from trafl.train.rewards import compute_rewards
 from trafl.utils.checkpoint import (
+    checkpoint_step,
     export_pretrained,
-    latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
     shared_atomic_directory,
 )
 from trafl.utils.config import save_config, to_dict
 from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch, shards_parameters
-from trafl.utils.io import append_jsonl, atomic_directory, atomic_write_text, read_jsonl
+from trafl.utils.io import append_jsonl, atomic_directory
+from trafl.utils.run_dir import (
+    TRAIN_RUN,
+    FieldRules,
+    check_resume_step,
+    open_run_dir,
+    record_resume,
+    resume_changes,
+    truncate_metrics,
+)
 from trafl.utils.schedule import make_scheduler
 
 logger = logging.getLogger(__name__)
+
+#: On ``--resume``: the optimizers' hyper-parameters live in their restored state (a new value would be
+#: ignored), and the model, the method and the adapters' and head's shapes define the checkpoint.
+TRAIN_RESUME_RULES = FieldRules(
+    restored=("learning_rate", "logz_lr", "weight_decay", "adam_beta1", "adam_beta2"),
+    fixed=("model", "method", "use_peft", "lora_r", "lora_alpha", "lora_target_modules", "logz"),
+    ignored=("resume", "overwrite", "output_dir"),
+)
 
 
 class DenoiserView:
@@ -111,6 +127,15 @@ class RLTrainer:
         self.world = self.accelerator.num_processes
         self.device = self.accelerator.device
         self.out = Path(cfg.output_dir)
+        # Before anything is loaded: refuse to mix this run with another one in the folder.
+        self.resume_from = open_run_dir(
+            self.out,
+            TRAIN_RUN,
+            resume=cfg.resume,
+            overwrite=cfg.overwrite,
+            is_main=self.accelerator.is_main_process,
+        )
+        self.accelerator.wait_for_everyone()
         if shards_parameters(self.accelerator) and (cfg.rollout_cache != "none" or cfg.rollout_threshold is not None):
             # Each forward is a collective under sharded parameters: a threshold that ends one process's
             # block early would leave the others waiting, and the windowed cache forward bypasses the
@@ -413,17 +438,24 @@ class RLTrainer:
         )
 
     def maybe_resume(self) -> None:
-        """Restore the newest checkpoint when ``resume`` is set. The random state needs no restoring:
-        every draw of a step is seeded by ``(seed, step, ...)`` (accelerate restores it anyway)."""
+        """Restore the checkpoint :func:`open_run_dir` chose (``--resume``). The random state needs no
+        restoring: every draw of a step is seeded by ``(seed, step, ...)`` (accelerate restores it anyway).
+
+        Before loading: a checkpoint past ``max_steps`` and a changed field the restored optimizer would
+        override are refused; every other changed field is applied, logged and kept in ``resumes.jsonl``.
+        Metrics of steps after the checkpoint are dropped (all of them when resuming finds no checkpoint)."""
         if not self.cfg.resume:
             return
-        ckpt = latest_checkpoint(self.out)
-        if ckpt is None:
-            return
-        self.step = load_checkpoint(self.accelerator, ckpt)["step"]
-        if self.accelerator.is_main_process:  # drop metrics of steps after the checkpoint
-            kept = [r for r in read_jsonl(self.out / "metrics.jsonl") if r.get("step", 0) <= self.step]
-            atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        ckpt, main = self.resume_from, self.accelerator.is_main_process
+        if ckpt is not None:
+            step = checkpoint_step(ckpt)
+            check_resume_step(step, self.cfg.max_steps, ckpt)
+            changes = resume_changes(self.out / TRAIN_RUN.config, to_dict(self.cfg), TRAIN_RESUME_RULES, step)
+            self.step = load_checkpoint(self.accelerator, ckpt)["step"]
+            if main:
+                record_resume(self.out, self.step, changes)
+        if main:
+            truncate_metrics(self.out / TRAIN_RUN.metrics, self.step)
         self.accelerator.wait_for_everyone()
 
     def save_final(self) -> Path:

@@ -122,6 +122,14 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The optimizer step a checkpoint folder ``checkpoint-<step>`` was written at."""
+    m = _CKPT.match(Path(path).name)
+    if m is None:
+        raise CheckpointError(f"{path}: not a checkpoint folder (expected a name checkpoint-<step>)")
+    return int(m.group(1))
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint of a run; an error if the run holds only old-format ones."""
     ckpts = list_checkpoints(run_dir)
