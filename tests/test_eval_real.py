@@ -48,7 +48,7 @@ def run_cli(model_dir, out, batch_size, *extra):
 
 
 def test_cli_end_to_end_is_batch_independent(model_dir, tmp_path, capsys):
-    assert run_cli(model_dir, tmp_path / "a", 1) == 0
+    assert run_cli(model_dir, tmp_path / "a", 1, "--json") == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["cells"] == 2 and len(summary["plots"]) == 3  # pass@k curves, pass@k bars, paths bars
     assert summary["plots"][-1].endswith("paths_L8.png")

@@ -311,3 +311,42 @@ def test_results_report_how_code_tests_are_graded(tmp_path):
     )
     assert results["grading"] == {"mbpp": {"parsed": 1, "fallback": 1}}
     assert results["results"][0]["num_correct"] == [1, 1]
+
+
+def _scripted_model(tmp_path, monkeypatch) -> str:
+    """A model directory whose generator is the scripted :class:`FakeGenerator`."""
+    from trafl.eval.generation import SamplerGenerator
+
+    model = tmp_path / "scripted"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    monkeypatch.setattr(
+        SamplerGenerator, "from_pretrained", classmethod(lambda cls, path, settings, **kw: FakeGenerator())
+    )
+    return f"base={model}"
+
+
+def test_cli_prints_the_pass_at_k_table_and_the_report_path(tmp_path, monkeypatch, capsys):
+    model = _scripted_model(tmp_path, monkeypatch)
+    assert _eval(tmp_path, "--temperatures", "0.9", "--no-plots", "--quiet", model=model) == 0
+    out = capsys.readouterr().out
+    report = (tmp_path / "out" / "results.md").read_text()
+    header = "| model | T | length | pass@1 | pass@2 | pass@4 | distinct correct answers |"
+    row = next(line for line in report.splitlines() if line.startswith("| base | 0.9 | 32 |"))
+    assert header in out and row in out
+    table = out[out.index("## test_eval_runner:MultiAnswerTask") : out.index(header)]
+    assert table in report  # the task's heading and size, as in results.md
+    assert "Gap to base" not in out and "{" not in out  # the main table only, no JSON
+    assert out.rstrip("\n").splitlines()[-1] == f"Full report: {tmp_path / 'out' / 'results.md'}"
+
+
+def test_cli_json_prints_the_summary_only(tmp_path, monkeypatch, capsys):
+    model = _scripted_model(tmp_path, monkeypatch)
+    assert _eval(tmp_path, "--temperatures", "0.9", "--no-plots", "--quiet", "--json", model=model) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary == {
+        "results": str(tmp_path / "out" / "results.json"),
+        "report": str(tmp_path / "out" / "results.md"),
+        "plots": [],
+        "cells": 1,
+    }

@@ -6,10 +6,12 @@
 
 The settings are an :class:`EvalConfig` (YAML and/or flags), validated before any model loads: the
 sampler's rules (:func:`trafl.sampling.settings.check_sampler`) for every completion length of the
-sweep, the labels, the data paths. Writes ``OUT/generations/*.jsonl`` (the cache: rerun the same
-command to resume), ``OUT/results.json``, ``OUT/results.md`` and ``OUT/plots/*.png``; with
-``--judge-model`` also the LLM judge's approach-diversity comparison of every model with ``--base``
-(:mod:`trafl.eval.judge`). See docs/eval.md.
+sweep, the labels, the data paths. Writes ``OUT/generations/*.jsonl`` (the cache, keyed on the
+models' weights and the problems' content: rerun the same command to resume), ``OUT/results.json``,
+``OUT/results.md`` and ``OUT/plots/*.png``; with ``--judge-model`` also the LLM judge's
+approach-diversity comparison of every model with ``--base`` (:mod:`trafl.eval.judge`). At the end
+it prints the pass@k table of each task and the path of ``results.md`` (``--json``: a one-line JSON
+summary instead, for scripts). See docs/eval.md.
 """
 
 from __future__ import annotations
@@ -160,6 +162,12 @@ class EvalConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="YAML file of EvalConfig fields (command-line flags override it).")
     parser.add_argument("--quiet", action="store_true", help="No progress messages.")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="At the end print a one-line JSON summary (paths of results.json, results.md, plots; "
+        "number of cells) instead of the pass@k table.",
+    )
     add_config_arguments(parser, EvalConfig)
     parser.add_argument(
         "--no-plots",
@@ -221,7 +229,7 @@ def check_model_source(path: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, load_task_rows, log_to_stderr, run_evaluation
     from trafl.eval.generation import SamplerGenerator
-    from trafl.eval.report import render_markdown
+    from trafl.eval.report import render_markdown, render_summary
     from trafl.tasks import get_task
     from trafl.utils.io import atomic_write_json, atomic_write_text
 
@@ -276,17 +284,22 @@ def run(args: argparse.Namespace) -> int:
         plots = write_plots(
             results, out, base=cfg.base, bar_k=cfg.resolved_bar_k, transfer_tasks=list(cfg.transfer_tasks)
         )
-    print(
-        json.dumps(
-            {
-                "results": str(out / "results.json"),
-                "report": str(out / "results.md"),
-                "plots": [str(p) for p in plots],
-                "cells": len(results["results"]),
-            }
-        )
-    )
+    if args.json:
+        print(json.dumps(run_summary(results, out, plots)))
+    else:
+        print(render_summary(results))
+        print(f"\nFull report: {out / 'results.md'}")
     return 0
+
+
+def run_summary(results: dict, out: Path, plots: list[Path]) -> dict:
+    """What ``--json`` prints: where the outputs are and how many cells were evaluated."""
+    return {
+        "results": str(out / "results.json"),
+        "report": str(out / "results.md"),
+        "plots": [str(p) for p in plots],
+        "cells": len(results["results"]),
+    }
 
 
 def run_judge(cfg: EvalConfig, results: dict, specs: list, out: Path) -> dict:

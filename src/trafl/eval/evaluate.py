@@ -6,6 +6,11 @@ time, graded with the task's correctness check, and appended to the cache; then 
 generator returns denoising paths) are computed from the cache alone. Noise
 seeds depend on (problem id, sample index, temperature, length, seed) only, so ``batch_size``
 and interruptions do not change the results.
+
+The cache is keyed on content (:mod:`trafl.eval.fingerprint`): each model's weights and tokenizer
+are fingerprinted once per run, before its first cell, and each problem's record carries its row's
+fingerprint, so retrained weights in the same folder or changed problems are regenerated rather than
+read back from a stale cache (:mod:`trafl.eval.cache`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import logging
 import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from trafl.errors import ConfigError, DataError
+from trafl.eval import fingerprint as fingerprints
 from trafl.eval.cache import Cell, CellCache, cache_path
 from trafl.eval.diversity import distinct_correct, normalise_text, summarise_distinct
+from trafl.eval.fingerprint import FileHashMemo, ModelFingerprint, row_fingerprint
 from trafl.eval.generation import PathGenerator, SamplerSweep, TextGenerator, sample_seed
 from trafl.eval.passk import summarise_pass_at_k
 from trafl.eval.paths import path_metrics, summarise_paths
@@ -28,6 +36,9 @@ from trafl.utils.io import atomic_write_json
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+
+#: Where :class:`~trafl.eval.fingerprint.FileHashMemo` keeps the hashes of model files, under OUT.
+FILE_HASHES = Path("generations") / "file_hashes.json"
 
 
 @dataclass
@@ -57,15 +68,28 @@ class EvalPlan:
 @dataclass
 class ModelSpec:
     """A model to evaluate: its label in tables and plots, where it came from, and a factory that
-    builds its :class:`TextGenerator` when its turn comes (so only one model is in memory)."""
+    builds its :class:`TextGenerator` when its turn comes (so only one model is in memory).
+
+    ``fingerprint`` keys its cached generations; ``None`` (the default) computes it from ``path``
+    (:func:`~trafl.eval.fingerprint.model_fingerprint`: the bytes of a local directory's model and
+    tokenizer files, a Hub id's cached revision, else the path itself). A generator built in Python
+    can pass its own, e.g. a hash of whatever determines its output.
+    """
 
     label: str
     path: str
     make_generator: Callable[[], TextGenerator]
     sampler: SamplerSweep | None = None
+    fingerprint: ModelFingerprint | None = None
 
     def sampler_settings(self, gen_length: int) -> dict:
         return self.sampler.describe(gen_length) if self.sampler is not None else {}
+
+    def resolve_fingerprint(self, memo: FileHashMemo) -> ModelFingerprint:
+        """The given fingerprint, else the one of ``path`` (hashing only files the memo lacks)."""
+        if self.fingerprint is not None:
+            return self.fingerprint
+        return fingerprints.model_fingerprint(self.path, memo)
 
 
 @dataclass
@@ -79,6 +103,11 @@ class TaskSpec:
 
     def __post_init__(self) -> None:
         self.name = self.name or self.task.name or type(self.task).__name__
+
+    @cached_property
+    def row_hashes(self) -> dict[str, str]:
+        """``problem id -> row fingerprint`` (computed once: every cell of the task uses it)."""
+        return dict(zip(problem_ids(self.rows), (row_fingerprint(r) for r in self.rows)))
 
 
 def load_task_rows(task: Task, *, path: str | None = None, limit: int | None = None) -> list[dict]:
@@ -105,8 +134,9 @@ def problem_ids(rows: Sequence[dict]) -> list[str]:
 def generate_and_grade(
     generator: TextGenerator, task: Task, rows: Sequence[dict], ids: Sequence[str], cell: Cell, n: int, seed: int
 ) -> list[dict]:
-    """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys, and with
-    ``commit_steps`` / ``content_lengths`` when the generator is a :class:`PathGenerator`."""
+    """Cache records of ``rows``: ``n`` completions each, graded, with their answer keys and the
+    row's fingerprint, and with ``commit_steps`` / ``content_lengths`` when the generator is a
+    :class:`PathGenerator`."""
     prompts = [task.format_prompt(r, getattr(generator, "tokenizer", None)) for r in rows]
     seeds = [[sample_seed(seed, pid, j, cell.temperature, cell.gen_length) for j in range(n)] for pid in ids]
     kwargs = dict(n=n, temperature=cell.temperature, gen_length=cell.gen_length, seeds=seeds)
@@ -124,6 +154,7 @@ def generate_and_grade(
         comps = completions[i]
         record = {
             "problem_id": pid,
+            "row_sha256": row_fingerprint(row),
             "completions": comps,
             "correct": correct[i * n : (i + 1) * n],
             "answer_keys": [task.answer_key(c, row) for c in comps],
@@ -189,12 +220,13 @@ def evaluate_cell(
     meta: dict,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Fill the cell's cache (skipping finished problems) and summarise it.
+    """Fill the cell's cache (skipping finished problems whose row is unchanged) and summarise it.
 
     ``generator_fn`` is only called when some problem still needs generating.
     """
     ids = problem_ids(spec.rows)
     cache = CellCache(cache_path(out_dir, cell), meta)
+    cache.drop_stale(spec.row_hashes)
     todo = [i for i, pid in enumerate(ids) if pid not in cache]
     if todo:
         generator = generator_fn()
@@ -233,7 +265,11 @@ def run_evaluation(
     base: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Evaluate every cell, write ``results.json`` atomically after each one, return the results."""
+    """Evaluate every cell, write ``results.json`` atomically after each one, return the results.
+
+    Each model is fingerprinted once, before its first cell (its files' hashes are remembered in
+    ``OUT/generations/file_hashes.json``, so a rerun re-reads only files written since).
+    """
     plan.validate()
     labels = [m.label for m in models]
     if len(set(labels)) != len(labels):
@@ -252,13 +288,20 @@ def run_evaluation(
             "limit": plan.limit,
         },
         "models": {m.label: m.path for m in models},
+        "fingerprints": {},
         "tasks": {t.name: t.task.kind for t in tasks},
         # code tasks: how many problems' tests take the parsed path vs the hardened fallback (docs/sandbox.md)
         "grading": {t.name: t.task.grading_methods(t.rows) for t in tasks if hasattr(t.task, "grading_methods")},
         "base": base,
         "results": [],
     }
+    memo = FileHashMemo(out_dir / FILE_HASHES)
     for model in models:
+        fingerprint = model.resolve_fingerprint(memo)
+        memo.save()
+        results["fingerprints"][model.label] = {"model": fingerprint.model, "tokenizer": fingerprint.tokenizer}
+        if progress:
+            progress(f"{model.label}: model {short(fingerprint.model)}, tokenizer {short(fingerprint.tokenizer)}")
         generator: list[TextGenerator] = []
 
         def lazy() -> TextGenerator:
@@ -272,6 +315,8 @@ def run_evaluation(
                     cell = Cell(model.label, spec.name, float(temperature), int(length))
                     meta = {
                         "model_path": model.path,
+                        "model_fingerprint": fingerprint.model,
+                        "tokenizer_fingerprint": fingerprint.tokenizer,
                         "task": spec.name,
                         "temperature": cell.temperature,
                         "gen_length": cell.gen_length,
@@ -284,6 +329,11 @@ def run_evaluation(
         generator.clear()
     atomic_write_json(out_dir / "results.json", results)
     return results
+
+
+def short(fingerprint: str) -> str:
+    """A fingerprint for a progress line: ``sha256:`` digests cut to 12 hex digits."""
+    return fingerprint[: len("sha256:") + 12] if fingerprint.startswith("sha256:") else fingerprint
 
 
 def log_to_stderr(message: str) -> None:

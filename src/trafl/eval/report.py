@@ -1,5 +1,6 @@
 """``results.md``: the numbers of ``results.json`` as Markdown tables (percentages, +- one
-standard error over problems)."""
+standard error over problems). :func:`render_summary` is its main part alone, the pass@k table of
+each task, which ``trafl eval`` prints at the end of a run."""
 
 from __future__ import annotations
 
@@ -81,56 +82,80 @@ def paths_table(results: dict, entries: list[dict]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(results: dict) -> str:
-    n = results["settings"]["n"]
-    ks = table_ks(n)
-    base = results.get("base")
-    lines = ["# trafl eval results", ""]
-    lines.append(
-        f"n = {n} samples per problem, seed {results['settings']['seed']}; "
+def _preamble(results: dict) -> str:
+    return (
+        f"n = {results['settings']['n']} samples per problem, seed {results['settings']['seed']}; "
         "pass@k in %, ± one standard error over problems."
     )
-    lines.append("")
+
+
+def task_entries(results: dict) -> list[tuple[str, list[dict]]]:
+    """``(task, its cells)`` in the order of ``results["tasks"]``, tasks without cells left out."""
+    out = []
     for task in results["tasks"]:
         entries = [e for e in results["results"] if e["task"] == task]
-        if not entries:
+        if entries:
+            out.append((task, entries))
+    return out
+
+
+def passk_table(results: dict, task: str, entries: list[dict]) -> list[str]:
+    """Markdown lines of one task's main table: a heading, the number of problems, and pass@k
+    (k = 1, 2, 4, ..., n) and distinct correct answers per (model, temperature, length)."""
+    ks = table_ks(results["settings"]["n"])
+    kind = entries[0].get("task_kind") or ""
+    what = "programs" if kind == "code" else "answers"
+    lines = [f"## {task}", "", f"{entries[0]['num_problems']} problems.", ""]
+    header = ["model", "T", "length"] + [f"pass@{k}" for k in ks] + [f"distinct correct {what}"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    models = list(results["models"])
+    for e in sorted(entries, key=lambda e: (e["gen_length"], e["temperature"], models.index(e["model"]))):
+        cells = [e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
+        cells += [_pct(e["pass_at_k"][k - 1], e["stderr"][k - 1]) for k in ks]
+        d = e["distinct_correct"]
+        cells.append(f"{d['mean']:.2f} ± {d['stderr']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def render_summary(results: dict) -> str:
+    """The pass@k table of every task, exactly as in ``results.md``, without the other tables
+    (paths, gap to base, judge): what ``trafl eval`` prints when it finishes."""
+    lines = [_preamble(results), ""]
+    for task, entries in task_entries(results):
+        lines += passk_table(results, task, entries)
+    return "\n".join(lines).rstrip("\n")
+
+
+def gap_table(results: dict, task: str, entries: list[dict], base: str) -> list[str]:
+    """Markdown lines of one task's gap table: each model's pass@k minus the base's, in points."""
+    ks = table_ks(results["settings"]["n"])
+    lines = [f"Gap to base `{base}` (pass@k difference, percentage points):", ""]
+    header = ["model", "T", "length"] + [f"Δpass@{k}" for k in ks]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for e in entries:
+        if e["model"] == base:
             continue
-        kind = entries[0].get("task_kind") or ""
-        what = "programs" if kind == "code" else "answers"
-        lines += [f"## {task}", "", f"{entries[0]['num_problems']} problems.", ""]
-        header = ["model", "T", "length"] + [f"pass@{k}" for k in ks] + [f"distinct correct {what}"]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        for e in sorted(
-            entries, key=lambda e: (e["gen_length"], e["temperature"], list(results["models"]).index(e["model"]))
-        ):
-            cells = [e["model"], f"{e['temperature']:g}", str(e["gen_length"])]
-            cells += [_pct(e["pass_at_k"][k - 1], e["stderr"][k - 1]) for k in ks]
-            d = e["distinct_correct"]
-            cells.append(f"{d['mean']:.2f} ± {d['stderr']:.2f}")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+        ref = find_cell(results, base, task, e["temperature"], e["gen_length"])
+        if ref is None:
+            continue
+        gaps = [100 * (e["pass_at_k"][k - 1] - ref["pass_at_k"][k - 1]) for k in ks]
+        cells = [e["model"], f"{e['temperature']:g}", str(e["gen_length"])] + [f"{g:+.1f}" for g in gaps]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def render_markdown(results: dict) -> str:
+    """The whole ``results.md``: per task the pass@k table, the path table and the gap to ``base``."""
+    base = results.get("base")
+    lines = ["# trafl eval results", "", _preamble(results), ""]
+    for task, entries in task_entries(results):
+        lines += passk_table(results, task, entries)
         lines += paths_table(results, entries)
         if base is not None:
-            lines += [f"Gap to base `{base}` (pass@k difference, percentage points):", ""]
-            header = ["model", "T", "length"] + [f"Δpass@{k}" for k in ks]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|" + "---|" * len(header))
-            for e in entries:
-                if e["model"] == base:
-                    continue
-                ref = find_cell(results, base, task, e["temperature"], e["gen_length"])
-                if ref is None:
-                    continue
-                gaps = [100 * (e["pass_at_k"][k - 1] - ref["pass_at_k"][k - 1]) for k in ks]
-                lines.append(
-                    "| "
-                    + " | ".join(
-                        [e["model"], f"{e['temperature']:g}", str(e["gen_length"])] + [f"{g:+.1f}" for g in gaps]
-                    )
-                    + " |"
-                )
-            lines.append("")
+            lines += gap_table(results, task, entries, base)
     return "\n".join(lines)
 
 
