@@ -270,6 +270,16 @@ def test_quiet_train_prints_no_library_progress_bars(toy_model, tmp_path, capsys
         assert bar not in err, err
 
 
+def test_without_quiet_transformers_per_file_bars_are_off_and_trafls_bar_stays(
+    toy_model, tmp_path, capsys, restore_library_output
+):
+    assert main(_train(toy_model, tmp_path / "run", "--max-steps", "1")) == 0
+    err = capsys.readouterr().err
+    assert "train[trafl]" in err  # trafl's own progress bar
+    for bar in ("Loading weights", "Writing model shards"):
+        assert bar not in err, err
+
+
 def test_train_summary_reports_the_mean_reward_of_the_last_tenth(toy_model, tmp_path, capsys, restore_library_output):
     out = tmp_path / "run"
     assert main(_train(toy_model, out, "--max-steps", "3", "--quiet")) == 0

@@ -10,7 +10,7 @@ import sys
 from trafl import __version__
 from trafl.errors import TraflError
 from trafl.utils.config import CliArgumentParser
-from trafl.utils.logs import configure_cli_logging, quiet_library_output
+from trafl.utils.logs import configure_cli_logging, quiet_library_output, tame_library_output
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sft": ("trafl.sft.cli", "Masked-diffusion supervised fine-tuning on a JSONL of prompt/completion pairs."),
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv else 2
     configure_cli_logging()  # progress messages of the library (INFO) on stderr
+    tame_library_output()  # no per-file bars of transformers between trafl's own lines
     if getattr(args, "quiet", False):  # train, sft, eval: no bars or warnings of the libraries either
         quiet_library_output()
     try:

@@ -33,6 +33,16 @@ def configure_cli_logging(level: int = logging.INFO) -> None:
     logger.setLevel(level)
 
 
+def tame_library_output() -> None:
+    """Turn off transformers' per-file progress bars ("Loading weights", "Writing model shards"), which
+    every checkpoint save and model load of a run would repeat between trafl's own progress lines;
+    warnings stay, and so do huggingface_hub's download bars (a long download deserves one). Every
+    ``trafl`` command calls this; ``--quiet`` goes further (:func:`quiet_library_output`)."""
+    import transformers.utils.logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
 def quiet_library_output() -> None:
     """Silence the progress bars and warnings of transformers, huggingface_hub and datasets (``--quiet``).
 
