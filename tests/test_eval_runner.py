@@ -276,7 +276,7 @@ def test_eval_config_from_yaml_with_flag_overrides(tmp_path):
 
 
 def test_results_report_how_code_tests_are_graded(tmp_path):
-    """A code task's results.json says how many problems take the parsed path vs the fallback."""
+    """A code task's results.json says how its problems are graded (assert tests: isolated; stdin/stdout: io)."""
     from trafl.rewards.code import AssertTests
     from trafl.tasks import get_task
     from trafl.tasks.code_tasks import encode_tests
@@ -309,7 +309,7 @@ def test_results_report_how_code_tests_are_graded(tmp_path):
     results = run_evaluation(
         [spec], [TaskSpec(task, rows)], EvalPlan(n=1, temperatures=[0.0], gen_lengths=[8]), tmp_path / "out"
     )
-    assert results["grading"] == {"mbpp": {"parsed": 1, "fallback": 1}}
+    assert results["grading"] == {"mbpp": {"isolated": 2}}
     assert results["results"][0]["num_correct"] == [1, 1]
 
 

@@ -131,7 +131,7 @@ def test_humaneval_canonical_solutions_pass_and_corrupted_ones_fail():
     task = get_task("humaneval", workers=4)
     rows = task.load()
     assert len(rows) == 164
-    assert task.grading_methods(rows) == {"parsed": 158, "fallback": 6}  # docs/sandbox.md
+    assert task.grading_methods(rows) == {"isolated": 164}  # docs/sandbox.md
     good = task.grade_batch([r["canonical_solution"] for r in rows], rows)
     assert [r["id"] for r, ok in zip(rows, good) if not ok] == []
     bad = task.grade_batch([_corrupt(r["canonical_solution"]) for r in rows], rows)
@@ -146,7 +146,7 @@ def test_mbpp_reference_code_passes_its_tests():
 
     rows = get_task("mbpp").load("all", path=str(DATA / "mbpp/mbpp.jsonl"))
     assert len(rows) == 974
-    assert get_task("mbpp").grading_methods(rows) == {"parsed": 974}
+    assert get_task("mbpp").grading_methods(rows) == {"isolated": 974}
     results = run_many([r["reference"] for r in rows], [r["tests"] for r in rows], workers=4, timeout=30)
     failures = [(r["id"], res.status) for r, res in zip(rows, results) if not res.ok]
     assert failures == []  # 974 / 974 pass

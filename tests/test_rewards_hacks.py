@@ -1,231 +1,147 @@
-"""Reward hacks: programs that try to pass tests they do not solve. Each must fail with the parsed
-path and with the hardened fallback, under bubblewrap and under the rlimits fallback, while the
-honest program passes. Several hacks are shown to beat the old assert-append harness, so the
-suite would catch a regression to it."""
+"""Reward hacks against the grader (tests/hack_programs.py, by class), and the honest controls.
+
+Every hack must fail under bubblewrap and under the rlimits fallback, on every Python interpreter
+available here (the program's interpreter; the tests always run in this one), while the honest
+programs pass. The hacks are shown to be real: each one in ``HACKS`` passes its tests under the
+old ``append`` harness, so the suite would catch a regression to a shared-interpreter design.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 
 import pytest
+from hack_programs import CHANNEL_HACKS, CONTROLS, HACKS, HONEST
 
-from trafl.rewards.code import AssertTests, run_tests
+from trafl.rewards.code import AssertTests, run_many, run_tests
 from trafl.rewards.code import sandbox as sb
-from trafl.rewards.code.plain import PlainDataError, decode, encode
-from trafl.rewards.code.test_plan import NotParsable, plan_tests
 
-TESTS = AssertTests(["assert f(2) == 4", "assert f(3) == 9", "assert is_even(4)", "assert not is_even(3)"])
-HONEST = "def f(x):\n    return x * x\n\ndef is_even(n):\n    return n % 2 == 0\n"
 MODES = ["rlimits"] + (["bwrap"] if sb.bwrap_usable(sb._is_root()) else [])
-FAKE_LINES = "ready\\n" + "".join(f"{i} 1\\n{i} ok true\\n{i} ok 4\\n" for i in range(8))
+ALL_HACKS = {**HACKS, **CHANNEL_HACKS}
 
-ALWAYS_EQUAL = (
-    "class A:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
-    "    def __bool__(self): return True\n    __hash__ = object.__hash__\n"
-)
-STEAL_CONSTS = (
-    "def _guess(x, consts):\n    c = [v for v in consts if type(v) is int and v != x]\n    return max(c) if c else x\n"
-)
-HACKS = {
-    "always_equal": ALWAYS_EQUAL + "def f(x): return A()\ndef is_even(n): return A()\n",
-    "int_subclass": "class I(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n"
-    "    def __bool__(self): return True\ndef f(x): return I(0)\ndef is_even(n): return I(1)\n",
-    "str_subclass": "class S(str):\n    def __eq__(self, o): return True\n    __hash__ = str.__hash__\n"
-    "def f(x): return S('')\ndef is_even(n): return S('x') if n % 2 == 0 else S('')\n",
-    "list_subclass": "class L(list):\n    def __eq__(self, o): return True\n"
-    "def f(x): return L()\ndef is_even(n): return L([1]) if n % 2 == 0 else L()\n",
-    "own_source": (
-        "import re, sys\n_src = open(sys.argv[0]).read()\n"
-        "try:\n    import __main__; _src += open(__main__.__file__).read()\nexcept Exception: pass\n"
-        "_ans = {int(a): int(b) for a, b in re.findall(r'f\\((\\d+)\\) == (\\d+)', _src)}\n"
-        "def f(x): return _ans.get(x, -1)\ndef is_even(n): return n % 2 == 0\n"
-    ),
-    "caller_frames": STEAL_CONSTS
-    + (
-        "import sys\ndef f(x):\n    fr, consts = sys._getframe(1), []\n"
-        "    while fr is not None:\n        consts += list(fr.f_code.co_consts) + list(fr.f_locals.values())\n"
-        "        fr = fr.f_back\n    return _guess(x, consts)\ndef is_even(n): return n % 2 == 0\n"
-    ),
-    "inspect_stack": STEAL_CONSTS
-    + (
-        "import inspect\ndef f(x):\n    consts = []\n    for info in inspect.stack():\n"
-        "        consts += list(info.frame.f_code.co_consts)\n    return _guess(x, consts)\n"
-        "def is_even(n): return n % 2 == 0\n"
-    ),
-    "gc_objects": STEAL_CONSTS
-    + (
-        "import gc, types\ndef f(x):\n    consts = []\n    for o in gc.get_objects():\n"
-        "        if isinstance(o, types.CodeType) and x in o.co_consts and o.co_name == '<module>':\n"
-        "            consts += list(o.co_consts)\n    return _guess(x, consts)\ndef is_even(n): return n % 2 == 0\n"
-    ),
-    "scan_dirs": (
-        "import os, re, tempfile\n_ans = {}\n"
-        "for top in {os.getcwd(), tempfile.gettempdir(), '/tmp'}:\n"
-        "    for root, _d, files in os.walk(top):\n        for name in files:\n"
-        "            try: text = open(os.path.join(root, name), errors='ignore').read()\n"
-        "            except OSError: continue\n"
-        "            _ans.update({int(a): int(b) for a, b in re.findall(r'f\\((\\d+)\\) == (\\d+)', text)})\n"
-        "def f(x): return _ans.get(x, -1)\ndef is_even(n): return n % 2 == 0\n"
-    ),
-    "os_exit_0": "import os\nos._exit(0)\n",
-    "sys_exit_0": "import sys\nsys.exit(0)\n",
-    "print_fake_results": f"import os, sys\nsys.stdout.write('{FAKE_LINES}')\nsys.stdout.flush()\nos._exit(0)\n",
-    "patch_builtins": (
-        "import builtins, json\nbuiltins.isinstance = lambda *a: True\nbuiltins.type = lambda *a: int\n"
-        "json.dumps = lambda *a, **k: '4'\nbuiltins.abs = lambda x: 0\n"
-        + ALWAYS_EQUAL
-        + "builtins.bool = lambda x: True\ndef f(x): return A()\ndef is_even(n): return A()\n"
-    ),
-    "fake_channel_at_import": (
-        f"import os\nfor fd in range(3, 64):\n    try: os.write(fd, b'{FAKE_LINES}')\n    except OSError: pass\n"
-        "os._exit(0)\n"
-    ),
-    "fake_channel_in_call": (
-        "import os\ndef f(x):\n    for fd in range(3, 64):\n"
-        f"        try: os.write(fd, b'{FAKE_LINES}')\n        except OSError: pass\n    os._exit(0)\n"
-        "def is_even(n): return True\n"
-    ),
-    "thread_reads_stdin": (
-        "import sys, threading, re\n_ans = {}\n"
-        "def _steal():\n    _ans.update({int(a): int(b) for a, b in re.findall(r'f\\((\\d+)\\), (\\d+)', sys.stdin.read())})\n"
-        "threading.Thread(target=_steal, daemon=True).start()\n"
-        "def f(x):\n    import time\n    for _ in range(100):\n        if x in _ans: return _ans[x]\n"
-        "        time.sleep(0.01)\n    return -1\ndef is_even(n): return n % 2 == 0\n"
-    ),
-    "settrace_watch": (
-        "import sys\n_seen = []\ndef _tr(frame, event, arg):\n    _seen.extend(frame.f_code.co_consts)\n    return _tr\n"
-        "sys.settrace(_tr)\n" + STEAL_CONSTS + "def f(x): return _guess(x, _seen)\ndef is_even(n): return n % 2 == 0\n"
-    ),
-}
-# these pass the old harness every time (the frame/tracer hacks usually do too, depending on
-# which constants happen to sit in the stack)
-BEATS_APPEND = {
-    "always_equal",
-    "int_subclass",
-    "str_subclass",
-    "list_subclass",
-    "own_source",
-    "scan_dirs",
-    "patch_builtins",
-    "fake_channel_at_import",
-    "fake_channel_in_call",
-}
+
+def _grade_all(programs: dict[str, tuple[str, list[str]]], **kwargs) -> dict[str, object]:
+    names = list(programs)
+    results = run_many(
+        [programs[n][0] for n in names], [AssertTests(programs[n][1]) for n in names], workers=2, timeout=8, **kwargs
+    )
+    return dict(zip(names, results))
+
+
+def _check(**kwargs) -> None:
+    hacks = _grade_all({n: (prog, tests) for n, (_cls, prog, tests) in ALL_HACKS.items()}, **kwargs)
+    passed_open = {n: (r.status, r.outcomes) for n, r in hacks.items() if r.ok}
+    controls = _grade_all(CONTROLS, **kwargs)
+    failed_controls = {n: (r.status, r.detail[-300:]) for n, r in controls.items() if not r.ok}
+    assert (passed_open, failed_controls) == ({}, {})
+
+
+def test_suite_size_by_class():
+    by_class = Counter(cls for cls, _p, _t in ALL_HACKS.values())
+    assert len(ALL_HACKS) >= 3 * 17  # three times the 17 hacks of the parse-and-guard grader's suite
+    assert set(by_class) >= {"shadowing", "patched modules", "shared arguments", "frames", "reading the tests"}
+    assert min(by_class.values()) >= 3
+
+
+def test_the_honest_program_passes_every_hacked_test_set():
+    tests = {n: (HONEST, t) for n, (_c, _p, t) in HACKS.items() if "f(7)" not in t[0]}
+    tests["f7"] = (HONEST, ["assert f(7) == 49"])
+    failed = {n: (r.status, r.detail[-200:]) for n, r in _grade_all(tests).items() if not r.ok}
+    assert failed == {}
+
+
+def test_the_hacks_are_real_against_the_append_harness():
+    names = list(HACKS)
+    results = run_many(
+        [HACKS[n][1] for n in names], [AssertTests(HACKS[n][2]) for n in names], workers=2, timeout=8, method="append"
+    )
+    assert [n for n, r in zip(names, results) if not r.ok] == []
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("method", ["auto", "fallback"])
-def test_every_hack_fails_and_honest_passes(mode, method):
-    honest = run_tests(HONEST, TESTS, isolation=mode, method=method, timeout=5)
-    assert honest.ok and honest.method == ("parsed" if method == "auto" else "fallback"), honest
-    failed_open = {}
-    for name, program in HACKS.items():
-        result = run_tests(program, TESTS, isolation=mode, method=method, timeout=5)
-        if result.ok or result.passed > 2:  # at most the honest half (is_even) may pass
-            failed_open[name] = (result.status, result.outcomes, result.detail[-300:])
-    assert failed_open == {}
+def test_every_hack_fails_and_every_control_passes(mode):
+    _check(isolation=mode)
 
 
-def test_the_hacks_are_real_against_the_old_harness():
-    calls_only = AssertTests(list(TESTS.tests[:2]))
-    beaten = [n for n in HACKS if run_tests(HACKS[n], calls_only, method="append", timeout=5).ok]
-    assert BEATS_APPEND <= set(beaten)
+def test_a_program_cannot_replace_the_trusted_helpers_of_humaneval():
+    """HumanEval/32's tests call ``poly`` from the prompt: the trusted copy, never the program's."""
+    from trafl.tasks.code_tasks import prompt_helpers
+
+    prompt = "import math\n\ndef poly(xs, x):\n    return sum(c * math.pow(x, i) for i, c in enumerate(xs))\n\n"
+    prompt += 'def find_zero(xs):\n    """a zero of poly"""\n'
+    hack = prompt + "    return 123.0\n\ndef poly(xs, x):\n    return 0.0\n"
+    honest = prompt + "    return -xs[0] / xs[1]\n"
+    test = "def check(candidate):\n    assert abs(poly([1, 2], candidate([1, 2]))) < 1e-6\n\ncheck(find_zero)\n"
+    old_row = AssertTests([test])  # the helpers were part of the program
+    assert run_tests(hack, old_row, method="append").ok
+    new_row = AssertTests([test], setup=prompt_helpers(prompt, "find_zero"), entry_points=["find_zero"])
+    assert run_tests(honest, new_row).ok
+    assert not run_tests(hack, new_row).ok
 
 
-def test_fallback_refuses_forked_reader_and_child_of_top_level():
-    program = "import os, sys, time\nif os.fork() == 0:\n    sys.stdin.read()\n    os._exit(0)\n" + HONEST
-    result = run_tests(program, TESTS, method="fallback", timeout=5)
-    assert result.status == "error" and result.passed == 0
-
-
-@pytest.mark.skipif("bwrap" not in MODES, reason="bubblewrap not installed/usable")
-def test_minimal_filesystem_view_under_bwrap(tmp_path):
-    host_tmp = tmp_path / "host-secret.txt"
-    host_tmp.write_text("secret")
-    os.chmod(tmp_path, 0o755)
-    os.chmod(host_tmp, 0o644)
-    probe = (
-        "import os, sys\n"
-        f"paths = ['/home', '/root', '/etc/passwd', '/work', {str(host_tmp)!r}, {os.path.dirname(os.path.abspath(__file__))!r}]\n"
-        "def f(x): return sorted(p for p in paths if os.path.exists(p)) + sorted(os.listdir('/tmp')) + [len(os.listdir('/'))]\n"
-    )
-    result = run_tests(probe, AssertTests(["assert f(0) == 1"]), isolation="bwrap")
-    from trafl.rewards.code.harness import _run_parsed  # noqa: F401  (the view is the sandbox's)
-
-    run = sb.execute(probe + "print(f(0))\nimport math\nprint(math.sqrt(4))\n", isolation="bwrap")
-    seen = eval(run.stdout.splitlines()[0])  # noqa: S307 - our own probe's printed list
-    assert seen[:-2] == [], seen  # none of the host paths exist; /tmp holds only the run's directory
-    assert len(seen) == 2 and seen[0].startswith("trafl-sandbox-") and run.stdout.splitlines()[1] == "2.0"
-    assert result.status == "fail"
+def test_a_program_named_like_a_builtin_is_served_only_when_declared():
+    tests = ["assert sum(10, 15) == 6"]
+    program = "def sum(a, b):\n    return 6\n"
+    assert run_tests(program, AssertTests(tests, entry_points=["sum"])).ok
+    assert not run_tests(program, AssertTests(tests)).ok  # undeclared: the test's sum is the builtin
 
 
 # ---------------------------------------------------------------------------------------------
-# the pieces: plain data and the parser
+# the same on every interpreter available here (pyenv's, copied where a private uid can run them)
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        None,
-        True,
-        1,
-        1.5,
-        -0.0,
-        float("inf"),
-        2**200,
-        -(2**70),
-        "s",
-        b"\x00",
-        1 + 2j,
-        [1, (2, 3)],
-        {1: {"a": frozenset({1})}},
-        {(1, 2)},
-        (),
-    ],
-)
-def test_plain_round_trip_keeps_types(value):
-    back = decode(encode(value))
-    assert back == value and type(back) is type(value)
-
-
-@pytest.mark.parametrize(
-    "text", ['{"x": 1}', '{"#": "t", "v": 1}', "NaN", '{"#": "s", "v": [[1]]}', '{"#": "zz", "v": []}']
-)
-def test_plain_decode_rejects_malformed(text):
-    with pytest.raises(PlainDataError):
-        decode(text)
-
-
-def test_plan_splits_calls_from_expected_values():
-    plan = plan_tests(
-        (
-            "assert math.isclose(f(1), 2.5, rel_tol=0.01)",
-            "assert abs(g(2) - 3.14) < 1e-6",
-            "assert set(h(3)) == set([1, 2])",
-            "assert k(x=1) == float('inf')",
+def _portable(version_dir: str) -> str:
+    """A copy of a pyenv interpreter that a private user id can execute (pyenv lives under
+    ``/root``): the binary, ``libpython`` and the standard library under /tmp, started by a shell
+    wrapper that points the loader at the copied library (its RUNPATH is absolute)."""
+    name = os.path.basename(version_dir.rstrip("/"))
+    short = ".".join(name.split(".")[:2])
+    dest = Path("/tmp/trafl-pythons") / name
+    wrapper = dest / "python"
+    if not wrapper.exists():
+        tmp = dest.with_suffix(".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "bin").mkdir(parents=True)
+        shutil.copy2(f"{version_dir}/bin/python{short}", tmp / "bin")
+        (tmp / "lib").mkdir()
+        for lib in glob.glob(f"{version_dir}/lib/libpython{short}*.so*"):
+            shutil.copy2(lib, tmp / "lib")
+        shutil.copytree(
+            f"{version_dir}/lib/python{short}",
+            tmp / "lib" / f"python{short}",
+            ignore=shutil.ignore_patterns("site-packages", "test", "tests", "idlelib", "tkinter", "turtledemo"),
+            symlinks=True,
         )
-    )
-    assert plan.holes == ("f(1)", "g(2)", "set(h(3))", "k(x=1)")  # no expected value is sent
-    humaneval = plan_tests(("METADATA = {}\ndef check(candidate):\n    assert candidate('a') == 'b'\n\ncheck(f)\n",))
-    assert humaneval.holes == ("f('a')",)
-    for unparsable in (
-        "for i in range(3):\n    assert f(i) == i",
-        "assert all(f(i) == i for i in range(3))",
-        "x = f(1)",
-    ):
-        with pytest.raises(NotParsable):
-            plan_tests((unparsable,))
+        (tmp / "python").write_text(
+            f'#!/bin/sh\nLD_LIBRARY_PATH={dest}/lib exec {dest}/bin/python{short} "$@"\n', encoding="utf-8"
+        )
+        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
+        os.chmod(tmp / "python", 0o755)
+        tmp.rename(dest)
+    return str(wrapper)
 
 
-def test_parsed_semantics_follow_python_equality():
-    prog = "def f(x):\n    return {'int': 1, 'tuple': (1, 2), 'gen': (i for i in [2, 1]), 'nan': float('nan')}[x]\n"
-    cases = {
-        "assert f('int') == 1.0": True,
-        "assert f('int') == True": True,
-        "assert f('tuple') == [1, 2]": False,
-        "assert set(f('gen')) == {1, 2}": True,
-        "assert f('gen') == [2, 1]": False,
-        "assert f('nan') != f('nan')": True,
-    }
-    result = run_tests(prog, AssertTests(list(cases)))
-    assert result.method == "parsed" and result.outcomes == list(cases.values())
+def _interpreters() -> list[str]:
+    found = ["/usr/bin/python3"] if os.path.exists("/usr/bin/python3") else []
+    for version_dir in sorted(glob.glob("/root/.pyenv/versions/3.1[0-9]*")):
+        if os.path.isdir(version_dir):
+            found.append(version_dir)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="Linux sandbox")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("interpreter", _interpreters())
+def test_every_hack_fails_on_every_interpreter(interpreter, mode):
+    python = interpreter if interpreter.startswith("/usr/") else _portable(interpreter)
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True)
+    assert version.returncode == 0, version.stderr
+    _check(isolation=mode, python=python)

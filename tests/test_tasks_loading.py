@@ -101,7 +101,7 @@ def test_save_to_disk_directories(tmp_path):
     ]
     datasets.DatasetDict({"test": datasets.Dataset.from_list(mbpp)}).save_to_disk(str(tmp_path / "dict"))
     (row,) = get_task("mbpp").load("test", path=str(tmp_path / "dict"))
-    assert row["tests"] == encode_tests(AssertTests(mbpp[0]["test_list"], ""))
+    assert row["tests"] == encode_tests(AssertTests(mbpp[0]["test_list"], "", entry_points=["add"]))
     assert row["id"] == "11" and row["prompt"] == "Add two numbers."
     with pytest.raises(DataError, match="no split 'train' in the saved DatasetDict; available: test"):
         get_task("mbpp").load("train", path=str(tmp_path / "dict"))

@@ -290,7 +290,7 @@ def run_evaluation(
         "models": {m.label: m.path for m in models},
         "fingerprints": {},
         "tasks": {t.name: t.task.kind for t in tasks},
-        # code tasks: how many problems' tests take the parsed path vs the hardened fallback (docs/sandbox.md)
+        # code tasks: how many problems are graded as assert tests (isolated) or stdin/stdout (io); docs/sandbox.md
         "grading": {t.name: t.task.grading_methods(t.rows) for t in tasks if hasattr(t.task, "grading_methods")},
         "base": base,
         "results": [],

@@ -27,7 +27,7 @@ from trafl.rewards.code import (
     grade_programs,
     program_of,
 )
-from trafl.rewards.code.harness import as_tests, choose_method
+from trafl.rewards.code.harness import grading_method
 from trafl.tasks.base import RewardFn, Task
 from trafl.tasks.loading import convert, first_field, load_rows, read_records
 
@@ -75,12 +75,11 @@ class CodeTask(Task):
         return [r.ok for r in results]
 
     def grading_methods(self, rows: Sequence[dict]) -> dict[str, int]:
-        """How many rows' tests are graded by the parsed path, the hardened fallback, or as
-        stdin/stdout (``io``); see docs/sandbox.md."""
+        """How many rows' tests are graded as assert-style tests (``isolated``) or as stdin/stdout
+        (``io``); see docs/sandbox.md."""
         counts: dict[str, int] = {}
         for row in rows:
-            tests = as_tests(row["tests"])
-            method = choose_method(tests)[0] if isinstance(tests, AssertTests) else "io"
+            method = grading_method(row["tests"])
             counts[method] = counts.get(method, 0) + 1
         return counts
 
@@ -116,7 +115,10 @@ class HumanEval(CodeTask):
         for field in ("task_id", "prompt", "test", "entry_point"):
             if field not in raw:
                 raise DataError(f"{source}: HumanEval row missing '{field}'")
-        tests = AssertTests([f"{raw['test']}\ncheck({raw['entry_point']})\n"])
+        entry = raw["entry_point"]
+        tests = AssertTests(
+            [f"{raw['test']}\ncheck({entry})\n"], setup=prompt_helpers(raw["prompt"], entry), entry_points=[entry]
+        )
         return {
             "prompt": raw["prompt"],
             "code_prefix": raw["prompt"],
@@ -131,6 +133,44 @@ class HumanEval(CodeTask):
             "Complete the following Python function. Write the whole function in a ```python code block.\n\n"
             f"```python\n{row['code_prefix']}```"
         )
+
+
+def prompt_helpers(prompt: str, entry_point: str) -> str:
+    """The trusted test-side copy of what a HumanEval prompt defines besides the function under test:
+    its imports and helper functions (``poly`` for ``find_zero``, ``encode_cyclic`` for
+    ``decode_cyclic``), so the tests call these, never the program's versions."""
+    try:
+        tree = ast.parse(prompt)
+    except SyntaxError:
+        return ""
+    kept = [
+        node
+        for node in tree.body
+        if not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == entry_point)
+        and isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[])) + "\n" if kept else ""
+
+
+def reference_entry_points(reference: str, tests: Sequence[str]) -> list[str] | None:
+    """The functions and classes a task's reference solution defines at top level that its tests
+    use: the names the program must provide (MBPP's function under test, even one called ``sum``).
+    ``None`` (infer from the tests) when the reference does not parse."""
+    try:
+        defined = {
+            node.name
+            for node in ast.parse(reference).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        }
+    except SyntaxError:
+        return None
+    used: set[str] = set()
+    for source in tests:
+        try:
+            used.update(n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name))
+        except SyntaxError:
+            continue
+    return sorted(defined & used)
 
 
 class MBPP(CodeTask):
@@ -155,12 +195,14 @@ class MBPP(CodeTask):
         text = first_field(raw, ("text", "prompt"), source)
         test_list = first_field(raw, ("test_list",), source)
         setup = raw.get("test_setup_code") or "\n".join(raw.get("test_imports") or [])
+        reference = raw.get("code", "")
+        entry = reference_entry_points(reference, [setup, *test_list]) if reference else None
         return {
             "prompt": text,
-            "tests": encode_tests(AssertTests(test_list, setup)),
+            "tests": encode_tests(AssertTests(test_list, setup, entry_points=entry)),
             "code_prefix": "",
             "id": str(raw.get("task_id", "")),
-            "reference": raw.get("code", ""),
+            "reference": reference,
             "test_list": list(test_list),
         }
 

@@ -1,31 +1,20 @@
-"""Grading a program against tests inside the sandbox.
+"""Grading a program against tests: the test formats, the one grading path, and the results.
 
 Two kinds of tests:
 
-* **assert-style** (:class:`AssertTests`; HumanEval's ``check(candidate)``, MBPP's ``test_list``),
-  graded by one of three methods (``run_tests(..., method=...)``):
-
-  - ``"parsed"`` (compute inside, compare outside): the tests are split by
-    :mod:`~trafl.rewards.code.test_plan` into the calls the program must answer and the checks on
-    their results. The sandbox receives only the calls, returns each result as plain data
-    (:mod:`~trafl.rewards.code.plain`) and the grader compares. Expected values never enter the
-    sandbox and no object of the program takes part in a comparison.
-  - ``"fallback"``: for tests the parser cannot express (loops, helper code): the hardened
-    in-process harness of :mod:`~trafl.rewards.code.fallback`.
-  - ``"append"``: the old harness (tests appended to the program's script, unguarded); kept for
-    the benchmark's side-by-side comparison only. It can be gamed.
-
-  ``"auto"`` (the default) uses ``parsed`` when every snippet parses, else ``fallback``;
-  ``TestResult.method`` says which ran. Results travel over a private file descriptor (a pipe for
-  the fallback), so a program that exits early (``os._exit(0)``) or hangs gets no credit for the
-  tests it never ran.
-* **stdin/stdout** (:class:`IOTest`; LiveCodeBench, Codeforces-style): one run per test case with
-  the case's input on stdin; the output must equal the expected output up to trailing whitespace
-  on each line and trailing blank lines.
+* **assert-style** (:class:`AssertTests`: HumanEval's ``check(candidate)``, MBPP's ``test_list``,
+  KodCode/AceCode asserts and pytest-style test functions, LiveCodeBench's functional problems),
+  graded by :mod:`~trafl.rewards.code.isolated`: the tests run in a trusted grader process, the
+  program in the sandbox behind proxies for its entry points, and nothing but plain data crosses
+  between them (docs/sandbox.md). ``method="append"`` is the old harness (tests appended to the
+  program's script, unguarded), kept only as the benchmark's baseline: it can be gamed.
+* **stdin/stdout** (:class:`IOTest`; LiveCodeBench, Codeforces-style): one sandboxed run per test
+  case with the case's input on stdin; this process compares the output with the expected output
+  up to trailing whitespace on each line and trailing blank lines.
 
 ``run_tests`` returns a :class:`TestResult` with ``status`` in {pass, fail, timeout, error} and the
 fraction of tests passed. ``run_many`` grades many programs in parallel on a thread pool (each
-run is its own process; threads only wait).
+run is its own processes; threads only wait).
 """
 
 from __future__ import annotations
@@ -34,24 +23,16 @@ import ast
 import json
 import os
 import re
-import secrets
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
 
 from trafl.errors import DataError
-from trafl.rewards.code.fallback import rewrite_test, snapshot_modules
-from trafl.rewards.code.plain import PlainDataError, decode
-from trafl.rewards.code.sandbox import Execution, Limits, _is_root, execute, resolve_isolation
-from trafl.rewards.code.test_plan import HOLE_PREFIX, NotParsable, Plan, plan_tests, program_names, run_checks
-from trafl.rewards.code.trusted_eval import FUNCTIONS
-
-TRUSTED_NAMES = frozenset(FUNCTIONS) | {"math"}
+from trafl.rewards.code.isolated import grade
+from trafl.rewards.code.sandbox import Execution, Limits, execute
 
 STATUSES = ("pass", "fail", "timeout", "error")
-METHODS = ("auto", "parsed", "fallback", "append")
+METHODS = ("auto", "isolated", "append")
 
 
 @dataclass(frozen=True)
@@ -61,13 +42,21 @@ class AssertTests:
     __test__ = False
 
     tests: tuple[str, ...]
-    setup: str = ""  # runs after the program (MBPP's test_setup_code)
-    preamble: str = ""  # runs before the program (imports the program may rely on, e.g. typing)
+    setup: str = ""  # test code run once before the snippets (MBPP's test_setup_code, HumanEval's helpers)
+    preamble: str = ""  # runs before the program and before the tests (imports, e.g. typing)
+    entry_points: tuple[str, ...] | None = None  # the names the program must define; None: inferred
 
-    def __init__(self, tests: str | Sequence[str], setup: str = "", preamble: str = "") -> None:
+    def __init__(
+        self,
+        tests: str | Sequence[str],
+        setup: str = "",
+        preamble: str = "",
+        entry_points: Sequence[str] | None = None,
+    ) -> None:
         object.__setattr__(self, "tests", (tests,) if isinstance(tests, str) else tuple(tests))
         object.__setattr__(self, "setup", setup or "")
         object.__setattr__(self, "preamble", preamble or "")
+        object.__setattr__(self, "entry_points", None if entry_points is None else tuple(entry_points))
 
 
 @dataclass(frozen=True)
@@ -92,7 +81,7 @@ class TestResult:
     detail: str = ""  # stderr tail or the first mismatch, for debugging
     isolation: str = ""
     outcomes: list[bool] = field(default_factory=list)
-    method: str = ""  # assert tests: "parsed", "fallback" or "append"; stdin/stdout tests: "io"
+    method: str = ""  # assert tests: "isolated" or "append"; stdin/stdout tests: "io"
 
     @property
     def pass_fraction(self) -> float:
@@ -176,133 +165,37 @@ def _status(outcomes: list[bool | None], timed_out: bool) -> str:
     return "fail"
 
 
-@lru_cache(maxsize=1)
-def child_source() -> str:
-    """The text of :mod:`~trafl.rewards.code.child_runtime`, embedded in every script."""
-    return Path(__file__).with_name("child_runtime.py").read_text(encoding="utf-8")
-
-
-def harness_script(config: dict) -> str:
-    """The script the sandbox runs: the in-sandbox harness and one call with ``config`` (a literal)."""
-    return f"{child_source()}\n\n__trafl_harness({config!r})\n"
-
-
-def _after_ready(side: str) -> list[str]:
-    """The side-channel lines after the first ``ready`` (none if the harness never got there)."""
-    lines = side.splitlines()
-    return lines[lines.index("ready") + 1 :] if "ready" in lines else []
-
-
-def parse_hole_results(side: str, count: int) -> list[tuple[bool, object] | None]:
-    """``(ok, value)`` per hole from ``<k> ok <json>`` / ``<k> err`` lines; the first line for a
-    hole wins; a value that is not valid plain data counts as an error."""
-    results: list[tuple[bool, object] | None] = [None] * count
-    for line in _after_ready(side):
-        head, _, rest = line.partition(" ")
-        if not head.isdigit() or int(head) >= count or results[int(head)] is not None:
-            continue
-        status, _, payload = rest.partition(" ")
-        if status == "ok":
-            try:
-                results[int(head)] = (True, decode(payload))
-            except PlainDataError:
-                results[int(head)] = (False, None)
-        elif status == "err":
-            results[int(head)] = (False, None)
-    return results
-
-
-def _base_config(program: str, tests: AssertTests, mode: str, imports: str = "") -> dict:
-    return {
-        "mode": mode,
-        "path": "main.py",
-        "program": program,
-        "preamble": tests.preamble,
-        "setup": tests.setup,
-        "imports": imports,
-    }
-
-
-def _run_parsed(program: str, tests: AssertTests, plan: Plan, timeout: float, **sandbox) -> TestResult:
-    config = _base_config(program, tests, "parsed", "\n".join(plan.imports))
-    config["holes"] = list(plan.holes)
-    run = execute(harness_script(config), timeout=timeout, side_channel=True, **sandbox)
-    results = parse_hole_results(run.extra.get("side", ""), len(plan.holes))
-    ran = "ready" in run.extra.get("side", "").splitlines()
-    checked = run_checks(plan, results) if ran else [False] * len(plan.checks)
-    # a snippet whose calls never reported (crash, kill, early exit) did not run
-    outcomes: list[bool | None] = []
-    for ok, snippet_checks in zip(checked, plan.checks):
-        names = {n.id for c in snippet_checks for n in ast.walk(c) if isinstance(n, ast.Name)}
-        own = [results[int(n[len(HOLE_PREFIX) :])] for n in names if n.startswith(HOLE_PREFIX)]
-        outcomes.append(ok if ran and all(r is not None for r in own) else None)
+def _run_isolated(program: str, tests: AssertTests, timeout: float, **sandbox) -> TestResult:
+    verdict = grade(
+        program,
+        list(tests.tests),
+        setup=tests.setup,
+        preamble=tests.preamble,
+        entry_points=None if tests.entry_points is None else list(tests.entry_points),
+        timeout=timeout,
+        **sandbox,
+    )
+    outcomes = verdict.outcomes
     return TestResult(
-        _status(outcomes, run.timed_out),
+        _status(outcomes, verdict.timed_out),
         sum(1 for o in outcomes if o),
         len(outcomes),
-        run.elapsed,
-        run.stderr[-2000:],
-        run.isolation,
+        verdict.elapsed,
+        verdict.detail,
+        verdict.isolation,
         [bool(o) for o in outcomes],
-        "parsed",
+        "isolated",
     )
 
 
-def _strict_procs(sandbox: dict) -> bool:
-    """Whether the in-sandbox check for leftover processes can look at every process of its uid:
-    under bubblewrap (own PID namespace) or with a private uid (root)."""
-    drop = sandbox.get("drop_privileges")
-    drop = _is_root() if drop is None else drop
-    return drop or resolve_isolation(sandbox.get("isolation", "auto"), bool(drop)) == "bwrap"
-
-
-def _run_fallback(program: str, tests: AssertTests, timeout: float, **sandbox) -> TestResult:
-    config = _base_config(program, tests, "fallback")
-    config["snapshot"] = snapshot_modules(tests.tests)
-    config["strict_procs"] = _strict_procs(sandbox)
-    nonce = secrets.token_hex(16)
-    payload = json.dumps({"nonce": nonce, "tests": [rewrite_test(t) for t in tests.tests]}).encode()
-    run = execute(harness_script(config), timeout=timeout, side_channel=True, after_ready=payload, **sandbox)
-    total = len(tests.tests)
-    outcomes: list[bool | None] = [None] * total
-    for line in _after_ready(run.extra.get("side", "")):
-        parts = line.split()
-        if (
-            len(parts) == 3
-            and parts[2] == nonce
-            and parts[0].isdigit()
-            and parts[1] in ("0", "1")
-            and int(parts[0]) < total
-            and outcomes[int(parts[0])] is None
-        ):
-            outcomes[int(parts[0])] = parts[1] == "1"
-    return TestResult(
-        _status(outcomes, run.timed_out),
-        sum(1 for o in outcomes if o),
-        total,
-        run.elapsed,
-        run.stderr[-2000:],
-        run.isolation,
-        [bool(o) for o in outcomes],
-        "fallback",
-    )
-
-
-def choose_method(tests: AssertTests, method: str = "auto", program: str = "") -> tuple[str, Plan | None, str]:
-    """``(method, plan, why)``: the method that grades ``tests``, the parsed plan when it is
-    ``parsed``, and why the parser refused (empty otherwise). ``program`` only tells which names
-    the program defines (they shadow the grader's trusted functions)."""
+def grading_method(tests: Tests | str | dict, method: str = "auto") -> str:
+    """How ``tests`` are graded: ``"isolated"`` (assert-style), ``"append"`` (the baseline, when
+    asked for) or ``"io"`` (stdin/stdout)."""
     if method not in METHODS:
         raise DataError(f"run_tests: method must be one of {', '.join(METHODS)}, got {method!r}")
-    if method in ("fallback", "append"):
-        return method, None, ""
-    try:
-        shadowed = program_names(program) & TRUSTED_NAMES
-        return "parsed", plan_tests(tests.tests, shadowed), ""
-    except NotParsable as exc:
-        if method == "parsed":
-            raise DataError(f"run_tests: method='parsed' but the tests cannot be parsed: {exc}") from exc
-        return "fallback", None, str(exc)
+    if not isinstance(as_tests(tests), AssertTests):
+        return "io"
+    return "append" if method == "append" else "isolated"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -375,7 +268,9 @@ def as_tests(tests: Tests | str | dict | Sequence[str]) -> Tests:
             return AssertTests([tests])
     if isinstance(tests, dict):
         if "asserts" in tests:
-            return AssertTests(tests["asserts"], tests.get("setup", ""), tests.get("preamble", ""))
+            return AssertTests(
+                tests["asserts"], tests.get("setup", ""), tests.get("preamble", ""), tests.get("entry_points")
+            )
         if "inputs" in tests and "outputs" in tests:
             if len(tests["inputs"]) != len(tests["outputs"]):
                 raise DataError("stdin/stdout tests: 'inputs' and 'outputs' differ in length")
@@ -423,21 +318,18 @@ def run_tests(
 ) -> TestResult:
     """Grade ``program`` (Python source) against ``tests`` in the sandbox.
 
-    ``timeout`` is per run: the whole assert suite, or each stdin/stdout case. ``method`` picks how
-    assert tests are graded (see the module docstring). Extra keyword arguments go to
-    :func:`trafl.rewards.code.sandbox.execute` (``drop_privileges``, ``python``).
+    ``timeout`` is per run: the whole assert suite, or each stdin/stdout case. ``method`` is
+    ``"auto"``/``"isolated"`` (the grading path) or ``"append"`` (the unguarded baseline; see the
+    module docstring). Extra keyword arguments go to the sandbox (``drop_privileges``, ``python``).
     """
     tests = as_tests(tests)
     if isinstance(tests, AssertTests):
         if not tests.tests:
             raise DataError("run_tests: no tests given")
-        chosen, plan, _why = choose_method(tests, method, program)
         kwargs = dict(limits=limits, isolation=isolation, **sandbox)
-        if chosen == "parsed":
-            return _run_parsed(program, tests, plan, timeout, **kwargs)
-        if chosen == "fallback":
-            return _run_fallback(program, tests, timeout, **kwargs)
-        return _run_assert(program, tests, timeout, **kwargs)
+        if grading_method(tests, method) == "append":
+            return _run_assert(program, tests, timeout, **kwargs)
+        return _run_isolated(program, tests, timeout, **kwargs)
     if not tests:
         raise DataError("run_tests: no tests given")
     return _run_io(program, tests, timeout, stop_on_failure, limits=limits, isolation=isolation, **sandbox)
@@ -466,5 +358,8 @@ def run_many(
 def encode_tests(tests: Tests) -> str:
     """A JSON form of ``tests`` (what dataset rows store)."""
     if isinstance(tests, AssertTests):
-        return json.dumps({"asserts": list(tests.tests), "setup": tests.setup, "preamble": tests.preamble})
+        encoded = {"asserts": list(tests.tests), "setup": tests.setup, "preamble": tests.preamble}
+        if tests.entry_points is not None:
+            encoded["entry_points"] = list(tests.entry_points)
+        return json.dumps(encoded)
     return json.dumps({"inputs": [t.input for t in tests], "outputs": [t.output for t in tests]})

@@ -37,7 +37,8 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -350,11 +351,36 @@ def _read_capped(path: Path, cap: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# The entry point
+# The entry points
 # --------------------------------------------------------------------------------------------
 
 
-def execute(
+@dataclass
+class Running:
+    """A program started by :func:`sandboxed`: its process, the isolation it got, and where its
+    stdout and stderr go (files in a directory the program cannot see)."""
+
+    proc: subprocess.Popen
+    isolation: str
+    start: float
+    private: str
+    limits: Limits
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the program to exit; whether it timed out."""
+        try:
+            self.proc.wait(timeout=max(timeout, 0.0))
+            return False
+        except subprocess.TimeoutExpired:
+            return True
+
+    def output(self, name: str) -> str:
+        """What the program wrote to ``stdout`` or ``stderr`` (capped at ``limits.output_bytes``)."""
+        return _read_capped(Path(self.private, name), self.limits.output_bytes)
+
+
+@contextmanager
+def sandboxed(
     source: str,
     *,
     stdin: str = "",
@@ -363,19 +389,15 @@ def execute(
     isolation: str = "auto",
     drop_privileges: bool | None = None,
     python: str | None = None,
-    side_channel: bool = False,
-    after_ready: bytes | None = None,
-) -> Execution:
-    """Run the Python ``source`` as ``python main.py`` in a fresh sandbox and return what happened.
+    pass_fds: Sequence[int] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[Running]:
+    """Start the Python ``source`` as ``python main.py`` in a fresh sandbox; on leaving the block
+    kill it and everything it started, and delete its files.
 
-    ``side_channel=True`` opens an extra write-only file descriptor for the program; its number is
-    in the environment variable ``TRAFL_SIDE_FD`` and what was written to it comes back in
-    ``extra["side"]`` (test harnesses report results there, out of reach of the program's prints).
-
-    ``after_ready`` (with ``side_channel``): the side channel is a pipe, the program's stdin a pipe
-    that stays empty until the program writes the line ``ready`` to the side channel; then these
-    bytes are written to stdin and it is closed (a ``refused`` line closes it without writing).
-    Data the grader hands over only after the program's top level has run (the fallback's tests).
+    ``pass_fds`` are descriptors the program inherits (the harness's channel); ``env`` adds
+    variables to its minimal environment. ``timeout`` sets the CPU-time limit; the caller waits
+    (:meth:`Running.wait`) as long as it likes, the process is killed when the block ends.
     """
     limits = limits or Limits()
     if timeout <= 0:
@@ -388,20 +410,10 @@ def execute(
     uid = _fresh_uid() if drop else None
 
     workdir = tempfile.mkdtemp(prefix="trafl-sandbox-")
-    private = tempfile.mkdtemp(
-        prefix="trafl-sandbox-io-"
-    )  # the caller's side: outputs, never visible to a uid-dropped child
-    opened: list[int] = []
+    private = tempfile.mkdtemp(prefix="trafl-sandbox-io-")  # outputs; never visible to a uid-dropped child
+    proc: subprocess.Popen | None = None
     try:
         os.chmod(private, 0o700)
-        side_fd = -1
-        side_pipe: _SidePipe | None = None
-        if side_channel and after_ready is not None:
-            side_pipe = _SidePipe(after_ready, limits.output_bytes)
-            side_fd = side_pipe.write_fd
-        elif side_channel:
-            side_fd = os.open(os.path.join(private, "side"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            opened.append(side_fd)
         Path(workdir, "main.py").write_text(source, encoding="utf-8")
         Path(private, "stdin").write_text(stdin, encoding="utf-8")
         if uid is not None:
@@ -410,9 +422,7 @@ def execute(
         os.chmod(workdir, 0o700)
 
         nproc = limits.processes if uid is not None else limits.processes + _processes_of_uid(os.getuid())
-        env = _minimal_env(workdir)
-        if side_fd >= 0:
-            env["TRAFL_SIDE_FD"] = str(side_fd)
+        child_env = {**_minimal_env(workdir), **(env or {})}
         argv = [interpreter, "-I", "-B", os.path.join(workdir, "main.py")]
         if mode == "bwrap":
             argv = _bwrap_argv(workdir, interpreter) + argv
@@ -421,114 +431,98 @@ def execute(
             open(os.path.join(private, "stdout"), "wb") as fout,
             open(os.path.join(private, "stderr"), "wb") as ferr,
         ):
-            start = time.monotonic()
             proc = subprocess.Popen(
                 argv,
-                stdin=fin if side_pipe is None else subprocess.PIPE,
+                stdin=fin,
                 stdout=fout,
                 stderr=ferr,
                 cwd=workdir,
-                env=env,
+                env=child_env,
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=tuple(opened) if side_pipe is None else (side_fd,),
+                pass_fds=tuple(pass_fds),
                 preexec_fn=_limit_setter(limits, timeout, nproc),
                 **_identity_kwargs(uid),
             )
-            if side_pipe is not None:
-                side_pipe.start(proc.stdin)
-            timed_out = False
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                # Everything goes: the session (and, with a private uid, every process of that uid).
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
-                _kill_session(proc.pid)
-                if uid is not None:
-                    _kill_uid(uid)
-            elapsed = time.monotonic() - start
-        for fd in opened:
-            os.close(fd)
-        opened.clear()
-        if side_pipe is not None:
-            extra = {"side": side_pipe.finish()}
-        else:
-            extra = {"side": _read_capped(Path(private, "side"), limits.output_bytes)} if side_channel else {}
-        return Execution(
-            returncode=None if timed_out else proc.returncode,
-            stdout=_read_capped(Path(private, "stdout"), limits.output_bytes),
-            stderr=_read_capped(Path(private, "stderr"), limits.output_bytes),
-            timed_out=timed_out,
-            elapsed=elapsed,
-            isolation=mode,
-            extra=extra,
-        )
+        yield Running(proc, mode, time.monotonic(), private, limits)
     finally:
-        for fd in opened:
-            os.close(fd)
-        if side_pipe is not None:
-            side_pipe.close()
+        if proc is not None:
+            # Everything goes: the session (and, with a private uid, every process of that uid).
+            _kill_group(proc)
+            _kill_session(proc.pid)
+            if uid is not None:
+                _kill_uid(uid)
         _remove_tree(workdir)
         _remove_tree(private)
 
 
-class _SidePipe:
-    """The side channel as a pipe, read by a thread that feeds stdin once the program says ``ready``."""
+def execute(
+    source: str,
+    *,
+    stdin: str = "",
+    timeout: float = 10.0,
+    limits: Limits | None = None,
+    isolation: str = "auto",
+    drop_privileges: bool | None = None,
+    python: str | None = None,
+    side_channel: bool = False,
+) -> Execution:
+    """Run the Python ``source`` as ``python main.py`` in a fresh sandbox and return what happened.
 
-    def __init__(self, payload: bytes, cap: int) -> None:
-        self.payload, self.cap = payload, cap
-        self.read_fd, self.write_fd = os.pipe()
-        self.data = bytearray()
-        self.thread: threading.Thread | None = None
+    ``side_channel=True`` opens an extra write-only file descriptor for the program; its number is
+    in the environment variable ``TRAFL_SIDE_FD`` and what was written to it comes back in
+    ``extra["side"]`` (used only by the unguarded ``append`` baseline harness).
+    """
+    limits = limits or Limits()
+    side_dir = tempfile.mkdtemp(prefix="trafl-sandbox-side-") if side_channel else None
+    side_fd = -1
+    try:
+        if side_dir is not None:
+            os.chmod(side_dir, 0o700)
+            side_fd = os.open(os.path.join(side_dir, "side"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        env = {"TRAFL_SIDE_FD": str(side_fd)} if side_fd >= 0 else None
+        with sandboxed(
+            source,
+            stdin=stdin,
+            timeout=timeout,
+            limits=limits,
+            isolation=isolation,
+            drop_privileges=drop_privileges,
+            python=python,
+            pass_fds=(side_fd,) if side_fd >= 0 else (),
+            env=env,
+        ) as run:
+            timed_out = run.wait(timeout)
+            elapsed = time.monotonic() - run.start
+            if timed_out:  # stop it writing before its outputs are read
+                _kill_group(run.proc)
+            result = Execution(
+                returncode=None if timed_out else run.proc.returncode,
+                stdout=run.output("stdout"),
+                stderr=run.output("stderr"),
+                timed_out=timed_out,
+                elapsed=elapsed,
+                isolation=run.isolation,
+            )
+        if side_dir is not None:
+            os.close(side_fd)
+            side_fd = -1
+            result.extra = {"side": _read_capped(Path(side_dir, "side"), limits.output_bytes)}
+        return result
+    finally:
+        if side_fd >= 0:
+            os.close(side_fd)
+        if side_dir is not None:
+            _remove_tree(side_dir)
 
-    def start(self, stdin) -> None:
-        os.close(self.write_fd)  # only the child holds the write end now: EOF when it is gone
-        self.write_fd = -1
-        self.thread = threading.Thread(target=self._pump, args=(stdin,), daemon=True)
-        self.thread.start()
 
-    def _pump(self, stdin) -> None:
-        fed = False
-        while True:
-            chunk = os.read(self.read_fd, 1 << 16)
-            if not chunk:
-                break
-            if len(self.data) < self.cap + 1:
-                self.data += chunk[: self.cap + 1 - len(self.data)]
-            if not fed and (b"ready\n" in self.data or b"refused\n" in self.data):
-                fed = True
-                try:
-                    if b"ready\n" in self.data:
-                        stdin.write(self.payload)
-                    stdin.close()
-                except (BrokenPipeError, OSError, ValueError):
-                    pass
-        if not fed:
-            try:
-                stdin.close()
-            except (OSError, ValueError):
-                pass
-
-    def finish(self) -> str:
-        if self.thread is not None:
-            self.thread.join(timeout=5)
-        text = bytes(self.data[: self.cap]).decode("utf-8", errors="replace")
-        return text + ("\n[output truncated]" if len(self.data) > self.cap else "")
-
-    def close(self) -> None:
-        for fd in (self.read_fd, self.write_fd):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.read_fd = self.write_fd = -1
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the program's process group and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def _remove_tree(path: str) -> None:
@@ -545,4 +539,13 @@ def _remove_tree(path: str) -> None:
     shutil.rmtree(path, onerror=make_writable)
 
 
-__all__: Sequence[str] = ["Execution", "Limits", "ISOLATIONS", "execute", "bwrap_usable", "resolve_isolation"]
+__all__: Sequence[str] = [
+    "Execution",
+    "Limits",
+    "ISOLATIONS",
+    "Running",
+    "execute",
+    "sandboxed",
+    "bwrap_usable",
+    "resolve_isolation",
+]
