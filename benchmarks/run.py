@@ -23,8 +23,9 @@ Sections:
   fast rollouts (dual cache + threshold 0.9), at the demo's shapes and on the long base at L = 256.
 * ``grading``: code-reward grading throughput (programs/s, ``--grading-workers`` sandboxes in
   parallel) on the same MBPP reference programs with the old assert-append harness (``append``,
-  gameable), the parsed compute-inside/compare-outside path (``parsed``) and the hardened
-  fallback (``fallback``); ratios are over ``append``. Needs the MBPP copy (``--mbpp``).
+  gameable: one process per program) and the grading path (``isolated``: a trusted grader process
+  plus the sandboxed program serving calls over frames); ratios are over ``append``. Needs the MBPP
+  copy (``--mbpp``).
 * ``demo`` (opt-in, not in the default list: it takes the demo's own ~11 minutes): runs
   ``trafl demo`` (``--quick`` with ``--quick``) from scratch in a temporary directory as a
   subprocess with torch's default threads, and reports its wall time and each stage's time against
@@ -668,12 +669,10 @@ def bench_grading(args, record: dict) -> None:
     rows = get_task("mbpp").load("all", path=args.mbpp)[: 40 if args.quick else 200]
     programs, tests = [r["reference"] for r in rows], [r["tests"] for r in rows]
     fns, passed = {}, {}
-    for method in ("append", "parsed", "fallback"):
+    for method in ("append", "isolated"):
 
         def grade(m=method):
-            results = run_many(
-                programs, tests, workers=args.grading_workers, timeout=30, method="auto" if m == "parsed" else m
-            )
+            results = run_many(programs, tests, workers=args.grading_workers, timeout=30, method=m)
             passed[m] = sum(r.ok for r in results)
 
         fns[method] = grade

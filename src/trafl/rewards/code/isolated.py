@@ -32,7 +32,25 @@ from trafl.rewards.code.sandbox import Limits, sandboxed
 from trafl.rewards.code.wire import ProtocolError, parse_frame, read_frame
 
 SOURCE_ROOT = str(Path(__file__).resolve().parents[3])  # the directory holding the trafl package
-_BOOT = "import sys\nsys.path.insert(0, {root!r})\nfrom trafl.rewards.code.grader_process import main\nmain()\n"
+# The grader process starts with ``-S`` (no site initialisation) and this process's ``sys.path``,
+# so the tests import what this process can, and it imports only grader_process, wire and plain
+# (stdlib only): empty stand-ins for the parent packages skip their __init__ modules, which import
+# much more. Together a start of about 30 ms instead of 200 ms.
+_BOOT = (
+    "import sys, types\n"
+    "sys.path[:] = {paths!r}\n"
+    "for name in ('trafl', 'trafl.rewards', 'trafl.rewards.code'):\n"
+    "    package = types.ModuleType(name)\n"
+    "    package.__path__ = [{root!r} + '/' + name.replace('.', '/')]\n"
+    "    sys.modules[name] = package\n"
+    "from trafl.rewards.code.grader_process import main\nmain()\n"
+)
+
+
+def grader_argv() -> list[str]:
+    """The command line of the grader process."""
+    paths = [p for p in sys.path if p and os.path.isdir(p)]
+    return [sys.executable, "-I", "-S", "-B", "-c", _BOOT.format(paths=paths, root=SOURCE_ROOT)]
 
 
 @dataclass
@@ -57,15 +75,14 @@ def server_script(config: dict) -> str:
     return f"{server_source()}\n\nserve({config!r})\n"
 
 
-def _grader_limits(limits: Limits, timeout: float):
+def _limit_grader(pid: int, limits: Limits, timeout: float) -> None:
+    """CPU and memory limits for the grader process, set from outside (``prlimit``) before it gets
+    its configuration, so no test runs without them; no ``preexec_fn`` means the cheap ``vfork``
+    start even when this process is large (torch loaded)."""
     cpu = int(timeout) + 2
-
-    def apply() -> None:  # between fork and exec: system calls only
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
+    resource.prlimit(pid, resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.prlimit(pid, resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.prlimit(pid, resource.RLIMIT_CORE, (0, 0))
 
 
 def _close(open_fds: set[int], *fds: int) -> None:
@@ -125,16 +142,16 @@ def grade(
             }
             with tempfile.TemporaryFile() as errors:
                 grader = subprocess.Popen(
-                    [sys.executable, "-I", "-B", "-c", _BOOT.format(root=SOURCE_ROOT)],
+                    grader_argv(),
                     stdin=subprocess.PIPE,
                     stdout=subprocess.DEVNULL,
                     stderr=errors,
                     pass_fds=(request_w, reply_r, report_w),
                     start_new_session=True,
-                    preexec_fn=_grader_limits(limits, timeout),
                 )
                 _close(mine, request_w, reply_r, report_w)
                 try:
+                    _limit_grader(grader.pid, limits, timeout)
                     assert grader.stdin is not None
                     grader.stdin.write(json.dumps(config).encode("utf-8"))
                     grader.stdin.close()
