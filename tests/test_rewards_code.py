@@ -198,3 +198,28 @@ def test_a_list_entry_that_is_not_an_assert_is_refused(entry):
         as_tests(["assert add(1, 2) == 3", entry])
     with pytest.raises(DataError, match=r"tests\[1\]"):
         CodeReward()(["p"], [ADD], tests=[json.dumps(["assert add(1, 2) == 3", entry])])
+
+
+def test_comparisons_follow_python_equality_on_builtins():
+    """Results come back as plain builtins and the test compares them with Python's own ``==``;
+    a generator is not plain data, so only a call that never crosses it back can pass."""
+    prog = "def f(x):\n    return {'int': 1, 'tuple': (1, 2), 'gen': (i for i in [2, 1]), 'nan': float('nan')}[x]\n"
+    cases = {
+        "assert f('int') == 1.0": True,
+        "assert f('int') == True": True,
+        "assert f('tuple') == [1, 2]": False,
+        "assert f('tuple') == (1, 2)": True,
+        "assert set(f('gen')) == {1, 2}": False,
+        "assert f('nan') != f('nan')": True,
+    }
+    result = run_tests(prog, AssertTests(list(cases)))
+    assert result.method == "isolated" and result.outcomes == list(cases.values())
+
+
+def test_a_class_the_tests_construct_lives_in_the_sandbox():
+    prog = (
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n"
+        "    def add(self, k):\n        self.n += k\n        return self.n\n"
+    )
+    tests = ["c = Counter()\nc.add(2)\nassert c.add(3) == 5 and c.n == 5", "c.n = 10\nassert c.add(1) == 11"]
+    assert run_tests(prog, AssertTests(tests)).outcomes == [True, True]

@@ -166,3 +166,23 @@ def test_world_executable_checks_every_parent(tmp_path):
     assert sb.world_executable("/bin/sh")
     assert sys.executable  # the interpreter choice falls back to a world-executable python3
     assert sb.world_executable(sb.default_python(True))
+
+
+@pytest.mark.skipif("bwrap" not in MODES, reason="bubblewrap not installed/usable")
+def test_minimal_filesystem_view_under_bwrap(tmp_path):
+    """Under bubblewrap the program sees no host paths and a /tmp holding only its own directory."""
+    host_tmp = tmp_path / "host-secret.txt"
+    host_tmp.write_text("secret")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(host_tmp, 0o644)
+    probe = (
+        "import os, sys\n"
+        f"paths = ['/home', '/root', '/etc/passwd', '/work', {str(host_tmp)!r}, {os.path.dirname(os.path.abspath(__file__))!r}]\n"
+        "def f(x): return sorted(p for p in paths if os.path.exists(p)) + sorted(os.listdir('/tmp')) + [len(os.listdir('/'))]\n"
+    )
+    result = run_tests(probe, AssertTests(["assert f(0) == 1"]), isolation="bwrap")
+    run = sb.execute(probe + "print(f(0))\nimport math\nprint(math.sqrt(4))\n", isolation="bwrap")
+    seen = eval(run.stdout.splitlines()[0])  # noqa: S307 - our own probe's printed list
+    assert seen[:-2] == [], seen  # none of the host paths exist; /tmp holds only the run's directory
+    assert len(seen) == 2 and seen[0].startswith("trafl-sandbox-") and run.stdout.splitlines()[1] == "2.0"
+    assert result.status == "fail"

@@ -233,7 +233,8 @@ def _bwrap_argv(workdir: str, python: str) -> list[str]:
     directories read-only, a private empty ``/tmp`` holding only the run's writable ``workdir``,
     fresh ``/dev`` and ``/proc``; no ``/home``, ``/root``, ``/etc`` (but the loader cache), no host
     temp files, no project directory. No network."""
-    argv = [bwrap_path() or "bwrap", *_bwrap_namespace_args()]
+    # the private /tmp first: binds below it (an interpreter under /tmp, the run's directory) stay visible
+    argv = [bwrap_path() or "bwrap", *_bwrap_namespace_args(), "--tmpfs", "/tmp"]
     for path in _SYSTEM_DIRS:
         if os.path.islink(path):
             argv += ["--symlink", os.readlink(path), path]
@@ -249,8 +250,6 @@ def _bwrap_argv(workdir: str, python: str) -> list[str]:
         "/dev",
         "--proc",
         "/proc",
-        "--tmpfs",
-        "/tmp",
         "--tmpfs",
         "/dev/shm",
         "--bind",
