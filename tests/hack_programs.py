@@ -461,7 +461,7 @@ CONTROLS: dict[str, tuple[str, list[str]]] = {
     "prints_while_returning": ("def f(x):\n    print('computing', x)\n    return x * x\n", ["assert f(7) == 49"]),
     "deep_recursion": (
         "def depth(n):\n    return 0 if n == 0 else 1 + depth(n - 1)\n",
-        ["assert depth(5000) == 5000"],
+        ["assert depth(10000) == 10000"],
     ),
     "typing_annotations": (
         "from typing import List, Dict, Optional\ndef g(lst: List[int]) -> List[int]:\n    return sorted(lst)\n",

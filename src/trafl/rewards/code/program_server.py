@@ -33,7 +33,6 @@ def serve(config):  # noqa: C901 - one self-contained scope: the script must not
     import os
     import struct
     import sys
-    import threading
     import types
 
     read_fd, write_fd = config["read_fd"], config["write_fd"]
@@ -217,10 +216,9 @@ def serve(config):  # noqa: C901 - one self-contained scope: the script must not
             except (TypeError, ValueError, RecursionError):
                 send({"id": reply["id"], "ok": False, "error": "_trafl_not_plain", "message": "unencodable"})
 
+    # the main thread (signal handlers work); deep recursion in honest programs uses the large
+    # stack the sandbox's RLIMIT_STACK allows
     sys.setrecursionlimit(20000)
-    threading.stack_size(256 << 20)  # deep recursion in honest programs
-    worker = threading.Thread(target=main, name="trafl-server")
-    worker.start()
-    worker.join()
+    main()
     sys.stdout.flush()
     os._exit(0)

@@ -14,7 +14,8 @@ Layers of defence, outermost first:
    cannot signal or inspect other processes, and the process count limit is really enforced
    (Linux ignores ``RLIMIT_NPROC`` for root). Cleanup then kills *every* process of that user id.
 3. **Resource limits** (``setrlimit`` in the child): CPU seconds, address space, file size (which
-   also caps stdout and stderr: they are files), number of processes, open files, no core dumps.
+   also caps stdout and stderr: they are files), number of processes, open files, no core dumps,
+   and a main-thread stack large enough for deep recursion.
 4. **Wall clock**: after ``timeout`` seconds the program's session is killed with SIGKILL (no
    SIGTERM that it could catch), as are any processes left behind when it exits normally.
 
@@ -60,6 +61,7 @@ class Limits:
     open_files: int = 256
     cpu_seconds: int | None = None
     output_bytes: int = 1 << 20  # how much of stdout / stderr is kept in the result
+    stack_bytes: int = 256 << 20  # the main thread's stack: deep recursion in honest programs
 
 
 @dataclass
@@ -291,6 +293,9 @@ def _limit_setter(limits: Limits, timeout: float, nproc: int):
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_bytes, limits.file_size_bytes))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+        stack = limits.stack_bytes if hard == resource.RLIM_INFINITY else min(limits.stack_bytes, hard)
+        resource.setrlimit(resource.RLIMIT_STACK, (stack, hard))
         if nproc > 0:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
