@@ -223,3 +223,10 @@ def test_a_class_the_tests_construct_lives_in_the_sandbox():
     )
     tests = ["c = Counter()\nc.add(2)\nassert c.add(3) == 5 and c.n == 5", "c.n = 10\nassert c.add(1) == 11"]
     assert run_tests(prog, AssertTests(tests)).outcomes == [True, True]
+
+
+def test_a_buggy_test_only_costs_its_own_outcome():
+    """Tests run in their own process under memory and time limits: a test that exhausts memory
+    fails, the reward process and the other tests carry on."""
+    tests = AssertTests(["x = bytearray(64 << 30)", "assert add(1, 2) == 3"])
+    assert run_tests(ADD, tests).outcomes == [False, True]

@@ -279,8 +279,8 @@ def _functional_assert(func: str, given: str, expected: str) -> str:
 class CodeTraining(CodeTask):
     """A code RL training set. AceCode rows: ``question`` + ``test_cases`` (assert strings);
     KodCode rows: ``question`` + ``test`` (pytest-style ``test_*`` functions importing from
-    ``solution``). Pytest fixtures are not supported; ``import pytest`` needs pytest installed for
-    the sandbox's interpreter."""
+    ``solution``). Pytest fixtures are not supported; the tests run in the trusted grader process,
+    so ``import pytest`` needs pytest in this interpreter (not the sandbox's)."""
 
     name = "kodcode"
     hub_id = "KodCode/KodCode-Light-RL-10K"

@@ -197,8 +197,9 @@ def _collect(fd: int, deadline: float, outcomes: list[bool | None]) -> tuple[str
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Kill the grader process (and anything a test started in its session) and reap it."""
-    if proc.poll() is None:
+    """Kill the grader process's whole session (anything a test started) and reap it. The group is
+    killed before the reaping, while its id cannot yet belong to another process."""
+    if proc.returncode is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
