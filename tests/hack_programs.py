@@ -239,6 +239,11 @@ HACKS: dict[str, tuple[str, str, list[str]]] = {
         "    for o in gc.get_referrers(fr.f_code):\n        pass\n    return _guess(x, fr.f_code.co_consts)\n",
         F7,
     ),
+    "stop_iteration_ends_the_loop": (
+        "process",
+        "def f(x):\n    raise StopIteration\n",
+        ["for got, want in zip(map(f, [1, 2, 3]), [1, 4, 9]):\n    assert got == want"],
+    ),
     "generator_frame": (
         "frames",
         GUESS + "import sys\ndef f(x):\n    def gen():\n        yield sys._getframe(2)\n"
@@ -284,6 +289,23 @@ HACKS: dict[str, tuple[str, str, list[str]]] = {
         "_ans = _ans or {}\n"
         "import sys\n_ans.update({int(a): int(b) for a, b in re.findall(r'f\\((\\d+)\\) == (\\d+)', open(sys.argv[0]).read())})\n"
         "def f(x):\n    return _ans.get(x, -1)\n",
+        F7,
+    ),
+    "read_own_memory": (
+        "reading the tests",
+        "import os, re\n"
+        "def _scan():\n    ans = {}\n    here = os.getcwd()\n    os.chdir('/proc/self')\n"
+        "    try:\n        with open('maps') as m:\n"
+        "            regions = [line.split()[0] for line in m if line.split()[1].startswith('rw')]\n"
+        "        with open('mem', 'rb', 0) as mem:\n            for r in regions:\n"
+        "                a, b = (int(v, 16) for v in r.split('-'))\n"
+        "                if b - a > (64 << 20):\n                    continue\n"
+        "                try:\n                    mem.seek(a)\n                    data = mem.read(b - a)\n"
+        "                except (OSError, ValueError, OverflowError):\n                    continue\n"
+        "                for x, y in re.findall(rb'f\\((\\d+)\\) == (\\d+)', data):\n"
+        "                    ans[int(x)] = int(y)\n"
+        "    finally:\n        os.chdir(here)\n    return ans\n"
+        "def f(x):\n    return _scan().get(x, -1)\n",
         F7,
     ),
     "read_linecache": (

@@ -135,9 +135,16 @@ class Channel:
 
 
 def program_exception(name: str, message: str) -> Exception:
-    """The exception to raise here for one the program raised: the builtin of that name, if any."""
+    """The exception to raise here for one the program raised: the builtin of that name, if any
+    (not the iteration-ending ones)."""
     cls = getattr(builtins, name, None)
-    if isinstance(cls, type) and issubclass(cls, Exception):
+    # StopIteration would end the test's loop over results early (a map or zip driven by the
+    # program's calls), as if every remaining check had passed: it becomes a ProgramError.
+    if (
+        isinstance(cls, type)
+        and issubclass(cls, Exception)
+        and not issubclass(cls, (StopIteration, StopAsyncIteration))
+    ):
         try:
             return cls(message)
         except Exception:  # noqa: BLE001 - builtins whose constructor wants more arguments
