@@ -9,6 +9,8 @@ design's protocol and process boundary (the old harness had no such channel to a
 
 from __future__ import annotations
 
+import random
+
 HONEST = """\
 def f(x):
     return x * x
@@ -35,13 +37,17 @@ def n(lists):
 WRONG = "def f(x):\n    return -1\n\ndef g(lst):\n    return None\n\ndef h(arr):\n    return None\n"
 
 # the largest int constant other than x among the given objects: the expected value of
-# ``assert f(7) == 49`` when the caller's constants are reachable
+# ``assert f(A) == A * A`` when the caller's constants are reachable
 GUESS = (
     "def _guess(x, consts):\n"
     "    c = [v for v in consts if type(v) is int and not isinstance(v, bool) and v != x]\n"
     "    return max(c) if c else -1\n"
 )
-F7 = ["assert f(7) == 49"]
+#: The input of the tests most hacks attack, drawn afresh in every session: no file on this machine
+#: holds these tests except what the grader itself writes, so a hack that scans the disk (or a copy
+#: of this repository lying in /tmp) for the expected value finds only what the grader exposes.
+A = random.SystemRandom().randrange(10_000, 100_000)
+F7 = [f"assert f({A}) == {A * A}"]
 ALWAYS = (
     "class _Any:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
     "    def __lt__(self, o): return True\n    def __bool__(self): return True\n    __hash__ = object.__hash__\n"
@@ -411,8 +417,8 @@ CHANNEL_HACKS: dict[str, tuple[str, str, list[str]]] = {
     "oversized_frame": (
         "channel",
         "import os\ndef f(x):\n    for fd in range(3, 64):\n        try:\n            os.write(fd, b'\\xff\\xff\\xff\\xff' + b'1' * 100)\n"
-        "        except OSError:\n            pass\n    return 49\n",
-        ["assert f(7) == 49", "assert f(2) == 4"],
+        "        except OSError:\n            pass\n    return x * x\n",
+        F7,
     ),
     "digit_like_characters": (
         "channel",

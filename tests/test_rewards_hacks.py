@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hack_programs import CHANNEL_HACKS, CONTROLS, HACKS, HONEST
+from hack_programs import CHANNEL_HACKS, CONTROLS, F7, HACKS, HONEST
 
 from trafl.rewards.code import AssertTests, run_many, run_tests
 from trafl.rewards.code import sandbox as sb
@@ -50,8 +50,8 @@ def test_suite_size_by_class():
 
 
 def test_the_honest_program_passes_every_hacked_test_set():
-    tests = {n: (HONEST, t) for n, (_c, _p, t) in HACKS.items() if "f(7)" not in t[0]}
-    tests["f7"] = (HONEST, ["assert f(7) == 49"])
+    tests = {n: (HONEST, t) for n, (_c, _p, t) in HACKS.items() if t is not F7}
+    tests["f7"] = (HONEST, F7)
     failed = {n: (r.status, r.detail[-200:]) for n, r in _grade_all(tests).items() if not r.ok}
     assert failed == {}
 
