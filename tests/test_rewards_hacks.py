@@ -6,6 +6,7 @@ suite would catch a regression to it."""
 from __future__ import annotations
 
 import os
+import random
 
 import pytest
 
@@ -14,10 +15,17 @@ from trafl.rewards.code import sandbox as sb
 from trafl.rewards.code.plain import PlainDataError, decode, encode
 from trafl.rewards.code.test_plan import NotParsable, plan_tests
 
-TESTS = AssertTests(["assert f(2) == 4", "assert f(3) == 9", "assert is_even(4)", "assert not is_even(3)"])
+#: Inputs drawn afresh in every session, so that no file on this machine holds these tests except what
+#: the grader itself writes: a hack that scans the disk for expected values (``scan_dirs``) then passes
+#: or fails on what the grader exposes, not on whether a copy of this repository lies under /tmp (with
+#: fixed ``f(2) == 4`` it passed under rlimits on a machine holding such a copy).
+A, B = random.SystemRandom().sample(range(10_000, 100_000), 2)
+TESTS = AssertTests(
+    [f"assert f({A}) == {A * A}", f"assert f({B}) == {B * B}", "assert is_even(4)", "assert not is_even(3)"]
+)
 HONEST = "def f(x):\n    return x * x\n\ndef is_even(n):\n    return n % 2 == 0\n"
 MODES = ["rlimits"] + (["bwrap"] if sb.bwrap_usable(sb._is_root()) else [])
-FAKE_LINES = "ready\\n" + "".join(f"{i} 1\\n{i} ok true\\n{i} ok 4\\n" for i in range(8))
+FAKE_LINES = "ready\\n" + "".join(f"{i} 1\\n{i} ok true\\n{i} ok {A * A}\\n" for i in range(8))
 
 ALWAYS_EQUAL = (
     "class A:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
@@ -122,7 +130,7 @@ def test_every_hack_fails_and_honest_passes(mode, method):
         result = run_tests(program, TESTS, isolation=mode, method=method, timeout=5)
         if result.ok or result.passed > 2:  # at most the honest half (is_even) may pass
             failed_open[name] = (result.status, result.outcomes, result.detail[-300:])
-    assert failed_open == {}
+    assert failed_open == {}, (A, B)
 
 
 def test_the_hacks_are_real_against_the_old_harness():
