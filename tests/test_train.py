@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from rl_toys import DigitTask, digit_reward, make_model_dir
+from rl_toys import (
+    LEARNING_MARGIN,
+    LEARNING_SETTINGS,
+    LEARNING_STEPS,
+    DigitTask,
+    digit_reward,
+    learning_gain,
+    make_model_dir,
+)
 from safetensors.torch import load_file
 
 from trafl.errors import ConfigError, DataError
@@ -65,21 +73,36 @@ def _env():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["trafl", "espo", "justgrpo", "diffu_grpo"])
+@pytest.mark.parametrize("method", list(LEARNING_SETTINGS))
 def test_each_objective_raises_mean_reward(method, model_dir, tmp_path):
+    """Every method, at its authors' recipe, learns the toy task: the mean reward of the last 10 of 30
+    steps beats that of the first 3 by more than ``LEARNING_MARGIN`` (0.1).
+
+    The margin rests on the spread of this exact run over seeds, CPU kernel sets (AVX-512, AVX2, no SIMD)
+    and 1 and 2 threads (``python tests/learning_spread.py``; the thread count changed no run):
+
+    | method | runs | mean gain | sd | min | (mean - 0.1) / sd |
+    |---|---|---|---|---|---|
+    | trafl | 32 | 0.413 | 0.069 | 0.310 | 4.6 |
+    | espo | 17 | 0.791 | 0.066 | 0.673 | 10.5 |
+    | justgrpo | 16 | 0.488 | 0.059 | 0.419 | 6.6 |
+    | diffu_grpo | 23 | 0.637 | 0.092 | 0.423 | 5.9 |
+
+    A short RL run's end point is chaotic in float rounding, so the old check (last 5 against first 5
+    steps, > 0.1, diffu-GRPO at 3e-3) passed on one CPU and failed on another (0.362 -> 0.456 on the
+    reporting machine; 0.362 -> 0.263 here under AVX2 kernels, where AVX-512 gives 0.362 -> 0.800).
+    """
     from trafl.train.trainer import run_train
 
-    over = {"method": method, "max_steps": 30}
-    if method == "trafl":
-        over.update(beta=0.5, logz="vargrad")
+    over = {"method": method, "max_steps": LEARNING_STEPS, **LEARNING_SETTINGS[method]}
     result = run_train(cfg_for(model_dir, tmp_path / method, **over), progress=False, task=DigitTask())
     rewards = [r["reward"] for r in result.history]
-    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
-    print(f"\n{method}: mean reward first 5 steps {first:.3f} -> last 5 steps {last:.3f}")
+    gain = learning_gain(rewards)
+    print(f"\n{method}: learning gain {gain:.3f} (margin {LEARNING_MARGIN})")
     assert all(math.isfinite(r["loss"]) for r in result.history)
-    assert last > first + 0.1, (method, first, last)
+    assert gain > LEARNING_MARGIN, (method, gain, rewards)
     assert (tmp_path / method / "final" / "model.safetensors").is_file()
-    assert len((tmp_path / method / "metrics.jsonl").read_text().splitlines()) == 30
+    assert len((tmp_path / method / "metrics.jsonl").read_text().splitlines()) == LEARNING_STEPS
     for key in (
         "reward",
         "reward_std",
