@@ -14,6 +14,7 @@ from trafl.utils.config import load_config
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a hang guard, not a speed check: ~1 min idle, >15 min on a 2-core machine at load 10
 def test_demo_quick_end_to_end(tmp_path, capsys):
     """The README's main command with --quick, on the shipped base checkpoint."""
     from trafl.demo import ASSET_BASE
