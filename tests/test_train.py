@@ -81,12 +81,12 @@ def test_each_objective_raises_mean_reward(method, model_dir, tmp_path):
     The margin rests on the spread of this exact run over seeds, CPU kernel sets (AVX-512, AVX2, no SIMD)
     and 1 and 2 threads (``python tests/learning_spread.py``; the thread count changed no run):
 
-    | method | runs | mean gain | sd | min | (mean - 0.1) / sd |
+    | method | runs: kernels x threads x seeds | mean gain | sd | min | (mean - 0.1) / sd |
     |---|---|---|---|---|---|
-    | trafl | 32 | 0.413 | 0.069 | 0.310 | 4.6 |
-    | espo | 17 | 0.791 | 0.066 | 0.673 | 10.5 |
-    | justgrpo | 16 | 0.488 | 0.059 | 0.419 | 6.6 |
-    | diffu_grpo | 23 | 0.637 | 0.092 | 0.423 | 5.9 |
+    | trafl | 32: avx512, avx2 x 1, 2 x 8 | 0.413 | 0.069 | 0.310 | 4.6 |
+    | espo | 24: avx512 x 1, 2 x 8; avx2, default x 1 x 4 | 0.783 | 0.067 | 0.673 | 10.2 |
+    | justgrpo | 24: avx512 x 1, 2 x 8; avx2, default x 1 x 4 | 0.493 | 0.060 | 0.419 | 6.6 |
+    | diffu_grpo | 23: avx512, avx2, default x 1 x 8 (7 on default) | 0.637 | 0.092 | 0.423 | 5.9 |
 
     A short RL run's end point is chaotic in float rounding, so the old check (last 5 against first 5
     steps, > 0.1, diffu-GRPO at 3e-3) passed on one CPU and failed on another (0.362 -> 0.456 on the
