@@ -206,7 +206,7 @@ def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: P
         learning_rate=cfg.learning_rate,
         save_steps=max(1, cfg.max_steps // cfg.checkpoints),
         save_total_limit=cfg.checkpoints,
-        resume=True,
+        resume=run_dir.is_dir(),  # continue an interrupted run; a new one starts without a resume note
         device="cpu",
         num_threads=cfg.num_threads,
         max_grad_norm=1.0,
