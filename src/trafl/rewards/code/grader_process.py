@@ -33,10 +33,13 @@ import importlib
 import json
 import sys
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trafl.rewards.code.plain import to_wire
 from trafl.rewards.code.wire import ProtocolError, read_reply, write_frame
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 EFFECT = "__trafl_effect__"
 
@@ -242,16 +245,21 @@ def compile_snippet(source: str, name: str):
     return compile(ast.fix_missing_locations(tree), name, "exec")
 
 
+def _trees(sources: list[str]) -> Iterator[ast.AST]:
+    """The parse tree of each source that parses (one that does not contributes nothing)."""
+    for source in sources:
+        try:
+            yield ast.parse(source)
+        except (SyntaxError, ValueError):
+            continue
+
+
 def free_names(sources: list[str]) -> list[str]:
     """Names the sources read but never bind (anywhere, in any scope) and that are not builtins:
     what the tests need from outside themselves. Sorted; sources that do not parse contribute none."""
     loaded: set[str] = set()
     bound: set[str] = set()
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
-            continue
+    for tree in _trees(sources):
         for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
@@ -270,14 +278,12 @@ def free_names(sources: list[str]) -> list[str]:
 
 def called_names(sources: list[str]) -> set[str]:
     """Names called directly (``f(...)``) somewhere in the sources: functions, not modules."""
-    called: set[str] = set()
-    for source in sources:
-        try:
-            tree = ast.parse(source)
-        except (SyntaxError, ValueError):
-            continue
-        called.update(n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name))
-    return called
+    return {
+        n.func.id
+        for tree in _trees(sources)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
 
 
 def run(config: dict, report_fd: int) -> None:
