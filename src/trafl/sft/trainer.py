@@ -156,8 +156,8 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
     # Before anything is loaded: refuse to mix this run with another one in the folder.
     ckpt = open_run_dir(out, SFT_RUN, resume=cfg.resume, overwrite=cfg.overwrite, is_main=main)
     if ckpt is not None:
-        check_resume_step(checkpoint_step(ckpt), cfg.max_steps, ckpt)
-        changes = resume_changes(out / SFT_RUN.config, to_dict(cfg), SFT_RESUME_RULES, checkpoint_step(ckpt))
+        check_resume_step(step := checkpoint_step(ckpt), cfg.max_steps, ckpt)
+        changes = resume_changes(out / SFT_RUN.config, to_dict(cfg), SFT_RESUME_RULES, step)
     accelerator.wait_for_everyone()
     rows = read_pairs(cfg.data)
     if cfg.eval_data:

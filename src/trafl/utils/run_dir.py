@@ -32,7 +32,7 @@ import yaml
 
 from trafl.errors import ConfigError
 from trafl.utils.checkpoint import latest_checkpoint
-from trafl.utils.io import _fsync_dir, atomic_write_text, read_jsonl
+from trafl.utils.io import _fsync_dir, append_jsonl, atomic_write_text, read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +179,6 @@ def resume_changes(config_file: Path, now: Mapping[str, Any], rules: FieldRules,
 
 def record_resume(out: Path, step: int, changes: Mapping[str, tuple]) -> None:
     """Log the applied changes and append them to ``out/resumes.jsonl`` (one line per resume)."""
-    from trafl.utils.io import append_jsonl
-
     if changes:
         listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in changes.items())
         logger.warning("resuming from step %d with changed config fields (applied from now on): %s", step, listed)
