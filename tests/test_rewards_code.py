@@ -4,6 +4,7 @@ HumanEval / MBPP reference solutions."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -142,14 +143,19 @@ def test_humaneval_canonical_solutions_pass_and_corrupted_ones_fail():
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark copies not found at {DATA}")
 def test_mbpp_reference_code_passes_its_tests():
+    """Every 4th MBPP problem (244 of 974, every task id range) by default; all 974 with
+    ``TRAFL_ALL_CODE_GOLD=1`` or ``python scripts/code_gold.py`` (974 / 974 pass, and no corrupted
+    solution does): grading all of them is the suite's slowest single check and repeats the same path."""
     from trafl.tasks import get_task
 
     rows = get_task("mbpp").load("all", path=str(DATA / "mbpp/mbpp.jsonl"))
     assert len(rows) == 974
     assert get_task("mbpp").grading_methods(rows) == {"isolated": 974}
+    if os.environ.get("TRAFL_ALL_CODE_GOLD") != "1":
+        rows = rows[::4]
     results = run_many([r["reference"] for r in rows], [r["tests"] for r in rows], workers=4, timeout=30)
     failures = [(r["id"], res.status) for r, res in zip(rows, results) if not res.ok]
-    assert failures == []  # 974 / 974 pass
+    assert failures == []
     wrong = run_many(["pass\n"] * 20, [r["tests"] for r in rows[:20]], workers=4)
     assert not any(res.ok for res in wrong)
 
