@@ -612,7 +612,8 @@ def bench_rlstep(args, record: dict) -> None:
     """An RL step's time split with exact and fast rollouts (benchmarks/rl_step.py): TraFL at the demo's
     shapes (decoy_rule base, L = 5) and on the long-answer base at L = 256 (block 32, one token per step)."""
     from benchmarks.rl_step import step_split
-    from trafl.demo import DemoConfig, train_fields
+    from trafl.demo import DemoConfig
+    from trafl.study.runs import train_fields
     from trafl.tasks import get_task
     from trafl.utils.config import load_config
 
