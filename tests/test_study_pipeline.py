@@ -95,3 +95,15 @@ def test_fast_rollouts_compares_the_two_arms(tmp_path, capsys):
     capsys.readouterr()
     compare(out, 2, {**overrides, "checkpoints": 1})  # resumable: nothing retrained
     assert "trained in" not in capsys.readouterr().out
+
+
+def test_demo_choices_are_the_objectives():
+    """The demo passes logz and reward_transform to TraFL: it offers exactly TraFL's choices."""
+    import dataclasses
+
+    from trafl.objectives.trafl import TraFLOptions
+
+    demo = {f.name: f.metadata["choices"] for f in dataclasses.fields(DemoConfig)}
+    trafl = {f.name: f.metadata["choices"] for f in dataclasses.fields(TraFLOptions)}
+    assert demo["logz"] == trafl["logz"] and demo["reward_transform"] == trafl["reward_transform"]
+    assert load_config(DemoConfig, None, {"logz": "partition"}).logz == "partition"  # the choice the copy had lost
