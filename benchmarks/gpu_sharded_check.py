@@ -7,7 +7,7 @@ The CPU test suite checks data parallel and FSDP2 with gloo (tests/test_distribu
 no CPU path, so ZeRO is checked here, on one node with at least two CUDA GPUs. For each accelerate
 config ``configs/accelerate/<name>.yaml`` (launched as a user would, with ``--num_processes n
 --mixed_precision no`` so that runs are comparable in float32), on the toy task and tiny model of
-``tests/rl_toys.py``:
+:mod:`trafl.testing` (the trainer tests' toys):
 
 1. equality: two RL steps on ``n`` processes vs one process (one GPU) with ``n`` times the gradient
    accumulation; reports the largest parameter difference and passes below ``--tolerance``;
@@ -36,10 +36,9 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
 CONFIGS = ("fsdp", "zero2", "zero3")
 RL = dict(
-    task="rl_toys:DigitTask",
+    task="trafl.testing:DigitTask",
     method="trafl",
     logz="learned",
     num_generations=4,
@@ -59,7 +58,7 @@ RL = dict(
 
 def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(REPO / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
     env.update(extra)
     return env
 
@@ -188,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({**report, "status": "skipped", "reason": message}, indent=2))
         return 0
 
-    sys.path.insert(0, str(TESTS))
-    from rl_toys import make_model_dir
+    from trafl.testing import make_model_dir
 
     failed = False
     with tempfile.TemporaryDirectory(prefix="gpu_sharded_check-") as tmp:

@@ -151,3 +151,14 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def memory_of(fns: dict[str, Callable[[], Any]]) -> dict[str, float]:
+    """Peak memory (MiB, :func:`peak_memory`) of one call of each variant."""
+    return {name: round(peak_memory(fn)[0], 1) for name, fn in fns.items()}
+
+
+def print_side_by_side(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A benchmark section's table under its ``## title``."""
+    print(f"\n## {title}\n")
+    print(format_table(rows, columns))

@@ -24,11 +24,11 @@ def corrupt_mbpp(row: dict) -> str:
     return row["reference"] + "".join(f"\n\n{name} = lambda *a, **k: None\n" for name in names)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mbpp", default=str(DEFAULT_MBPP), help="the MBPP jsonl copy")
     parser.add_argument("--workers", type=int, default=2, help="parallel gradings")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if Path(args.mbpp).is_file():
         rows = get_task("mbpp").load("all", path=args.mbpp)
         tests = [r["tests"] for r in rows]

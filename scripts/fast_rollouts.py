@@ -4,7 +4,7 @@ TraFL's squared trajectory-balance residual has the same minimiser whatever dist
 rollouts come from (as long as it covers the target's support), so it may learn from an approximate
 sampler (block KV cache + confidence-threshold decoding) without bias; ratio-based objectives assume
 on-policy rollouts. This script checks the claim where the study runs: the demo's settings
-(``trafl.demo.train_fields``: the shipped ``decoy_rule`` base, its budget, TraFL's chosen options),
+(``trafl.study.runs.train_fields`` of ``trafl.demo.DemoConfig``: the shipped ``decoy_rule`` base, its budget, TraFL's chosen options),
 ``--seeds`` seeds per arm, the two arms differing only in the rollout sampler::
 
     python scripts/fast_rollouts.py --out runs/fast-rollouts            # 4 seeds, 240 held-out prompts x 16
@@ -22,16 +22,14 @@ generations are reused.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import torch
 
-from trafl.demo import DemoConfig, ensure_base, evaluate, train_fields
+from trafl.demo import DemoConfig, ensure_base, eval_settings
 from trafl.eval.paired import paired_difference, seed_difference
-from trafl.tasks import get_task
-from trafl.train.config import TrainConfig
-from trafl.train.trainer import run_train
+from trafl.study.evaluation import evaluate
+from trafl.study.runs import Run, reward_ends, train_fields, train_run
 from trafl.utils.config import load_config
 from trafl.utils.io import atomic_write_json, atomic_write_text, read_jsonl
 
@@ -47,48 +45,55 @@ def step_times(run_dir: Path) -> dict[str, float]:
     out["step_s"] = total
     out["rollout_share"] = out["time/rollout_s"] / total
     out["num_forward"] = sum(r["rollout/num_forward"] for r in records) / len(records)
-    out["reward_first10"] = sum(r["reward"] for r in records[:10]) / min(10, len(records))
-    out["reward_last10"] = sum(r["reward"] for r in records[-10:]) / min(10, len(records))
+    out["reward_first10"], out["reward_last10"] = reward_ends(run_dir, window=10)
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="Output directory (resumable).")
     p.add_argument("--seeds", type=int, default=4, help="Training seeds per arm (>= 2 for the between-seed s.e.).")
     p.add_argument("--quick", action="store_true", help="Smoke run: 1 seed, 12 steps, 48 prompts x 8 samples.")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads.")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
-    out = Path(args.out)
     overrides = {"num_threads": args.num_threads, "checkpoints": 1}
     if args.quick:
         overrides.update(max_steps=12, eval_prompts=48, eval_n=8, k_max=8)
         args.seeds = 1
+    compare(Path(args.out), args.seeds, overrides)
+
+
+def compare(out: Path, seeds: int, overrides: dict) -> dict:
+    """Train ``seeds`` runs per arm with the demo's settings (``overrides``: DemoConfig fields), score
+    them and the base, write ``report.json`` / ``report.md`` under ``out``; returns the report's table."""
     cfg = load_config(DemoConfig, None, overrides)
     temperature = cfg.frontier_temperature
     base = ensure_base(cfg, out)
 
-    runs: dict[str, list[str]] = {arm: [] for arm in ARMS}
+    runs = {
+        arm: [
+            Run(
+                f"trafl_{arm}-s{s}",
+                {**train_fields(cfg, "trafl", cfg.seed + s, base, out / "runs" / f"trafl_{arm}-s{s}"), **sampler},
+            )
+            for s in range(seeds)
+        ]
+        for arm, sampler in ARMS.items()
+    }
     times: dict[str, dict] = {}
-    for arm, sampler in ARMS.items():
-        for s in range(args.seeds):
-            label = f"trafl_{arm}-s{s}"
-            run_dir = out / "runs" / label
-            if not (run_dir / "final" / "config.json").is_file():
-                fields = {**train_fields(cfg, "trafl", cfg.seed + s, base, run_dir), **sampler}
-                t0 = time.perf_counter()
-                run_train(load_config(TrainConfig, None, fields), progress=False)
-                print(f"{label}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
-            runs[arm].append(label)
-            times[label] = step_times(run_dir)
+    for run in (run for arm_runs in runs.values() for run in arm_runs):
+        if (seconds := train_run(run, out)[1]) is not None:
+            print(f"{run.label}: trained in {seconds:.0f} s", flush=True)
+        times[run.label] = step_times(run.run_dir(out))
 
-    models = {"base": base, **{label: out / "runs" / label / "final" for labels in runs.values() for label in labels}}
-    rows = get_task(cfg.task).load(cfg.eval_split)[: cfg.eval_prompts]
-    results = evaluate(cfg, models, out / "eval", [temperature], rows)
+    models = {"base": base, **{run.label: run.final(out) for arm_runs in runs.values() for run in arm_runs}}
+    settings = eval_settings(cfg)
+    rows = settings.rows()
+    results = evaluate(settings, models, out / "eval", [temperature], rows)
     cells = {c["model"]: c for c in results["results"] if c["temperature"] == temperature}
     ks = [k for k in (1, 2, 4, 8, 16) if k <= cfg.k_max]
-    exact, fast = [cells[m] for m in runs["exact"]], [cells[m] for m in runs["fast"]]
+    exact, fast = ([cells[run.label] for run in runs[arm]] for arm in ("exact", "fast"))
     table = {
         "settings": {
             "task": cfg.task,
@@ -96,7 +101,7 @@ def main() -> None:
             "prompts": len(rows),
             "n": cfg.eval_n,
             "temperature": temperature,
-            "seeds": args.seeds,
+            "seeds": seeds,
             "max_steps": cfg.max_steps,
             "arms": ARMS,
         },
@@ -107,7 +112,7 @@ def main() -> None:
         },
         "base_pass_at_k": {k: paired_difference(exact, cells["base"], k)["base"] for k in ks},
         "fast_minus_exact": {k: paired_difference(fast, exact, k) for k in ks},
-        "fast_minus_exact_seeds": {k: seed_difference(fast, exact, k) for k in ks} if args.seeds >= 2 else None,
+        "fast_minus_exact_seeds": {k: seed_difference(fast, exact, k) for k in ks} if seeds >= 2 else None,
         "vs_base": {
             arm: {k: paired_difference(cs, cells["base"], k) for k in ks}
             for arm, cs in (("exact", exact), ("fast", fast))
@@ -116,7 +121,7 @@ def main() -> None:
     atomic_write_json(out / "report.json", table)
 
     lines = [
-        f"TraFL on exact vs fast rollouts ({cfg.task}, {cfg.max_steps} steps, {args.seeds} seed(s) per arm; "
+        f"TraFL on exact vs fast rollouts ({cfg.task}, {cfg.max_steps} steps, {seeds} seed(s) per arm; "
         f"fast = block KV cache 'dual' + threshold 0.9). Held-out: {len(rows)} {cfg.eval_split} prompts x "
         f"{cfg.eval_n} samples at T = {temperature}.",
         "",
@@ -155,6 +160,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "report.md", text)
     print(text)
+    return table
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def rollouts(model, tok, task, rows, n, seed, args):
     return out, reward
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="src/trafl/assets/demo_base")
     p.add_argument("--task", default="decoy_rule")
@@ -71,7 +71,7 @@ def main() -> None:
     p.add_argument("--micro-prompts", type=int, default=8)
     p.add_argument("--steps", default="-0.05,0,0.01,0.02,0.05", help="comma-separated eta (L2 norm of the step)")
     p.add_argument("--threads", type=int, default=0)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 

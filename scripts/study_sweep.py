@@ -1,7 +1,7 @@
 """Choose the study's settings on the validation split (never on held-out prompts).
 
-Trains each variant on the training prompts with the demo's budget (``trafl.demo.train_fields``
-plus the variant's overrides), then scores every finished run and the base on the validation
+Trains each variant on the training prompts with the demo's budget (``trafl.study.runs.train_fields``
+of the demo's settings plus the variant's overrides), then scores every finished run and the base on the validation
 prompts (letter sets disjoint from both train and test) at one temperature, and writes a table of
 seed-mean pass@1 / pass@16, paired differences to the base, distinct answers and path entropy::
 
@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
 
-from trafl.demo import DemoConfig, evaluate, train_fields
+from trafl.demo import DemoConfig, ensure_base, eval_settings
 from trafl.eval.paired import paired_difference
 from trafl.study.analysis import method_cells, parse_label, path_summary
-from trafl.tasks import get_task
-from trafl.train.config import TrainConfig
-from trafl.train.trainer import run_train
+from trafl.study.evaluation import evaluate
+from trafl.study.runs import Run, reward_ends, train_fields, train_run, trained_runs
 from trafl.utils.config import load_config
-from trafl.utils.io import atomic_write_text, read_jsonl
+from trafl.utils.io import atomic_write_text
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -41,7 +39,7 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, dict(item.split("=", 1) for item in items)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--variants", nargs="*", default=[])
@@ -52,7 +50,7 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--k", type=int, default=16)
     p.add_argument("--num-threads", type=int, default=1)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     torch.set_num_threads(args.num_threads)
     out = Path(args.out)
     cfg = load_config(
@@ -69,29 +67,24 @@ def main() -> None:
             "checkpoints": 1,
         },
     )
-    from trafl.demo import ensure_base
-
     base = ensure_base(cfg, out)
-    for text in args.variants:
-        name, overrides = parse_variant(text)
-        for seed in (int(s) for s in args.seeds.split(",")):
-            label = f"{name}-s{seed}"
-            run_dir = out / "runs" / label
-            if (run_dir / "final" / "config.json").is_file():
-                continue
-            fields = train_fields(cfg, overrides.get("method", "trafl"), seed, base, run_dir)
-            fields.update(overrides)
-            t0 = time.perf_counter()
-            run_train(load_config(TrainConfig, None, fields), progress=False)
-            print(f"{label}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    runs = [
+        Run(
+            f"{name}-s{seed}",
+            {**train_fields(cfg, o.get("method", "trafl"), seed, base, out / "runs" / f"{name}-s{seed}"), **o},
+        )
+        for name, o in map(parse_variant, args.variants)
+        for seed in (int(s) for s in args.seeds.split(","))
+    ]
+    for run in runs:
+        if (seconds := train_run(run, out)[1]) is not None:
+            print(f"{run.label}: trained in {seconds:.0f} s", flush=True)
     if args.variants and not args.eval_only:
         return
-    models = {"base": base}
-    for run in sorted((out / "runs").glob("*-s*")):
-        if (run / "final" / "config.json").is_file():
-            models[run.name] = run / "final"
-    rows = get_task(cfg.task).load("validation")[: args.eval_prompts]
-    results = evaluate(cfg, models, out / "eval", [args.temperature], rows)
+    models = {"base": base, **trained_runs(out)}
+    settings = eval_settings(cfg)
+    rows = settings.rows()
+    results = evaluate(settings, models, out / "eval", [args.temperature], rows)
     base_cell = next(c for c in results["results"] if c["model"] == "base")
     names = sorted({parse_label(m)[0] for m in models if m != "base"})
     lines = [
@@ -107,10 +100,7 @@ def main() -> None:
     table = {}
     for name in names:
         cells = method_cells(results, name, args.temperature)
-        rewards = []
-        for c in cells:
-            steps = [r["reward"] for r in read_jsonl(out / "runs" / c["model"] / "metrics.jsonl")]
-            rewards.append((sum(steps[:10]) / 10, sum(steps[-10:]) / 10))
+        rewards = [reward_ends(out / "runs" / c["model"], window=10) for c in cells]
         d1, dk = paired_difference(cells, base_cell, 1), paired_difference(cells, base_cell, args.k)
         per_seed_k = [paired_difference([c], base_cell, args.k)["diff"] for c in cells]
         ent = [path_summary(c)["order_entropy"] for c in cells]

@@ -1,44 +1,11 @@
-"""A toy task and a tiny model directory for trainer tests (importable by subprocesses:
-``task: rl_toys:DigitTask`` with ``tests/`` on PYTHONPATH)."""
+"""The toy task and tiny model directory of the trainer tests (:mod:`trafl.testing`; importable by
+subprocesses as ``task: rl_toys:DigitTask`` with ``tests/`` on PYTHONPATH) and the toy learning check."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from trafl.testing import ALPHABET, DigitTask, digit_reward, length_bonus, make_model_dir
 
-import torch
-
-from trafl.tasks.base import Task
-
-ALPHABET = list("0123456789+=")
-
-
-def digit_reward(prompts, completions, target, **_):
-    """Fraction of the completion's characters equal to the row's target digit."""
-    return [sum(ch == t for ch in c) / 4.0 for c, t in zip(completions, target)]
-
-
-def length_bonus(prompts, completions, **_):
-    return [min(len(c), 4) / 4.0 for c in completions]
-
-
-class DigitTask(Task):
-    name = "digits"
-    kind = "synthetic"
-    train_split = "train"
-    required_columns = ("target",)
-
-    def load(self, split=None, *, path=None, limit=None):
-        rows = [{"prompt": f"{i}+{i}=", "target": "7"} for i in range(8)]
-        return rows[:limit] if limit else rows
-
-    def prompt_text(self, row):
-        return row["prompt"]
-
-    def reward_functions(self):
-        return [digit_reward, length_bonus]
-
-    def is_correct(self, completion, row):
-        return completion.count(row["target"]) >= 3
+__all__ = ["ALPHABET", "DigitTask", "digit_reward", "length_bonus", "make_model_dir"]  # the toys, for the tests
 
 
 # ---- the toy learning check (tests/test_train.py; its margin is measured by tests/learning_spread.py) ----
@@ -70,18 +37,3 @@ def learning_gain(rewards: list[float]) -> float:
     if len(rewards) < 13:
         raise ValueError(f"the learning check needs at least 13 steps, got {len(rewards)}")
     return sum(rewards[-10:]) / 10 - sum(rewards[:3]) / 3
-
-
-def make_model_dir(path: Path, preset: str = "micro", seed: int = 0) -> Path:
-    """A freshly initialised model + character tokenizer saved in HF format."""
-    from trafl.models import build_char_tokenizer, build_model, tokenizer_fields
-
-    tok = build_char_tokenizer(ALPHABET)
-    torch.manual_seed(seed)
-    model = build_model(
-        preset,
-        **tokenizer_fields(tok),
-    )
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return path

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from benchmarks import gpu_check, run
+from benchmarks import bench_long, bench_sampling, gpu_check, run
 from benchmarks.harness import SideBySide, side_by_side
 from benchmarks.steps import build_objective, make_trainable, random_group, update_step
 from trafl.models import build_model, preset_config
@@ -92,7 +92,7 @@ def test_gpu_check_runs_at_a_tiny_shape(tmp_path):
 
 
 def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(run, "SAMPLER_SETTINGS_QUICK", [(2, 8, 8, 4)])
+    monkeypatch.setattr(bench_sampling, "SAMPLER_SETTINGS_QUICK", [(2, 8, 8, 4)])
     threads = torch.get_num_threads()
     out = tmp_path / "results.jsonl"
     try:
@@ -124,8 +124,8 @@ def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
 
 
 def test_percent_mean_and_standard_error():
-    assert run._percent_mean_se([1, 0, 1, 0]) == pytest.approx((50.0, 100 * (1 / 3) ** 0.5 / 2))
-    assert run._percent_mean_se([0.25]) == (25.0, 0.0)
+    assert bench_long._percent_mean_se([1, 0, 1, 0]) == pytest.approx((50.0, 100 * (1 / 3) ** 0.5 / 2))
+    assert bench_long._percent_mean_se([0.25]) == (25.0, 0.0)
 
 
 @pytest.mark.slow
@@ -153,8 +153,9 @@ def test_long_section_reports_the_paired_difference_to_the_exact_sampler(tmp_pat
 
 
 def test_sampler_variant_names():
-    assert run.parse_variant("trafl") == ("none", None) and run.parse_variant("dual+thr0.9") == ("dual", 0.9)
-    assert run.parse_variant("dual+thr0.99") == ("dual", 0.99) and run.parse_variant("prefix+thr1") == ("prefix", 1.0)
+    parse_variant = bench_sampling.parse_variant
+    assert parse_variant("trafl") == ("none", None) and parse_variant("dual+thr0.9") == ("dual", 0.9)
+    assert parse_variant("dual+thr0.99") == ("dual", 0.99) and parse_variant("prefix+thr1") == ("prefix", 1.0)
     for bad in ("dual+thr", "dual+thr1.5", "kv+thr0.9", "dual0.9", "dual+thrx"):
         with pytest.raises(SystemExit, match="sampler variant"):
-            run.parse_variant(bad)
+            parse_variant(bad)

@@ -7,7 +7,8 @@ equal rollout budgets, several seeds each, keeping checkpoints along training. T
 are scored on held-out prompts (pass@1..k at several temperatures, paired differences to the base,
 distinct correct answers, denoising-path metrics, the shortcut / no-shortcut split) and the
 checkpoints at one temperature (each method's pass@1 -> pass@k frontier); :mod:`trafl.study` turns
-this into ``report.md``, ``study.json`` and plots.
+this into ``report.md``, ``study.json`` and plots. This module holds the demo's settings
+(:class:`DemoConfig`) and the recipe of its base; the pipeline itself is :mod:`trafl.study.pipeline`.
 
 Every stage writes its results under ``--out`` as it finishes and is skipped when rerun, so an
 interrupted demo resumes where it stopped. ``--eval-split validation`` runs the same pipeline on the
@@ -17,17 +18,22 @@ validation prompts: that is where every setting was chosen (docs/study.md).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trafl.errors import ConfigError
-from trafl.objectives.registry import OBJECTIVES, objective_class
+from trafl.objectives.functional import REWARD_TRANSFORMS
+from trafl.objectives.logz import LOGZ_MODES
+from trafl.objectives.registry import OBJECTIVES
 from trafl.sampling.settings import SamplerSettings, check_sampler
+from trafl.study.evaluation import EvalSettings
+from trafl.study.pipeline import Study, read_timings, run_study
+from trafl.study.runs import Run, train_fields
+from trafl.study.runs import ensure_base as ensure_base_model
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args, to_dict
-from trafl.utils.io import atomic_write_json, atomic_write_text
+from trafl.utils.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 ASSET_BASE = Path(__file__).resolve().parent / "assets" / "demo_base"
@@ -78,12 +84,12 @@ class DemoConfig:
         1.0, "TraFL's per-token reward temperature (target tilt L * beta; chosen on the validation split).", min=0.0
     )
     reward_transform: str = option(
-        "group_norm", "TraFL's reward transform (chosen on the validation split).", choices=("group_norm", "loo", "raw")
+        "group_norm", "TraFL's reward transform (chosen on the validation split).", choices=REWARD_TRANSFORMS
     )
     logz: str = option(
         "vargrad",
         "TraFL's log-partition estimate (chosen on the validation split).",
-        choices=("learned", "learned_policy", "vargrad"),
+        choices=LOGZ_MODES,
     )
     inner_iterations: int | None = option(
         2,
@@ -163,176 +169,50 @@ def _log(msg: str) -> None:
     logger.info("[trafl demo] %s", msg)
 
 
-# --------------------------------------------------------------------------------------------
 def ensure_base(cfg: DemoConfig, out: Path) -> Path:
-    """The base checkpoint: given, shipped, or (re)trained into ``out/base``."""
-    if cfg.base:
-        return Path(cfg.base)
-    if not cfg.retrain_base and (ASSET_BASE / "config.json").is_file():
-        return ASSET_BASE
-    target = out / "base" / "model"
-    if (target / "config.json").is_file():
-        return target
-    from trafl.sft.config import SFTConfig
-    from trafl.sft.trainer import run_sft
-    from trafl.tasks import get_task
-
-    if cfg.task != BASE_SFT["task"]:
-        raise ConfigError(f"--retrain-base trains on {BASE_SFT['task']}; for task '{cfg.task}' pass --base DIR")
-    task = get_task(cfg.task)
-    data = out / "base" / "sft.jsonl"
-    n = task.write_sft(data, samples_per_prompt=BASE_SFT["samples_per_prompt"], seed=0)
-    _log(f"training the base model with trafl sft on {n} pairs ({data})")
-    sft_cfg = load_config(
-        SFTConfig, None, {**BASE_SFT["sft"], "data": str(data), "output_dir": str(out / "base"), "resume": True}
+    """The base checkpoint: given, shipped, or (re)trained into ``out/base`` with ``BASE_SFT``."""
+    return ensure_base_model(
+        out, given=cfg.base, retrain=cfg.retrain_base, task=cfg.task, recipe=BASE_SFT, shipped=ASSET_BASE, log=_log
     )
-    run_sft(sft_cfg)
-    return target
 
 
-def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: Path) -> dict:
-    """The ``trafl train`` settings of one run: shared budget and sampler, each method's own mechanics."""
-    fields = dict(
-        model=str(base),
-        method=method,
+def eval_settings(cfg: DemoConfig) -> EvalSettings:
+    """How the demo scores models: the first ``eval_prompts`` of ``eval_split``, ``eval_n`` samples each."""
+    return EvalSettings(
         task=cfg.task,
-        output_dir=str(run_dir),
-        seed=seed,
-        num_generations=cfg.num_generations,
-        per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,
-        max_completion_length=cfg.gen_length,
-        max_prompt_length=32,
+        split=cfg.eval_split,
+        prompts=cfg.eval_prompts,
+        n=cfg.eval_n,
+        temperatures=tuple(cfg.eval_temperatures),
+        sampler=cfg.sampler,
+        seed=cfg.seed,
+    )
+
+
+def demo_study(cfg: DemoConfig, base: Path) -> Study:
+    """The study ``cfg`` describes: every method x seed on the shared budget, scored on ``eval_split``."""
+    out = Path(cfg.out)
+    runs = tuple(
+        Run(label, train_fields(cfg, method, seed, base, out / "runs" / label))
+        for method, seed, label in cfg.run_labels()
+    )
+    return Study(
+        out=out,
+        base=base,
+        runs=runs,
+        methods=tuple(cfg.methods),
+        evaluation=eval_settings(cfg),
         max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        save_steps=max(1, cfg.max_steps // cfg.checkpoints),
-        save_total_limit=cfg.checkpoints,
-        resume=run_dir.is_dir(),  # continue an interrupted run; a new one starts without a resume note
-        device="cpu",
-        num_threads=cfg.num_threads,
-        max_grad_norm=1.0,
+        checkpoints=cfg.checkpoints,
+        frontier_temperature=cfg.frontier_temperature,
+        k_max=cfg.k_max,
+        config=cfg,
+        log=_log,
     )
-    if objective_class(method).rollout_order != "left_to_right":  # JustGRPO's recipe sets its own sampler
-        s = cfg.sampler
-        fields.update(
-            diffusion_steps=s.steps, block_length=s.block_length, temperature=s.temperature, remasking=s.remasking
-        )
-    if method == "trafl":
-        fields.update(beta=cfg.beta, reward_transform=cfg.reward_transform, logz=cfg.logz)
-    recipe_mu = objective_class(method).train_defaults.get("num_iterations", 1)
-    if cfg.inner_iterations is not None and recipe_mu > 1:
-        fields.update(num_iterations=min(cfg.inner_iterations, recipe_mu))
-        if method == "espo":
-            fields.update(num_mc=2)
-    return fields
 
 
-def train_run(cfg: DemoConfig, method: str, seed: int, label: str, base: Path, out: Path) -> Path:
-    from trafl.train.config import TrainConfig
-    from trafl.train.trainer import run_train
-
-    run_dir = out / "runs" / label
-    final = run_dir / "final"
-    if (final / "config.json").is_file():
-        _log(f"{label}: already trained ({final})")
-        return final
-    train_cfg = load_config(TrainConfig, None, train_fields(cfg, method, seed, base, run_dir))
-    t0 = time.perf_counter()
-    _log(f"{label}: {cfg.max_steps} RL steps x {cfg.prompts_per_step} prompts x {cfg.num_generations} samples")
-    run_train(train_cfg, progress=False)
-    _log(f"{label}: done in {time.perf_counter() - t0:.0f} s")
-    return final
-
-
-def checkpoint_models(run_dir: Path) -> dict[int, Path]:
-    """``{step: model dir}`` of a run's kept checkpoints (the final model is evaluated separately)."""
-    from trafl.utils.checkpoint import checkpoint_step, list_checkpoints
-
-    out = {}
-    for ckpt in list_checkpoints(run_dir):
-        step = checkpoint_step(ckpt)
-        if (ckpt / "model" / "config.json").is_file():
-            out[step] = ckpt / "model"
-    return out
-
-
-def evaluate(
-    cfg: DemoConfig, models: dict[str, Path], out_dir: Path, temperatures: list[float], rows: list[dict]
-) -> dict:
-    from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
-    from trafl.eval.generation import SamplerGenerator, SamplerSweep
-    from trafl.tasks import get_task
-
-    task = get_task(cfg.task)
-    s = cfg.sampler
-    settings = SamplerSweep(steps=s.steps, block_length=s.block_length, remasking=s.remasking)
-    specs = [
-        ModelSpec(
-            label,
-            str(path),
-            (lambda p=path: SamplerGenerator.from_pretrained(str(p), settings, device="cpu")),
-            settings,
-        )
-        for label, path in models.items()
-    ]
-    plan = EvalPlan(
-        n=cfg.eval_n, temperatures=list(temperatures), gen_lengths=[cfg.gen_length], seed=cfg.seed, batch_size=48
-    )
-    return run_evaluation(specs, [TaskSpec(task, rows)], plan, out_dir, base="base", progress=None)
-
-
-def denoising_cost(cfg: DemoConfig, out_dir: Path, results: dict, temperature: float) -> dict:
-    """Forward passes and mean completion length (tokens before EOS) per sample, per model."""
-    from trafl.eval.cache import Cell, cache_path
-    from trafl.utils.io import read_jsonl
-
-    cost = {}
-    for cell in results["results"]:
-        if cell["temperature"] != temperature:
-            continue
-        path = cache_path(out_dir, Cell(cell["model"], cell["task"], cell["temperature"], cell["gen_length"]))
-        lengths = [len(c) for r in read_jsonl(path) if "completions" in r for c in r["completions"]]
-        cost[cell["model"]] = {
-            "forward_passes": cfg.diffusion_steps,
-            "completion_length": sum(lengths) / max(len(lengths), 1),
-        }
-    return cost
-
-
-def example_samples(out_dir: Path, results: dict, rows: list[dict], temperature: float, per_group: int = 1) -> dict:
-    """A few sampled completions per model for one shortcut and one no-shortcut prompt."""
-    from trafl.eval.cache import Cell, cache_path
-    from trafl.utils.io import read_jsonl
-
-    ids = results["results"][0]["problem_ids"]
-    pick = {}
-    for pid, row in zip(ids, rows):
-        key = "shortcut" if row.get("has_shortcut") else "no_shortcut"
-        if key not in pick:
-            pick[key] = (pid, row["prompt"])
-    out = {}
-    for cell in results["results"]:
-        if cell["temperature"] != temperature or not (cell["model"] == "base" or cell["model"].endswith("-s0")):
-            continue
-        path = cache_path(out_dir, Cell(cell["model"], cell["task"], cell["temperature"], cell["gen_length"]))
-        records = {r["problem_id"]: r for r in read_jsonl(path) if "completions" in r}
-        out[cell["model"]] = {
-            prompt: [
-                c + (" ok" if ok else "") for c, ok in zip(records[pid]["completions"][:8], records[pid]["correct"][:8])
-            ]
-            for _, (pid, prompt) in pick.items()
-            if pid in records
-        }
-    return out
-
-
-# --------------------------------------------------------------------------------------------
 def run_demo(cfg: DemoConfig) -> dict:
     import torch
-
-    from trafl.study.analysis import analyse
-    from trafl.study.plots import write_study_plots
-    from trafl.study.report import render_report, render_summary
-    from trafl.tasks import get_task
 
     cfg = cfg.effective()
     if cfg.num_threads:
@@ -340,85 +220,11 @@ def run_demo(cfg: DemoConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "demo_config.json", to_dict(cfg))
-    # Wall time per stage; a stage skipped on a rerun keeps the time it took when it ran.
-    previous = out / "study.json"
-    timings: dict[str, float] = json.loads(previous.read_text())["timings_s"] if previous.is_file() else {}
+    timings = read_timings(out)  # a stage skipped on a rerun keeps the time it took when it ran
     t0 = time.perf_counter()
     base = ensure_base(cfg, out)
     timings["base"] = max(timings.get("base", 0.0), time.perf_counter() - t0)
-
-    finals = {"base": base}
-    frontier_models = {"base": base}
-    for method, seed, label in cfg.run_labels():
-        t = time.perf_counter()
-        already = (out / "runs" / label / "final" / "config.json").is_file()
-        finals[label] = train_run(cfg, method, seed, label, base, out)
-        if not already or f"train/{label}" not in timings:
-            timings[f"train/{label}"] = time.perf_counter() - t
-        every = max(1, cfg.max_steps // cfg.checkpoints)
-        for step, path in checkpoint_models(out / "runs" / label).items():
-            if step <= every * (cfg.checkpoints - 1):  # the last point of the frontier is the final model
-                frontier_models[f"{label}@{step}"] = path
-
-    task = get_task(cfg.task)
-    rows = task.load(cfg.eval_split)[: cfg.eval_prompts]
-    t = time.perf_counter()
-    _log(
-        f"evaluating {len(finals)} models on {len(rows)} {cfg.eval_split} prompts x {cfg.eval_n} samples "
-        f"at T = {', '.join(map(str, cfg.eval_temperatures))}"
-    )
-    results = evaluate(cfg, finals, out / "eval", cfg.eval_temperatures, rows)
-    _log(f"evaluating {len(frontier_models) - 1} checkpoints along training at T = {cfg.frontier_temperature}")
-    frontier = evaluate(cfg, frontier_models, out / "frontier", [cfg.frontier_temperature], rows)
-    timings["eval"] = max(timings.get("eval", 0.0), time.perf_counter() - t)  # cached reruns are shorter
-
-    ids = results["results"][0]["problem_ids"]
-    shortcut = (
-        {pid: bool(row.get("has_shortcut")) for pid, row in zip(ids, rows)} if "has_shortcut" in rows[0] else None
-    )
-    analysis = analyse(
-        results,
-        frontier,
-        methods=cfg.methods,
-        k_max=cfg.k_max,
-        frontier_temperature=cfg.frontier_temperature,
-        shortcut=shortcut,
-        denoising=denoising_cost(cfg, out / "eval", results, cfg.frontier_temperature),
-        final_step=cfg.max_steps,
-    )
-    analysis["samples"] = example_samples(out / "eval", results, rows, cfg.frontier_temperature)
-    analysis["training_reward"] = training_rewards(out, cfg)
-    timings["total"] = sum(v for k, v in timings.items() if k != "total")
-    plots = write_study_plots(analysis, results, out, k_max=cfg.k_max)
-    summary = render_summary(analysis, timings, quick=cfg.quick)
-    atomic_write_text(out / "report.md", render_report(analysis, results, cfg, timings, plots, out))
-    atomic_write_json(
-        out / "study.json",
-        {"checks": analysis["checks"], "analysis": analysis, "timings_s": timings, "config": to_dict(cfg)},
-    )
-    print(summary)
-    _log(f"report: {out / 'report.md'}")
-    return {
-        "results": results,
-        "frontier": frontier,
-        "analysis": analysis,
-        "checks": analysis["checks"],
-        "timings": timings,
-        "plots": plots,
-    }
-
-
-def training_rewards(out: Path, cfg: DemoConfig) -> dict:
-    """Training reward per run: mean of the first and last tenth of the steps (is the signal there?)."""
-    from trafl.utils.io import read_jsonl
-
-    rewards = {}
-    for _, _, label in cfg.run_labels():
-        steps = [r["reward"] for r in read_jsonl(out / "runs" / label / "metrics.jsonl")]
-        if steps:
-            w = max(1, len(steps) // 10)
-            rewards[label] = {"first": sum(steps[:w]) / w, "last": sum(steps[-w:]) / w}
-    return rewards
+    return run_study(demo_study(cfg, base), timings)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
