@@ -12,12 +12,13 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "trafl"
 
 #: Floors, bottom up. Models know nothing of RL; objectives know nothing of datasets; the trainers
 #: wire them; the study runs trainers and the evaluator; the command line dispatches to all.
+#: ``testing`` holds the toy task and tiny model builders the tests and benchmarks share.
 FLOORS: list[tuple[str, ...]] = [
     ("errors",),
     ("utils",),
     ("models", "rewards"),
     ("sampling", "likelihood", "tasks"),
-    ("objectives", "eval"),
+    ("objectives", "eval", "testing"),
     ("train",),
     ("sft", "plan"),
     ("study",),
@@ -78,7 +79,7 @@ def test_no_upward_import():
     upward = []
     for path in SOURCES:
         me = _package(path)
-        if me == "trafl":  # the package's own __init__
+        if me not in FLOOR:  # the package's own __init__; a package without a floor fails the test above
             continue
         for dep in sorted(_imported_packages(path)):
             if dep != me and dep in FLOOR and FLOOR[dep] >= FLOOR[me]:

@@ -13,15 +13,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from trafl.errors import ConfigError
 from trafl.objectives.registry import objective_class
+from trafl.sampling.settings import SamplerSettings
 from trafl.utils.config import load_config
 from trafl.utils.io import read_jsonl
-
-if TYPE_CHECKING:  # the demo's config only supplies the shared budget; nothing here needs it at run time
-    from trafl.demo import DemoConfig
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +72,28 @@ def ensure_base(
     return target
 
 
-def train_fields(cfg: DemoConfig, method: str, seed: int, base: Path, run_dir: Path) -> dict:
+class StudyBudget(Protocol):
+    """What a study's runs share (``trafl.demo.DemoConfig`` is one): the task, the RL budget, the
+    rollout sampler, TraFL's chosen options and the inner-iteration cut."""
+
+    task: str
+    num_generations: int
+    prompts_per_step: int
+    gen_length: int
+    max_steps: int
+    learning_rate: float
+    checkpoints: int
+    num_threads: int
+    beta: float
+    reward_transform: str
+    logz: str
+    inner_iterations: int | None
+
+    @property
+    def sampler(self) -> SamplerSettings: ...
+
+
+def train_fields(cfg: StudyBudget, method: str, seed: int, base: Path, run_dir: Path) -> dict:
     """The ``trafl train`` settings of one run: the shared budget and sampler of ``cfg``, each method's
     own mechanics (its recipe), TraFL's chosen options, and the inner-iteration cut of ``cfg``."""
     fields = dict(
