@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import machine, timed  # noqa: E402
 from benchmarks.steps import build_objective, make_trainable, random_group, update_step  # noqa: E402
 from trafl.models import build_model, enable_checkpointing  # noqa: E402
-from trafl.sampling import generate, row_generators  # noqa: E402
+from trafl.sampling import SamplerSettings, generate, row_generators  # noqa: E402
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -110,14 +110,11 @@ def check_length(policy, config, device: torch.device, gen_length: int, args) ->
                 policy,
                 prompt,
                 None,
-                gen_length=gen_length,
-                steps=steps,
-                block_length=block,
-                temperature=0.9,
+                settings=SamplerSettings(
+                    gen_length=gen_length, steps=steps, block_length=block, temperature=0.9, cache=cache, threshold=thr
+                ),
                 num_samples=g,
                 generator=gens,
-                cache=cache,
-                threshold=thr,
             )
         )
         result[f"rollout_{name}_s"] = seconds

@@ -69,7 +69,7 @@ from trafl.likelihood import CanvasBatch, draw_elbo_masks, elbo  # noqa: E402
 from trafl.likelihood.tokens import mask_completion  # noqa: E402
 from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
 from trafl.models.kv_cache import CACHE_MODES  # noqa: E402
-from trafl.sampling import generate, row_generators  # noqa: E402
+from trafl.sampling import SamplerSettings, generate, row_generators  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
 SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "rlstep", "grading")
@@ -108,14 +108,16 @@ def _sampler_fn(
             model,
             ids,
             attn,
-            gen_length=gen_length,
-            steps=steps,
-            block_length=block,
-            temperature=temperature,
+            settings=SamplerSettings(
+                gen_length=gen_length,
+                steps=steps,
+                block_length=block,
+                temperature=temperature,
+                cache=cache,
+                threshold=threshold,
+            ),
             num_samples=num_samples,
             generator=gens,
-            cache=cache,
-            threshold=threshold,
         )
 
     return run

@@ -25,7 +25,7 @@ import torch
 
 from trafl.models import load_pretrained
 from trafl.objectives import RolloutGroup, get_objective
-from trafl.sampling import decode_completions, generate, row_generators
+from trafl.sampling import SamplerSettings, decode_completions, generate, row_generators
 from trafl.tasks import get_task
 
 
@@ -36,11 +36,13 @@ def rollouts(model, tok, task, rows, n, seed, args):
             model,
             enc.input_ids,
             enc.attention_mask,
-            gen_length=args.gen_length,
-            steps=args.gen_length,
-            block_length=args.gen_length,
-            temperature=args.temperature,
-            remasking=args.remasking,
+            settings=SamplerSettings(
+                gen_length=args.gen_length,
+                steps=args.gen_length,
+                block_length=args.gen_length,
+                temperature=args.temperature,
+                remasking=args.remasking,
+            ),
             num_samples=n,
             eos_token_id=tok.eos_token_id,
             generator=row_generators(seed, len(rows), n),

@@ -171,7 +171,7 @@ class SamplerGenerator:
             self.model,
             input_ids,
             attention_mask,
-            **self.settings.at(gen_length, temperature).generate_kwargs(),
+            settings=self.settings.at(gen_length, temperature),
             num_samples=n,
             mask_token_id=mask_token_id_of(self.model),
             eos_token_id=eos,

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
             model,
             input_ids.to(device),
             attention_mask.to(device),
-            **cfg.sampler.generate_kwargs(),
+            settings=cfg.sampler,
             num_samples=cfg.n,
             eos_token_id=eos or None,
             generator=row_generators(cfg.seed, len(batch), cfg.n, device, first_prompt=start),

@@ -11,7 +11,8 @@ speed-ups); :func:`check_sampler` is the one place its rules live:
 * ``cache`` in ``('none', 'prefix', 'dual')``; ``threshold`` is ``None`` or a confidence in ``[0, 1]``.
 
 A config that stores these under other names (``TrainConfig``: ``max_completion_length``,
-``diffusion_steps``, ``rollout_cache``, ...) passes ``names`` so that an error names *its* field.
+``diffusion_steps``, ``rollout_cache``, ...; :data:`TRAIN_NAMES`) passes ``names`` so that an error
+names *its* field.
 ``cache='none'`` and ``threshold=None`` are the exact sampler; anything else is an approximation of
 its law (:attr:`SamplerSettings.approximate`).
 """
@@ -78,18 +79,6 @@ class SamplerSettings:
         speedup = self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
         return several_steps and speedup
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
-        return dict(
-            gen_length=self.gen_length,
-            steps=self.resolved_steps,
-            block_length=self.block_length,
-            temperature=self.temperature,
-            remasking=self.remasking,
-            cache=self.cache,
-            threshold=self.threshold,
-        )
-
     def describe(self) -> dict[str, Any]:
         """What a results file records about the sampler: steps, block length and remasking, plus
         ``cache`` / ``threshold`` only when they are not the exact sampler's (so records of exact
@@ -107,6 +96,36 @@ class SamplerSettings:
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(SamplerSettings))
+
+#: The names a training config (``TrainConfig``; TRL's vocabulary) gives the sampler's settings
+#: (LLaDA's vocabulary). The completion length is LLaDA's ``gen_length`` in the sampler and TRL's
+#: ``max_completion_length`` in every training config (``TrainConfig``, ``SFTConfig``); the
+#: rollout-only speed-ups carry a ``rollout_`` prefix. This mapping is the one place where the two
+#: vocabularies meet: :func:`sampler_from` reads a config through it, :func:`fields_for` writes one,
+#: and :func:`check_sampler` names a config's own field with it.
+TRAIN_NAMES: dict[str, str] = {
+    "gen_length": "max_completion_length",
+    "steps": "diffusion_steps",
+    "block_length": "block_length",
+    "temperature": "temperature",
+    "remasking": "remasking",
+    "cache": "rollout_cache",
+    "threshold": "rollout_threshold",
+}
+
+
+def sampler_from(config: Any, names: Mapping[str, str] = TRAIN_NAMES) -> SamplerSettings:
+    """The :class:`SamplerSettings` that ``config`` holds under ``names`` (a sampler field -> the
+    config's field)."""
+    return SamplerSettings(**{f: getattr(config, names.get(f, f)) for f in FIELDS})
+
+
+def fields_for(
+    settings: SamplerSettings, fields: tuple[str, ...] = FIELDS, names: Mapping[str, str] = TRAIN_NAMES
+) -> dict[str, Any]:
+    """``settings``' values of ``fields`` under a config's ``names``: the keyword arguments of that
+    config (e.g. ``TrainConfig(**fields_for(s))``)."""
+    return {names.get(f, f): getattr(settings, f) for f in fields}
 
 
 def sampler_option(name: str, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:

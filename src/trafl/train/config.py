@@ -17,7 +17,7 @@ from typing import Any
 from trafl.errors import ConfigError
 from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.registry import OBJECTIVES, all_option_names, make_options, objective_class
-from trafl.sampling.settings import SamplerSettings, check_sampler, sampler_option
+from trafl.sampling.settings import TRAIN_NAMES, SamplerSettings, check_sampler, sampler_from, sampler_option
 from trafl.utils.config import option
 from trafl.utils.devices import check_device
 
@@ -26,17 +26,6 @@ METHODS = tuple(OBJECTIVES)
 #: Trainer fields whose default depends on the method (``None`` in the dataclass = "the method's
 #: recipe", see ``Objective.train_defaults``), with the value used when the recipe sets none.
 RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "diffusion_steps": 128}
-
-#: The trainer's names of the rollout sampler's settings (:class:`~trafl.sampling.settings.SamplerSettings`).
-SAMPLER_NAMES = {
-    "gen_length": "max_completion_length",
-    "steps": "diffusion_steps",
-    "block_length": "block_length",
-    "temperature": "temperature",
-    "remasking": "remasking",
-    "cache": "rollout_cache",
-    "threshold": "rollout_threshold",
-}
 
 
 @dataclass
@@ -230,7 +219,7 @@ class TrainConfig:
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
                 f"multiple of 'num_generations' ({self.num_generations}): each micro-batch holds whole groups"
             )
-        check_sampler(self.sampler, SAMPLER_NAMES)
+        check_sampler(self.sampler, TRAIN_NAMES)
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         for logger in self.report_to:
@@ -241,15 +230,7 @@ class TrainConfig:
     @property
     def sampler(self) -> SamplerSettings:
         """The rollout sampler's settings (after ``validate`` has resolved the recipe defaults)."""
-        return SamplerSettings(
-            gen_length=self.max_completion_length,
-            steps=self.diffusion_steps,
-            block_length=self.block_length,
-            temperature=self.temperature,
-            remasking=self.remasking,
-            cache=self.rollout_cache,
-            threshold=self.rollout_threshold,
-        )
+        return sampler_from(self, TRAIN_NAMES)
 
     @property
     def resolved_surrogate(self) -> str:
