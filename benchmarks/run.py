@@ -56,7 +56,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -70,6 +70,7 @@ from trafl.likelihood.tokens import mask_completion  # noqa: E402
 from trafl.models import build_model, get_logits, load_pretrained  # noqa: E402
 from trafl.models.kv_cache import CACHE_MODES  # noqa: E402
 from trafl.sampling import SamplerSettings, generate, row_generators  # noqa: E402
+from trafl.tasks.base import EvalSplit  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
 SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "rlstep", "grading")
@@ -758,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-split",
         default="test",
-        choices=("test", "validation"),
+        choices=get_args(EvalSplit),
         help="long section: count_range split of the prompts; choose settings (e.g. a threshold) on validation, "
         "report test once",
     )

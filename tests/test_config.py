@@ -21,7 +21,7 @@ from trafl.utils.config import (
 class Cfg:
     lr: float = option(1e-3, "learning rate", min=0.0)
     steps: int = option(10, "steps", min=1)
-    method: str = option("trafl", "objective", choices=("trafl", "espo"))
+    method: Literal["trafl", "espo"] = option("trafl", "objective")
     mode: Literal["a", "b"] = option("a", "a literal")
     temps: list[float] = option([0.3, 0.6], "temperatures")
     path: str | None = option(None, "optional path")

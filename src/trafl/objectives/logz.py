@@ -17,12 +17,16 @@ them their own learning rate.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
 from trafl.errors import TraflError
 
-LOGZ_MODES = ("learned", "learned_policy", "vargrad", "partition")
+#: The log-partition estimates of the module docstring.
+LogZMode = Literal["learned", "learned_policy", "vargrad", "partition"]
+LOGZ_MODES: tuple[LogZMode, ...] = get_args(LogZMode)
 
 
 class LogZHead(nn.Module):

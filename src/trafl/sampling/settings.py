@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trafl.errors import ConfigError
-from trafl.models.kv_cache import CACHE_MODES
-from trafl.sampling.remasking import REMASKING
+from trafl.models.kv_cache import CACHE_MODES, CacheMode
+from trafl.sampling.remasking import REMASKING, Remasking
 from trafl.utils.config import config_from_dict, option
 
 
@@ -42,15 +42,12 @@ class SamplerSettings:
     )
     block_length: int = option(32, "Semi-autoregressive block length; divides gen_length.", min=1)
     temperature: float = option(0.0, "Sampling temperature (0: greedy).", min=0.0)
-    remasking: str = option(
-        "low_confidence",
-        "Which proposals a step commits: the most confident (low_confidence) or random ones.",
-        choices=REMASKING,
+    remasking: Remasking = option(
+        "low_confidence", "Which proposals a step commits: the most confident (low_confidence) or random ones."
     )
-    cache: str = option(
+    cache: CacheMode = option(
         "none",
         "Block KV cache: none (exact), prefix or dual (Fast-dLLM; approximate, faster; native LLaDA models only).",
-        choices=CACHE_MODES,
     )
     threshold: float | None = option(
         None,
@@ -129,19 +126,15 @@ def fields_for(
 
 
 def sampler_option(name: str, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:
-    """A config field declared like ``SamplerSettings.<name>`` (same help text and constraints),
-    for configs that hold a sampler setting under their own name or with another default."""
+    """A config field declared like ``SamplerSettings.<name>`` (same help text and bounds), for
+    configs that hold a sampler setting under their own name or with another default. Its allowed
+    values come from its annotation, which must be ``SamplerSettings``' own (``Remasking``,
+    ``CacheMode``; the metadata key ``sampler_setting`` lets a test check that)."""
     field = next(f for f in dataclasses.fields(SamplerSettings) if f.name == name)
-    meta = dict(field.metadata)
+    meta = {**field.metadata, "sampler_setting": name}
     if help is not None:
         meta["help"] = help
-    return option(
-        field.default if default is dataclasses.MISSING else default,
-        meta["help"],
-        choices=meta["choices"],
-        min=meta["min"],
-        max=meta["max"],
-    )
+    return dataclasses.field(default=field.default if default is dataclasses.MISSING else default, metadata=meta)
 
 
 def check_sampler(settings: SamplerSettings, names: Mapping[str, str] | None = None) -> None:
