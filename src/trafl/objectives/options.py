@@ -14,7 +14,7 @@ trainer's own fields and rejects an option the chosen method does not have.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal
 
 from trafl.errors import ConfigError
 from trafl.likelihood.batch import LengthNorm
@@ -23,7 +23,6 @@ from trafl.utils.config import option
 
 #: How a token-level loss is reduced over a micro-batch.
 TokenReduction = Literal["sequence", "batch_tokens"]
-TOKEN_REDUCTIONS: tuple[TokenReduction, ...] = get_args(TokenReduction)
 
 
 @dataclass
