@@ -45,6 +45,7 @@ class DiffuGRPOOptions(ObjectiveOptions):
 class DiffuGRPO(Objective):
     name = "diffu_grpo"
     Options = DiffuGRPOOptions
+    options: DiffuGRPOOptions
     train_defaults = {"num_iterations": 12}
     summary = "d1's token GRPO on the one-step surrogate with random prompt masking and k3 KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law

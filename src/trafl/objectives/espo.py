@@ -46,6 +46,7 @@ class ESPOOptions(ObjectiveOptions):
 class ESPO(Objective):
     name = "espo"
     Options = ESPOOptions
+    options: ESPOOptions
     train_defaults = {"num_iterations": 8}
     summary = "sequence-level PPO on the ELBO, leave-one-out advantages, quadratic ELBO KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law

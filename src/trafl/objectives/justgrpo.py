@@ -50,6 +50,7 @@ class JustGRPOOptions(ObjectiveOptions):
 class JustGRPO(Objective):
     name = "justgrpo"
     Options = JustGRPOOptions
+    options: JustGRPOOptions
     train_defaults = {"temperature": 1.0, "num_iterations": 1}
     rollout_order = "left_to_right"
     summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"

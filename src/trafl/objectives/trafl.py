@@ -73,6 +73,7 @@ class TraFLOptions(ObjectiveOptions):
 class TraFL(Objective):
     name = "trafl"
     Options = TraFLOptions
+    options: TraFLOptions
     summary = "trajectory balance towards pi_ref exp(beta r~) / Z"
     on_policy_rollouts = False  # the residual vanishes for every y at the target: any full-support sampler serves
 
@@ -135,6 +136,8 @@ class TraFL(Objective):
             features = group.logz_features
         else:
             features = pooled_prompt_features(policy, group.prompt_ids, group.prompt_attention_mask)
+        if self.logz_head is None:  # __init__ builds the head for both learned modes
+            raise ConfigError(f"logz='{self.logz_mode}' has no head: build TraFL with hidden_size")
         return self.logz_head(features).to(s_theta.dtype).repeat_interleave(group.group_size)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:

@@ -113,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     from trafl.models import load_pretrained
 
     cfg = load_config(SampleConfig, args.config, overrides_from_args(args))
-    auto = cfg.device in (None, "auto")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else cfg.device)
+    if cfg.device is None or cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
     model, tokenizer = load_pretrained(
         cfg.model, device=device, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
     )

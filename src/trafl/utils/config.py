@@ -30,13 +30,16 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from trafl.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 _MISSING = dataclasses.MISSING
 
@@ -344,7 +347,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         default = _default_of(f)
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
-        extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
         if f.metadata.get("repeat"):
             extra = {"action": "append"}
         group.add_argument(
