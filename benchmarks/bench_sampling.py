@@ -18,7 +18,7 @@ from benchmarks.reference_sampler import reference_generate
 from trafl.demo import ASSET_BASE
 from trafl.models import build_model, load_pretrained
 from trafl.models.kv_cache import CACHE_MODES
-from trafl.sampling import generate, row_generators
+from trafl.sampling import SamplerSettings, generate, row_generators
 
 DEFAULT_TRAINED = str(ASSET_BASE)  # the trained base shipped for trafl demo (decoy_rule since the study moved to it)
 TRAINED_TASK = "decoy_rule"
@@ -46,14 +46,16 @@ def _sampler_fn(
             model,
             ids,
             attn,
-            gen_length=gen_length,
-            steps=steps,
-            block_length=block,
-            temperature=temperature,
+            settings=SamplerSettings(
+                gen_length=gen_length,
+                steps=steps,
+                block_length=block,
+                temperature=temperature,
+                cache=cache,
+                threshold=threshold,
+            ),
             num_samples=num_samples,
             generator=gens,
-            cache=cache,
-            threshold=threshold,
         )
 
     return run

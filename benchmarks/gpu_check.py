@@ -26,7 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -35,10 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import machine, timed  # noqa: E402
 from benchmarks.steps import build_objective, make_trainable, random_group, update_step  # noqa: E402
 from trafl.models import build_model, enable_checkpointing  # noqa: E402
-from trafl.sampling import generate, row_generators  # noqa: E402
+from trafl.models.loading import DTYPES, TrainDtype  # noqa: E402
+from trafl.models.presets import PRESETS  # noqa: E402
+from trafl.sampling import SamplerSettings, generate, row_generators  # noqa: E402
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"]
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
 
 
@@ -110,14 +111,11 @@ def check_length(policy, config, device: torch.device, gen_length: int, args) ->
                 policy,
                 prompt,
                 None,
-                gen_length=gen_length,
-                steps=steps,
-                block_length=block,
-                temperature=0.9,
+                settings=SamplerSettings(
+                    gen_length=gen_length, steps=steps, block_length=block, temperature=0.9, cache=cache, threshold=thr
+                ),
                 num_samples=g,
                 generator=gens,
-                cache=cache,
-                threshold=thr,
             )
         )
         result[f"rollout_{name}_s"] = seconds
@@ -160,7 +158,7 @@ def check_length(policy, config, device: torch.device, gen_length: int, args) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shape", choices=("llada-8b", "tiny", "micro"), default="llada-8b")
+    parser.add_argument("--shape", choices=sorted(PRESETS), default="llada-8b")
     parser.add_argument("--gen-lengths", default="256,512", help="comma-separated completion lengths L")
     parser.add_argument("--group-size", type=int, default=16, help="G: samples of the one prompt")
     parser.add_argument("--prompt-length", type=int, default=64)
@@ -173,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         "--chunks", type=int, default=1, help="row chunks of the policy backward (gradient accumulation)"
     )
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="bfloat16")
+    parser.add_argument("--dtype", choices=get_args(TrainDtype), default="bfloat16")
     parser.add_argument(
         "--peak-tflops", type=float, default=None, help="peak dense TFLOPS for MFU (default: by GPU name)"
     )

@@ -54,7 +54,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -65,6 +65,7 @@ from benchmarks.bench_long import LONG_BASE, LONG_VARIANTS, bench_long  # noqa: 
 from benchmarks.bench_sampling import DEFAULT_TRAINED, bench_accuracy, bench_sampler, bench_threshold  # noqa: E402
 from benchmarks.bench_training import bench_elbo, bench_rlstep, bench_train  # noqa: E402
 from benchmarks.harness import machine  # noqa: E402
+from trafl.tasks.base import EvalSplit  # noqa: E402
 from trafl.utils.io import append_jsonl  # noqa: E402
 
 SECTIONS = ("sampler", "threshold", "accuracy", "elbo", "train", "rlstep", "grading")
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--long-split",
         default="test",
-        choices=("test", "validation"),
+        choices=get_args(EvalSplit),
         help="long section: count_range split of the prompts; choose settings (e.g. a threshold) on validation, "
         "report test once",
     )

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from trafl.objectives import RolloutGroup, get_objective
+from trafl.objectives import OBJECTIVES, RolloutGroup, get_objective
 from trafl.objectives.functional import transform_rewards
 from trafl.objectives.reference import make_reference
 
-METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
+METHODS = tuple(OBJECTIVES)
 
 
 def random_group(

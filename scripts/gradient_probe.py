@@ -25,7 +25,7 @@ import torch
 
 from trafl.models import load_pretrained
 from trafl.objectives import RolloutGroup, get_objective
-from trafl.sampling import decode_completions, generate, row_generators
+from trafl.sampling import REMASKING, SamplerSettings, decode_completions, generate, row_generators
 from trafl.tasks import get_task
 
 
@@ -36,11 +36,13 @@ def rollouts(model, tok, task, rows, n, seed, args):
             model,
             enc.input_ids,
             enc.attention_mask,
-            gen_length=args.gen_length,
-            steps=args.gen_length,
-            block_length=args.gen_length,
-            temperature=args.temperature,
-            remasking=args.remasking,
+            settings=SamplerSettings(
+                gen_length=args.gen_length,
+                steps=args.gen_length,
+                block_length=args.gen_length,
+                temperature=args.temperature,
+                remasking=args.remasking,
+            ),
             num_samples=n,
             eos_token_id=tok.eos_token_id,
             generator=row_generators(seed, len(rows), n),
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--surrogate", default=None, help="elbo | trajectory | autoregressive | onestep (default: the objective's)"
     )
-    p.add_argument("--remasking", default="low_confidence", choices=("low_confidence", "random"))
+    p.add_argument("--remasking", default="low_confidence", choices=REMASKING)
     p.add_argument("--beta", type=float, default=1.0, help="TraFL's beta per token (ignored by the others)")
     p.add_argument("--group-size", type=int, default=16)
     p.add_argument("--eval-samples", type=int, default=16, help="fresh rollouts per prompt at each step size")

@@ -37,8 +37,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import torch
+
+from trafl.models.loading import TrainDtype
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs/sft/long_base.yaml"
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data", default=None, help="SFT pairs (default: OUT/count_range_sft.jsonl, written if absent)"
     )
     parser.add_argument("--device", default="cuda", help="device of every run")
-    parser.add_argument("--dtype", default="bfloat16", choices=("float32", "bfloat16"), help="bf16 autocast on CUDA")
+    parser.add_argument("--dtype", default="bfloat16", choices=get_args(TrainDtype), help="bf16 autocast on CUDA")
     parser.add_argument("--init", default=None, help="continue this model directory instead of a fresh preset")
     parser.add_argument("--semi-ar-block-length", type=int, default=32, help="SFT semi_ar_block_length (0: off)")
     parser.add_argument("--semi-ar-fraction", type=float, default=0.5, help="SFT semi_ar_fraction")

@@ -21,7 +21,7 @@ from trafl.utils.config import (
 class Cfg:
     lr: float = option(1e-3, "learning rate", min=0.0)
     steps: int = option(10, "steps", min=1)
-    method: str = option("trafl", "objective", choices=("trafl", "espo"))
+    method: Literal["trafl", "espo"] = option("trafl", "objective")
     mode: Literal["a", "b"] = option("a", "a literal")
     temps: list[float] = option([0.3, 0.6], "temperatures")
     path: str | None = option(None, "optional path")
@@ -122,7 +122,7 @@ def test_sampler_settings_one_check_names_the_callers_fields():
     with pytest.raises(ConfigError, match="'threshold': must be <= 1.0"):
         load_config(SamplerSettings, None, {"threshold": 1.5})
     s = load_config(SamplerSettings, None, {"gen_length": 16, "block_length": 4})
-    assert s.generate_kwargs()["steps"] == 16 and not s.approximate  # steps default: one token per step
+    assert s.resolved_steps == 16 and not s.approximate  # steps default: one token per step
     assert load_config(SamplerSettings, None, {"cache": "prefix"}).approximate
     assert not load_config(SamplerSettings, None, {"threshold": 1.0}).approximate  # nothing exceeds 1
     left_to_right = dict(gen_length=8, steps=8, block_length=1, cache="dual", threshold=0.5)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trafl.demo import DemoConfig, run_demo
+from trafl.sampling import SamplerSettings
 from trafl.utils.config import load_config
 
 
@@ -195,7 +196,7 @@ def test_demo_sampler_settings_are_checked_at_load_and_reach_training(tmp_path):
     with pytest.raises(ConfigError, match="diffusion_steps=6 must be <= gen_length=5"):
         load_config(DemoConfig, None, {"diffusion_steps": 6})
     cfg = load_config(DemoConfig, None, {"temperature": 0.7})
-    assert cfg.sampler.generate_kwargs() == dict(
+    assert cfg.sampler == SamplerSettings(
         gen_length=5, steps=5, block_length=5, temperature=0.7, remasking="low_confidence", cache="none", threshold=None
     )
     fields = train_fields(cfg, "trafl", 0, Path("base"), tmp_path)

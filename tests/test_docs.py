@@ -33,5 +33,5 @@ def test_readme_commands_exist():
     assert "python -m pytest -q" in readme
     ci = (REPO / ".ci" / "run").read_text()
     assert 'pip install "torch==2.13.0" -e ".[dev]"' in ci and "python -m pytest -q" in ci
-    lint = "ruff check . && ruff format --check ."
+    lint = "ruff check . && ruff format --check . && mypy"
     assert lint in readme and lint in ci

@@ -16,7 +16,7 @@ from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, run_evaluation
 from trafl.eval.generation import Generations, SamplerSweep
 from trafl.eval.paths import entropy, path_metrics, summarise_paths
 from trafl.eval.report import render_markdown
-from trafl.sampling import generate
+from trafl.sampling import SamplerSettings, generate
 from trafl.sampling.toy_models import CanvasTableDenoiser
 from trafl.utils.io import read_jsonl
 
@@ -110,11 +110,9 @@ def sample_steps(*, gen_length, steps, block_length, n, temperature=1.0, remaski
     out = generate(
         model,
         torch.tensor([[0, 1]]),
-        gen_length=gen_length,
-        steps=steps,
-        block_length=block_length,
-        temperature=temperature,
-        remasking=remasking,
+        settings=SamplerSettings(
+            gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature, remasking=remasking
+        ),
         num_samples=n,
         generator=torch.Generator().manual_seed(seed),
     )

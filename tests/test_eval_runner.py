@@ -14,6 +14,7 @@ from trafl.eval.cache import Cell, cache_path
 from trafl.eval.evaluate import EvalPlan, ModelSpec, TaskSpec, problem_ids, run_evaluation
 from trafl.eval.generation import SamplerSweep
 from trafl.eval.report import render_markdown
+from trafl.sampling import SamplerSettings
 from trafl.tasks.base import Task
 from trafl.utils.io import read_jsonl
 
@@ -257,7 +258,7 @@ def test_eval_config_from_yaml_with_flag_overrides(tmp_path):
     assert cfg.models == [("base", "/m/a"), ("tuned", "/m/b")]
     assert cfg.task_names == ["gsm8k", "math500", "mbpp"] and cfg.temperatures == [0.5]
     cell = cfg.sweep.at(128, 0.5)
-    assert cell.generate_kwargs() == dict(
+    assert cell == SamplerSettings(
         gen_length=128,
         steps=64,
         block_length=32,

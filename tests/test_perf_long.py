@@ -17,7 +17,7 @@ import torch
 
 import trafl
 from trafl.models import load_pretrained
-from trafl.sampling import decode_completions, generate
+from trafl.sampling import SamplerSettings, decode_completions, generate
 from trafl.tasks import get_task
 from trafl.tasks.synthetic.count_range import partial_credit, step_share
 
@@ -40,12 +40,9 @@ def _sample(base, rows, task, gen_length, cache, threshold):
         model,
         enc.input_ids,
         enc.attention_mask,
-        gen_length=gen_length,
-        steps=gen_length,
-        block_length=32,
-        temperature=0.0,
-        cache=cache,
-        threshold=threshold,
+        settings=SamplerSettings(
+            gen_length=gen_length, steps=gen_length, block_length=32, temperature=0.0, cache=cache, threshold=threshold
+        ),
     )
     return [t.strip() for t in decode_completions(tok, out.completion, tok.eos_token_id)], out.num_forward
 

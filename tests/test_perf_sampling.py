@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from benchmarks.reference_sampler import reference_generate
 from trafl.errors import ConfigError
 from trafl.models import BlockKVCache, build_char_tokenizer, build_model, tokenizer_fields
 from trafl.models.kv_cache import cache_window, splice_window
-from trafl.sampling import above_threshold, generate, row_generators
+from trafl.sampling import SamplerSettings, above_threshold, generate, row_generators
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +82,11 @@ def test_stale_cache_is_an_approximation(micro):
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
 def test_one_step_per_block_makes_the_cache_exact(micro, cache, temperature):
     ids, attn = prompts()
-    kw = dict(gen_length=8, steps=4, block_length=2, temperature=temperature, num_samples=2)
-    exact = generate(micro, ids, attn, generator=row_generators(0, 3, 2), **kw)
-    cached = generate(micro, ids, attn, generator=row_generators(0, 3, 2), cache=cache, **kw)
+    settings = SamplerSettings(gen_length=8, steps=4, block_length=2, temperature=temperature)
+    exact = generate(micro, ids, attn, settings=settings, generator=row_generators(0, 3, 2), num_samples=2)
+    cached = generate(
+        micro, ids, attn, settings=replace(settings, cache=cache), generator=row_generators(0, 3, 2), num_samples=2
+    )
     assert torch.equal(exact.sequences, cached.sequences)
     assert torch.equal(exact.commit_step, cached.commit_step)
 
@@ -91,18 +94,24 @@ def test_one_step_per_block_makes_the_cache_exact(micro, cache, temperature):
 def test_cached_sampler_runs_and_commits_every_position(micro):
     ids, attn = prompts()
     for cache in ("prefix", "dual"):
-        out = generate(micro, ids, attn, gen_length=16, steps=16, block_length=4, cache=cache, threshold=0.5)
+        settings = SamplerSettings(gen_length=16, steps=16, block_length=4, cache=cache, threshold=0.5)
+        out = generate(micro, ids, attn, settings=settings)
         assert (out.completion != micro.config.mask_token_id).all()
         assert (out.commit_step >= 0).all()
 
 
 def test_threshold_one_is_the_exact_sampler_and_zero_decodes_a_block_per_pass(micro):
     ids, attn = prompts()
-    kw = dict(gen_length=12, steps=12, block_length=4, temperature=0.7, num_samples=2)
-    exact = generate(micro, ids, attn, generator=row_generators(3, 3, 2), **kw)
-    same = generate(micro, ids, attn, generator=row_generators(3, 3, 2), threshold=1.0, **kw)
+    settings = SamplerSettings(gen_length=12, steps=12, block_length=4, temperature=0.7)
+
+    def run(threshold):
+        at = replace(settings, threshold=threshold)
+        return generate(micro, ids, attn, settings=at, generator=row_generators(3, 3, 2), num_samples=2)
+
+    exact = run(None)
+    same = run(1.0)
     assert torch.equal(exact.sequences, same.sequences) and exact.num_forward == same.num_forward == 12
-    greedy = generate(micro, ids, attn, generator=row_generators(3, 3, 2), threshold=0.0, **kw)
+    greedy = run(0.0)
     assert greedy.num_forward == 3  # one forward pass per block
     steps_used = greedy.commit_step.view(6, 3, 4)
     assert torch.equal(steps_used, torch.tensor([0, 4, 8]).view(1, 3, 1).expand(6, 3, 4))
@@ -121,7 +130,7 @@ def test_above_threshold_by_enumeration():
 def test_default_sampler_matches_the_reference_loop(micro):
     ids, attn = prompts(batch=4)
     for steps, block in ((8, 8), (8, 4), (4, 4)):
-        ours = generate(micro, ids, attn, gen_length=8, steps=steps, block_length=block)
+        ours = generate(micro, ids, attn, settings=SamplerSettings(gen_length=8, steps=steps, block_length=block))
         ref = reference_generate(
             micro, ids, attn, gen_length=8, steps=steps, block_length=block, mask_token_id=micro.config.mask_token_id
         )
@@ -131,15 +140,15 @@ def test_default_sampler_matches_the_reference_loop(micro):
 
 def test_bad_options_are_rejected(micro):
     ids, attn = prompts()
-    kw = dict(gen_length=4, steps=4, block_length=4)
+    settings = SamplerSettings(gen_length=4, steps=4, block_length=4)
     with pytest.raises(ConfigError, match="cache"):
-        generate(micro, ids, attn, cache="full", **kw)
+        generate(micro, ids, attn, settings=replace(settings, cache="full"))
     with pytest.raises(ConfigError, match="threshold"):
-        generate(micro, ids, attn, threshold=1.5, **kw)
+        generate(micro, ids, attn, settings=replace(settings, threshold=1.5))
     no_cache_model = lambda x, attention_mask=None: torch.zeros(*x.shape, 8)  # noqa: E731
     no_cache_model.mask_token_id = 2
     with pytest.raises(ConfigError, match="block KV cache"):
-        generate(no_cache_model, ids.clamp(max=7), attn, cache="dual", **kw)
+        generate(no_cache_model, ids.clamp(max=7), attn, settings=replace(settings, cache="dual"))
 
 
 def test_sample_cli_flags(tmp_path, capsys):

@@ -10,7 +10,7 @@ import torch
 import trafl.sampling.cli as sample_cli
 from trafl.cli import main
 from trafl.models import build_char_tokenizer, build_model, tokenizer_fields
-from trafl.sampling import generate, row_generators
+from trafl.sampling import SamplerSettings, generate, row_generators
 
 CHAT_TEMPLATE = "{% for m in messages %}U:{{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}A:{% endif %}"
 
@@ -82,10 +82,7 @@ def test_samples_do_not_depend_on_batching_and_match_generate(capsys, model_dir)
         model,
         ids,
         mask,
-        gen_length=8,
-        steps=4,
-        block_length=4,
-        temperature=1.0,
+        settings=SamplerSettings(gen_length=8, steps=4, block_length=4, temperature=1.0),
         num_samples=2,
         generator=row_generators(5, 2, 2),
     )
@@ -152,9 +149,10 @@ def test_config_file_flag_overrides_and_fast_sampler(capsys, model_dir, tmp_path
     records = json.loads(capsys.readouterr().out)
     assert [r["prompt"] for r in records] == ["1+1=", "1+1=", "2, 3=", "2, 3="]  # a prompt keeps its comma
     ((kw, num_forward),) = seen
-    assert {k: kw[k] for k in ("gen_length", "steps", "block_length", "temperature", "cache", "threshold")} == dict(
-        gen_length=8, steps=4, block_length=4, temperature=0.7, cache="dual", threshold=0.0
-    )
+    settings = kw["settings"]
+    assert {
+        k: getattr(settings, k) for k in ("gen_length", "steps", "block_length", "temperature", "cache", "threshold")
+    } == dict(gen_length=8, steps=4, block_length=4, temperature=0.7, cache="dual", threshold=0.0)
     assert num_forward == 2  # threshold 0 commits each block in one pass
     f.write_text(f"model: {model_dir}\nprompt: ['1']\nthreshold: 2\n")
     assert main(["sample", "--config", str(f)]) == 2

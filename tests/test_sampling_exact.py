@@ -9,6 +9,7 @@ exact law in total variation, so the tolerance is tight enough to tell settings 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 
@@ -16,7 +17,7 @@ import pytest
 import torch
 
 from trafl.likelihood.exact import JointDenoiser, TableDenoiser, all_completions, random_order_logprob
-from trafl.sampling import exact_distribution, generate
+from trafl.sampling import SamplerSettings, exact_distribution, generate
 from trafl.sampling.toy_models import CanvasTableDenoiser
 
 NUM_SAMPLES = 40_000
@@ -26,9 +27,13 @@ def tv(p: dict, q: dict) -> float:
     return 0.5 * sum(abs(p.get(y, 0.0) - q.get(y, 0.0)) for y in set(p) | set(q))
 
 
-def empirical(model, prompt: torch.Tensor, seed: int, **kwargs) -> dict:
+def empirical(model, prompt: torch.Tensor, seed: int, settings: SamplerSettings) -> dict:
     out = generate(
-        model, prompt.unsqueeze(0), num_samples=NUM_SAMPLES, generator=torch.Generator().manual_seed(seed), **kwargs
+        model,
+        prompt.unsqueeze(0),
+        settings=settings,
+        num_samples=NUM_SAMPLES,
+        generator=torch.Generator().manual_seed(seed),
     )
     counts = Counter(map(tuple, out.completion.tolist()))
     return {y: c / NUM_SAMPLES for y, c in counts.items()}
@@ -51,36 +56,36 @@ CASES = [
 def test_empirical_law_matches_enumeration(vocab, gen_length, steps, block_length, temperature, remasking, alternative):
     model = CanvasTableDenoiser(vocab, gen_length, seed=vocab * 10 + gen_length)
     prompt = torch.tensor([1, 0, 1])
-    setting = dict(
+    setting = SamplerSettings(
         gen_length=gen_length, steps=steps, block_length=block_length, temperature=temperature, remasking=remasking
     )
-    exact = exact_distribution(model, prompt, **setting)
+    exact = exact_distribution(model, prompt, setting)
     assert math.isclose(sum(exact.values()), 1.0, abs_tol=1e-12)
     assert all(len(y) == gen_length and model.mask_token_id not in y for y in exact)
 
-    got = empirical(model, prompt, seed=steps * 100 + block_length, **setting)
+    got = empirical(model, prompt, seed=steps * 100 + block_length, settings=setting)
     assert tv(got, exact) < 0.02
 
     # Power: the alternative setting's law is far from this one, so the check above can fail.
-    other = exact_distribution(model, prompt, **{**setting, **alternative})
+    other = exact_distribution(model, prompt, dataclasses.replace(setting, **alternative))
     assert tv(other, exact) > 0.05
 
 
 def test_greedy_low_confidence_is_a_point_mass_the_sampler_hits():
     model = CanvasTableDenoiser(3, 3, seed=5)
     prompt = torch.tensor([2, 2])
-    setting = dict(gen_length=3, steps=3, block_length=3, temperature=0.0, remasking="low_confidence")
-    exact = exact_distribution(model, prompt, **setting)
+    setting = SamplerSettings(gen_length=3, steps=3, block_length=3, temperature=0.0, remasking="low_confidence")
+    exact = exact_distribution(model, prompt, setting)
     assert len(exact) == 1
-    out = generate(model, prompt.unsqueeze(0), num_samples=4, **setting)
+    out = generate(model, prompt.unsqueeze(0), settings=setting, num_samples=4)
     assert {tuple(r) for r in out.completion.tolist()} == set(exact)
 
 
 def test_prompt_changes_the_law():
     model = CanvasTableDenoiser(2, 3, seed=3)
-    setting = dict(gen_length=3, steps=3, block_length=3, temperature=1.0, remasking="random")
-    a = exact_distribution(model, torch.tensor([0, 1]), **setting)
-    b = exact_distribution(model, torch.tensor([1, 1]), **setting)
+    setting = SamplerSettings(gen_length=3, steps=3, block_length=3, temperature=1.0, remasking="random")
+    a = exact_distribution(model, torch.tensor([0, 1]), setting)
+    b = exact_distribution(model, torch.tensor([1, 1]), setting)
     assert tv(a, b) > 0.05
 
 
@@ -93,7 +98,10 @@ def test_enumeration_agrees_with_the_random_order_mixture():
     uniform mixture over orders P(y) = mean_sigma p_sigma(y) (trafl.likelihood.exact)."""
     vocab, gen_length = 3, 3
     model = TableDenoiser(vocab, gen_length, generator=torch.Generator().manual_seed(0), init_std=1.5)
-    exact = exact_distribution(model, torch.tensor([0]), gen_length, gen_length, gen_length, 1.0, "random")
+    one_block = SamplerSettings(
+        gen_length=gen_length, steps=gen_length, block_length=gen_length, temperature=1.0, remasking="random"
+    )
+    exact = exact_distribution(model, torch.tensor([0]), one_block)
     mixture = _as_dict(random_order_logprob(model.conditional_logprobs().detach(), vocab), vocab, gen_length)
     assert tv(exact, mixture) < 1e-12
 
@@ -102,7 +110,16 @@ def test_consistent_conditionals_give_the_joint_for_every_order():
     vocab, gen_length = 2, 3
     model = JointDenoiser(vocab, gen_length, generator=torch.Generator().manual_seed(1), init_std=1.5)
     q = _as_dict(model.log_joint().detach(), vocab, gen_length)
-    exact = exact_distribution(model, torch.tensor([0]), gen_length, gen_length, 1, 1.0, "random")  # left to right
+    left_to_right = SamplerSettings(
+        gen_length=gen_length, steps=gen_length, block_length=1, temperature=1.0, remasking="random"
+    )
+    exact = exact_distribution(model, torch.tensor([0]), left_to_right)
     assert tv(exact, q) < 1e-12
-    exact = exact_distribution(model, torch.tensor([0]), gen_length, gen_length, gen_length, 1.0, "random")
+    exact = exact_distribution(
+        model,
+        torch.tensor([0]),
+        SamplerSettings(
+            gen_length=gen_length, steps=gen_length, block_length=gen_length, temperature=1.0, remasking="random"
+        ),
+    )
     assert tv(exact, q) < 1e-12

@@ -10,6 +10,7 @@ from trafl.errors import ConfigError
 from trafl.models import build_char_tokenizer, build_model
 from trafl.sampling import (
     SampleOutput,
+    SamplerSettings,
     completion_lengths,
     decode_completions,
     fill_after_eos,
@@ -50,7 +51,7 @@ def left_pad(prompts: list[list[int]], pad: int = 0) -> tuple[torch.Tensor, torc
 
 def test_output_layout(micro):
     ids, mask = left_pad([[5, 6, 7], [8]])
-    out = generate(micro, ids, mask, gen_length=8, steps=4, block_length=4, num_samples=3)
+    out = generate(micro, ids, mask, settings=SamplerSettings(gen_length=8, steps=4, block_length=4), num_samples=3)
     assert isinstance(out, SampleOutput)
     assert out.prompt_length == 3
     assert out.sequences.shape == (6, 11) and out.completion.shape == (6, 8) and out.commit_step.shape == (6, 8)
@@ -62,19 +63,17 @@ def test_output_layout(micro):
 
 def test_temperature_zero_is_deterministic(micro):
     ids = torch.randint(3, 64, (2, 4), generator=torch.Generator().manual_seed(0))
-    a = generate(micro, ids, gen_length=8, steps=8, block_length=4, generator=torch.Generator().manual_seed(1))
-    b = generate(micro, ids, gen_length=8, steps=8, block_length=4, generator=torch.Generator().manual_seed(2))
+    greedy = SamplerSettings(gen_length=8, steps=8, block_length=4)
+    a = generate(micro, ids, settings=greedy, generator=torch.Generator().manual_seed(1))
+    b = generate(micro, ids, settings=greedy, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a.sequences, b.sequences) and torch.equal(a.commit_step, b.commit_step)
     # The same prompt sampled several times at T = 0 gives the same completion every time.
-    c = generate(micro, ids, gen_length=8, steps=8, block_length=4, num_samples=3)
+    c = generate(micro, ids, settings=greedy, num_samples=3)
     assert (c.completion.view(2, 3, 8) == c.completion.view(2, 3, 8)[:, :1]).all()
     # At T > 0 different seeds give different samples.
-    d = generate(
-        micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(1)
-    )
-    e = generate(
-        micro, ids, gen_length=8, steps=8, block_length=4, temperature=1.0, generator=torch.Generator().manual_seed(2)
-    )
+    hot = SamplerSettings(gen_length=8, steps=8, block_length=4, temperature=1.0)
+    d = generate(micro, ids, settings=hot, generator=torch.Generator().manual_seed(1))
+    e = generate(micro, ids, settings=hot, generator=torch.Generator().manual_seed(2))
     assert not torch.equal(d.sequences, e.sequences)
 
 
@@ -108,7 +107,9 @@ def _reference_greedy(model, prompt: torch.Tensor, gen_length: int, steps: int, 
 def test_greedy_matches_a_direct_transcription_of_the_algorithm(micro, gen_length, steps, block_length):
     prompts = [[5, 9, 11, 20], [7, 7]]
     ids, mask = left_pad(prompts)
-    out = generate(micro, ids, mask, gen_length=gen_length, steps=steps, block_length=block_length)
+    out = generate(
+        micro, ids, mask, settings=SamplerSettings(gen_length=gen_length, steps=steps, block_length=block_length)
+    )
     for r, p in enumerate(prompts):
         ref = _reference_greedy(micro, torch.tensor(p), gen_length, steps, block_length)
         assert out.completion[r].tolist() == ref.tolist()
@@ -123,11 +124,9 @@ def test_committed_tokens_never_change_and_nothing_right_of_the_block_is_committ
         model,
         ids,
         mask,
-        gen_length=gen_length,
-        steps=steps,
-        block_length=block_length,
-        temperature=1.0,
-        remasking=remasking,
+        settings=SamplerSettings(
+            gen_length=gen_length, steps=steps, block_length=block_length, temperature=1.0, remasking=remasking
+        ),
         num_samples=2,
         generator=torch.Generator().manual_seed(3),
     )
@@ -160,7 +159,7 @@ def test_batch_composition_does_not_change_samples(remasking):
     model = CanvasTableDenoiser(3, 4, seed=2)
     prompts = [[0, 1, 2, 1, 0], [2], [1, 1, 0]]
     ids, mask = left_pad(prompts, pad=2)
-    kw = dict(gen_length=4, steps=4, block_length=2, temperature=1.0, remasking=remasking)
+    kw = dict(settings=SamplerSettings(gen_length=4, steps=4, block_length=2, temperature=1.0, remasking=remasking))
     batch = generate(model, ids, mask, num_samples=2, generator=row_generators(7, 3, 2), **kw).completion
     for i, p in enumerate(prompts):
         alone = _prompt_alone(model, p, row_generators(7, 1, 2, first_prompt=i), num_samples=2, **kw)
@@ -174,7 +173,9 @@ def test_batch_composition_on_the_native_model():
     model = build_model("micro", dtype=torch.float64).eval()
     prompts = [[5, 9, 11, 20, 3], [7], [30, 31]]
     ids, mask = left_pad(prompts)
-    kw = dict(gen_length=8, steps=4, block_length=4, temperature=0.8, remasking="low_confidence")
+    kw = dict(
+        settings=SamplerSettings(gen_length=8, steps=4, block_length=4, temperature=0.8, remasking="low_confidence")
+    )
     batch = generate(model, ids, mask, num_samples=2, generator=row_generators(0, 3, 2), **kw).completion
     for i, p in enumerate(prompts):
         alone = _prompt_alone(model, p, row_generators(0, 1, 2, first_prompt=i), num_samples=2, **kw)
@@ -200,9 +201,8 @@ def test_mask_token_is_never_proposed():
     table[:, 4] = 1.0
     model = FixedLogits(table, mask_token_id=2)
     for remasking in ("low_confidence", "random"):
-        out = generate(
-            model, torch.tensor([[3]]), gen_length=3, steps=3, block_length=3, temperature=0.0, remasking=remasking
-        )
+        settings = SamplerSettings(gen_length=3, steps=3, block_length=3, temperature=0.0, remasking=remasking)
+        out = generate(model, torch.tensor([[3]]), settings=settings)
         assert out.completion.tolist() == [[4, 4, 4]]
 
 
@@ -212,7 +212,7 @@ def test_eos_fill_and_trim():
     table[:, tok_a] = 5.0
     table[1, eos] = 10.0  # EOS at completion position 1 only
     model = FixedLogits(table, mask_token_id=2)
-    kw = dict(gen_length=4, steps=4, block_length=4)
+    kw = dict(settings=SamplerSettings(gen_length=4, steps=4, block_length=4))
     raw = generate(model, torch.tensor([[3]]), eos_token_id=eos, **kw)
     assert raw.completion.tolist() == [[tok_a, eos, tok_a, tok_a]]
     filled = generate(model, torch.tensor([[3]]), eos_token_id=eos, fill_eos=True, **kw)
@@ -237,7 +237,8 @@ def test_decode_completions_stops_at_eos():
 
 def test_per_row_generators_reproduce_rows(micro):
     ids = torch.tensor([[5, 6], [7, 8]])
-    kw = dict(gen_length=4, steps=4, block_length=2, temperature=1.0, remasking="random", num_samples=2)
+    settings = SamplerSettings(gen_length=4, steps=4, block_length=2, temperature=1.0, remasking="random")
+    kw = dict(settings=settings, num_samples=2)
     a = generate(micro, ids, generator=row_generators(1, 2, 2), **kw)
     b = generate(micro, ids, generator=row_generators(1, 2, 2), **kw)
     assert torch.equal(a.sequences, b.sequences)
@@ -253,18 +254,23 @@ def test_per_row_generators_reproduce_rows(micro):
         (dict(gen_length=0, steps=1, block_length=1), "gen_length must be >= 1"),
         (dict(gen_length=8, steps=8, block_length=8, temperature=-0.1), "temperature must be >= 0"),
         (dict(gen_length=8, steps=8, block_length=8, remasking="entropy"), "remasking must be one of"),
-        (dict(gen_length=8, steps=8, block_length=8, num_samples=0), "num_samples must be >= 1"),
+        (dict(gen_length=8, steps=8, block_length=8, call=dict(num_samples=0)), "num_samples must be >= 1"),
         (dict(gen_length=126, steps=126, block_length=126), "exceeds the model's context of 128"),
-        (dict(gen_length=8, steps=8, block_length=8, generator=[torch.Generator()] * 3), "one per output row"),
+        (
+            dict(gen_length=8, steps=8, block_length=8, call=dict(generator=[torch.Generator()] * 3)),
+            "one per output row",
+        ),
     ],
 )
 def test_bad_input_errors(micro, kwargs, pattern):
+    kwargs = dict(kwargs)
+    call = kwargs.pop("call", {})  # generate's own arguments, besides the sampler's settings
     with pytest.raises(ConfigError, match=pattern):
-        generate(micro, torch.tensor([[5, 6, 7]]), **kwargs)
+        generate(micro, torch.tensor([[5, 6, 7]]), settings=SamplerSettings(**kwargs), **call)
 
 
 def test_bad_prompt_errors(micro):
-    kw = dict(gen_length=4, steps=4, block_length=4)
+    kw = dict(settings=SamplerSettings(gen_length=4, steps=4, block_length=4))
     with pytest.raises(ConfigError, match="left-padded"):
         generate(micro, torch.tensor([[5, 6, 0]]), torch.tensor([[1, 1, 0]]), **kw)
     with pytest.raises(ConfigError, match="attention_mask shape"):

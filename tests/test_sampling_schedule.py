@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trafl.models import build_model
-from trafl.sampling import generate, num_transfer_tokens, select_top_k
+from trafl.sampling import SamplerSettings, generate, num_transfer_tokens, select_top_k
 from trafl.sampling.toy_models import CanvasTableDenoiser
 
 
@@ -64,11 +64,9 @@ def test_commit_counts_follow_the_schedule_in_every_block(gen_length, block_leng
     out = generate(
         model,
         prompts,
-        gen_length=gen_length,
-        steps=steps,
-        block_length=block_length,
-        temperature=0.7,
-        remasking=remasking,
+        settings=SamplerSettings(
+            gen_length=gen_length, steps=steps, block_length=block_length, temperature=0.7, remasking=remasking
+        ),
         num_samples=3,
         generator=torch.Generator().manual_seed(1),
     )
@@ -88,11 +86,7 @@ def test_counts_on_the_exact_toy_model():
     out = generate(
         model,
         torch.tensor([[0, 1]]),
-        gen_length=3,
-        steps=2,
-        block_length=3,
-        temperature=1.0,
-        remasking="random",
+        settings=SamplerSettings(gen_length=3, steps=2, block_length=3, temperature=1.0, remasking="random"),
         num_samples=50,
         generator=torch.Generator().manual_seed(0),
     )

@@ -228,7 +228,7 @@ def _reverse_data(path, n, seed, alphabet="0123456789"):
 @pytest.mark.slow
 def test_sft_learns_a_toy_task(tmp_path):
     from trafl.models import load_pretrained
-    from trafl.sampling import decode_completions, generate
+    from trafl.sampling import SamplerSettings, decode_completions, generate
     from trafl.sft.trainer import run_sft
 
     train = _reverse_data(tmp_path / "train.jsonl", 3000, seed=0)
@@ -264,10 +264,7 @@ def test_sft_learns_a_toy_task(tmp_path):
         model,
         enc.input_ids,
         enc.attention_mask,
-        gen_length=5,
-        steps=5,
-        block_length=5,
-        temperature=0.0,
+        settings=SamplerSettings(gen_length=5, steps=5, block_length=5, temperature=0.0),
         eos_token_id=tok.eos_token_id,
     )
     texts = decode_completions(tok, out.completion, tok.eos_token_id)

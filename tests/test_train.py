@@ -25,6 +25,7 @@ from rl_toys import (
 from safetensors.torch import load_file
 
 from trafl.errors import ConfigError, DataError
+from trafl.sampling import SamplerSettings
 from trafl.train.config import TrainConfig
 from trafl.train.rewards import RewardError, compute_rewards
 from trafl.utils.config import load_config
@@ -317,7 +318,7 @@ def test_sampler_fields_are_checked_at_load_naming_the_trainer_field(model_dir, 
     with pytest.raises(ConfigError, match="diffusion_steps=3 must be a multiple of the number of blocks"):
         cfg_for(model_dir, tmp_path, max_completion_length=8, diffusion_steps=3)
     cfg = cfg_for(model_dir, tmp_path, rollout_cache="dual", rollout_threshold=0.9)
-    assert cfg.sampler.generate_kwargs() == dict(
+    assert cfg.sampler == SamplerSettings(
         gen_length=4, steps=4, block_length=4, temperature=1.0, remasking="low_confidence", cache="dual", threshold=0.9
     )
     assert cfg.sampler.approximate and not cfg_for(model_dir, tmp_path).sampler.approximate

@@ -24,14 +24,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from trafl.errors import ConfigError
-from trafl.objectives.functional import REWARD_TRANSFORMS
-from trafl.objectives.logz import LOGZ_MODES
+from trafl.objectives.functional import RewardTransform
+from trafl.objectives.logz import LogZMode
 from trafl.objectives.registry import OBJECTIVES
 from trafl.sampling.settings import SamplerSettings, check_sampler
 from trafl.study.evaluation import EvalSettings
 from trafl.study.pipeline import Study, read_timings, run_study
 from trafl.study.runs import Run, train_fields
 from trafl.study.runs import ensure_base as ensure_base_model
+from trafl.tasks.base import EvalSplit
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args, to_dict
 from trafl.utils.io import atomic_write_json
 
@@ -83,14 +84,10 @@ class DemoConfig:
     beta: float = option(
         1.0, "TraFL's per-token reward temperature (target tilt L * beta; chosen on the validation split).", min=0.0
     )
-    reward_transform: str = option(
-        "group_norm", "TraFL's reward transform (chosen on the validation split).", choices=REWARD_TRANSFORMS
+    reward_transform: RewardTransform = option(
+        "group_norm", "TraFL's reward transform (chosen on the validation split)."
     )
-    logz: str = option(
-        "vargrad",
-        "TraFL's log-partition estimate (chosen on the validation split).",
-        choices=LOGZ_MODES,
-    )
+    logz: LogZMode = option("vargrad", "TraFL's log-partition estimate (chosen on the validation split).")
     inner_iterations: int | None = option(
         2,
         "Inner iterations (mu) of the methods whose recipe has several (ESPO 8, diffu-GRPO 12), and ESPO's ELBO "
@@ -99,10 +96,8 @@ class DemoConfig:
         min=1,
     )
     checkpoints: int = option(3, "Checkpoints per run (evenly spaced; the frontier's points along training).", min=1)
-    eval_split: str = option(
-        "test",
-        "Split to score: 'test' (held out, once at the end) or 'validation' (for choosing settings).",
-        choices=("test", "validation"),
+    eval_split: EvalSplit = option(
+        "test", "Split to score: 'test' (held out, once at the end) or 'validation' (for choosing settings)."
     )
     eval_prompts: int = option(240, "Prompts evaluated (the first N of eval_split; the test split has 360).", min=1)
     eval_n: int = option(

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from trafl.errors import CheckpointError, ConfigError
 from trafl.eval.generation import SamplerSweep
+from trafl.models.kv_cache import CacheMode
+from trafl.sampling.remasking import Remasking
 from trafl.sampling.settings import sampler_option
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args
 from trafl.utils.devices import check_device
@@ -59,8 +61,8 @@ class EvalConfig:
     block_length: int = sampler_option(
         "block_length", help="Semi-autoregressive block length (capped at each completion length; must divide it)."
     )
-    remasking: str = sampler_option("remasking")
-    cache: str = sampler_option("cache")
+    remasking: Remasking = sampler_option("remasking")
+    cache: CacheMode = sampler_option("cache")
     threshold: float | None = sampler_option("threshold")
     seed: int = option(0, "Seed of the per-sample noise.")
     limit: int | None = option(None, "Evaluate only the first LIMIT problems of each task.", min=1)

@@ -23,6 +23,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from trafl.errors import ConfigError
+from trafl.models.kv_cache import CacheMode
+from trafl.sampling.remasking import Remasking
 from trafl.sampling.settings import SamplerSettings, check_sampler
 
 
@@ -79,8 +81,8 @@ class SamplerSweep:
 
     steps: int | dict[int, int] | None = None
     block_length: int = 32
-    remasking: str = "low_confidence"
-    cache: str = "none"
+    remasking: Remasking = "low_confidence"
+    cache: CacheMode = "none"
     threshold: float | None = None
 
     def steps_for(self, gen_length: int) -> int | None:
@@ -171,7 +173,7 @@ class SamplerGenerator:
             self.model,
             input_ids,
             attention_mask,
-            **self.settings.at(gen_length, temperature).generate_kwargs(),
+            settings=self.settings.at(gen_length, temperature),
             num_samples=n,
             mask_token_id=mask_token_id_of(self.model),
             eos_token_id=eos,

@@ -178,7 +178,7 @@ class TraflLMCore:
 
     def generate_until(self, items: Sequence[tuple[str, dict]]) -> list[str]:
         from trafl.models.interface import mask_token_id_of
-        from trafl.sampling import decode_completions, generate
+        from trafl.sampling import SamplerSettings, decode_completions, generate
 
         texts = []
         for context, kwargs in items:
@@ -194,11 +194,13 @@ class TraflLMCore:
                 self.model,
                 ids,
                 torch.ones_like(ids),
-                gen_length=gen_length,
-                steps=steps,
-                block_length=block,
-                temperature=temperature,
-                remasking=self.remasking,
+                settings=SamplerSettings(
+                    gen_length=gen_length,
+                    steps=steps,
+                    block_length=block,
+                    temperature=temperature,
+                    remasking=self.remasking,
+                ),
                 mask_token_id=mask_token_id_of(self.model),
                 eos_token_id=self.tokenizer.eos_token_id,
                 generator=self._generator(context),

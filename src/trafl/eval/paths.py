@@ -47,8 +47,6 @@ import torch
 from trafl.errors import ConfigError
 from trafl.eval.passk import mean_and_stderr
 
-ORDER_KEYS = ("distinct_orders", "order_entropy", "distinct_correct_paths", "top_path_share")
-
 
 def entropy(counts: Sequence[int] | Counter) -> float:
     """Plug-in entropy in nats of the empirical distribution with these counts:

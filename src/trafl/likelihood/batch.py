@@ -8,12 +8,15 @@ right padding). Every surrogate in this package reads a :class:`CanvasBatch`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
 from trafl.errors import ConfigError
 
-LENGTH_NORMS = ("canvas", "tokens")
+#: Which completion positions count and normalise (:func:`normalising_length`).
+LengthNorm = Literal["canvas", "tokens"]
+LENGTH_NORMS: tuple[LengthNorm, ...] = get_args(LengthNorm)
 
 
 @dataclass

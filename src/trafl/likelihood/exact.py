@@ -131,6 +131,9 @@ class JointDenoiser(TableDenoiser):
     """Conditionals of one joint ``q(y) = softmax(joint_logits)``: ``p(y_i = v | z)`` is ``q``'s
     conditional of position ``i`` given the visible tokens of ``z``."""
 
+    consistent: torch.Tensor  # buffers (registered in __init__)
+    onehot: torch.Tensor
+
     def __init__(
         self, vocab_size: int, gen_length: int, *, init_std: float = 1.0, generator: torch.Generator | None = None
     ):

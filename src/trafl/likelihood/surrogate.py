@@ -10,6 +10,7 @@ with torch.no_grad():
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
@@ -21,8 +22,12 @@ from trafl.likelihood.onestep import onestep
 from trafl.likelihood.ordered import autoregressive, trajectory
 from trafl.likelihood.output import SurrogateOutput
 
-SURROGATES = ("elbo", "onestep", "autoregressive", "trajectory")
-ELBO_ESTIMATORS = ("stratified", "espo")
+#: The sequence log-likelihood surrogates :class:`Surrogate` evaluates.
+SurrogateName = Literal["elbo", "onestep", "autoregressive", "trajectory"]
+SURROGATES: tuple[SurrogateName, ...] = get_args(SurrogateName)
+#: The ELBO's mask laws (:class:`Surrogate`'s ``elbo_estimator``).
+ElboEstimator = Literal["stratified", "espo"]
+ELBO_ESTIMATORS: tuple[ElboEstimator, ...] = get_args(ElboEstimator)
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,13 @@ class Surrogate:
             partner = exact complement, weights (L+1)/m; ``num_mc`` counts both draws of a pair).
     """
 
-    name: str = "elbo"
+    name: SurrogateName = "elbo"
     num_mc: int = 2
     antithetic: bool = True
     p_mask_prompt: float = 0.15
     chunk_size: int = 64
     micro_batch_size: int | None = None
-    elbo_estimator: str = "stratified"
+    elbo_estimator: ElboEstimator = "stratified"
 
     def __post_init__(self) -> None:
         if self.name not in SURROGATES:

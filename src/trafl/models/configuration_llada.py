@@ -180,7 +180,9 @@ class LLaDAConfig(PretrainedConfig):
             check_field_type(name, value)
             setattr(self, name, float(value) if LLADA_FIELDS[name][0] is float and value is not None else value)
         kwargs.setdefault("architectures", ["LLaDAModelLM"])
-        super().__init__(tie_word_embeddings=False, **kwargs)
+        # transformers 5 types PreTrainedConfig.__init__ by its declared fields only, but its __init__
+        # stores any other keyword (transformers 4 declares **kwargs), so the extra one is accepted
+        super().__init__(tie_word_embeddings=False, **kwargs)  # type: ignore[call-arg]
         self._check_consistency()
 
     # --- derived quantities -------------------------------------------------------------

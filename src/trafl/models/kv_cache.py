@@ -25,13 +25,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
 from trafl.errors import ConfigError
 
-CACHE_MODES = ("none", "prefix", "dual")
+#: The block KV cache modes: ``none`` (exact), ``prefix`` or ``dual`` (see the module docstring).
+CacheMode = Literal["none", "prefix", "dual"]
+CACHE_MODES: tuple[CacheMode, ...] = get_args(CacheMode)
 
 KVHook = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 

@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from safetensors import safe_open
@@ -40,6 +40,12 @@ SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 TORCH_WEIGHT_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+#: The dtype names a model is loaded in (``auto``: as stored), and their torch dtypes.
+DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
+DTYPES: dict[str, torch.dtype | None] = {n: None if n == "auto" else getattr(torch, n) for n in get_args(DtypeName)}
+#: The parameter dtypes a trainer keeps (``bfloat16``: bf16 autocast on CUDA).
+TrainDtype = Literal["float32", "bfloat16"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 

@@ -25,12 +25,14 @@ with Attn full (non-causal) scaled-dot-product attention over the non-padding ke
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer  # blocks transformers' checkpointing recognises
 from transformers.modeling_outputs import MaskedLMOutput
 
 from trafl.errors import TraflError
@@ -45,11 +47,7 @@ from trafl.models.layers import (
     rope_angles,
 )
 
-try:  # transformers >= 4.52: blocks that transformers' checkpointing API recognises
-    from transformers.modeling_layers import GradientCheckpointingLayer as _BlockBase
-except ImportError:  # pragma: no cover - older transformers
-    _BlockBase = nn.Module
-
+_init: ModuleType
 try:  # transformers 5: initialisers that skip tensors already loaded from a checkpoint
     from transformers import initialization as _init
 except ImportError:  # pragma: no cover - transformers 4
@@ -73,7 +71,7 @@ class LLaDARMSNorm(nn.Module):
         return rms_norm(x, self.weight, self.bias, self.eps)
 
 
-class LLaDABlock(_BlockBase):
+class LLaDABlock(GradientCheckpointingLayer):
     """LLaDA's ``LLaDALlamaBlock``: pre-norm bidirectional attention and a gated MLP."""
 
     def __init__(self, config: LLaDAConfig, layer_id: int) -> None:
@@ -97,8 +95,10 @@ class LLaDABlock(_BlockBase):
         self.up_proj = nn.Linear(d, hidden, bias=config.include_bias)
         self.ff_out = nn.Linear(hidden, d, bias=config.include_bias)
         self.dropout = nn.Dropout(config.residual_dropout)
-        self.attn_out._is_residual = True  # scaled down at init (see LLaDAModelLM._init_weights)
-        self.ff_out._is_residual = True
+        # scaled down at init (see LLaDAModelLM._init_weights); a plain attribute, which torch's stubs
+        # do not allow on a Module (they type Module.__setattr__ for tensors and modules only)
+        self.attn_out._is_residual = True  # type: ignore[assignment]
+        self.ff_out._is_residual = True  # type: ignore[assignment]
 
     def _split_heads(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         b, t, _ = x.shape
@@ -137,6 +137,18 @@ class LLaDABlock(_BlockBase):
         return x + self.dropout(self.ff_out(gated_mlp(self.ff_proj(m), self.up_proj(m), self.activation)))
 
 
+class _TransformerModules(nn.ModuleDict):
+    """``transformer.{wte, emb_drop, blocks, ln_f[, ff_out]}``, LLaDA's checkpoint layout, with each
+    module's type declared (a plain ``ModuleDict`` types every attribute as ``Tensor | Module``).
+    ``ff_out`` exists only without weight tying."""
+
+    wte: nn.Embedding
+    emb_drop: nn.Dropout
+    blocks: nn.ModuleList
+    ln_f: LLaDARMSNorm
+    ff_out: nn.Linear
+
+
 class LLaDAModel(nn.Module):
     """The transformer trunk; ``self.transformer`` holds LLaDA's module names (wte, blocks, ln_f, ff_out)."""
 
@@ -152,7 +164,7 @@ class LLaDAModel(nn.Module):
         }
         if not config.weight_tying:
             modules["ff_out"] = nn.Linear(d, vocab, bias=config.include_bias)
-        self.transformer = nn.ModuleDict(modules)
+        self.transformer = _TransformerModules(modules)
 
     def forward(
         self,
@@ -295,8 +307,8 @@ class LLaDAModelLM(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.transformer.wte
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.model.transformer.wte = value
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.model.transformer["wte"] = value
 
     def get_output_embeddings(self) -> nn.Module | None:
         return None if self.config.weight_tying else self.model.transformer.ff_out

@@ -18,39 +18,34 @@ from typing import Any
 
 import torch
 
+from trafl.likelihood.batch import LengthNorm
+from trafl.likelihood.surrogate import SurrogateName
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, k3_kl, mean_centred, ppo_clip
 from trafl.objectives.group import RolloutGroup
-from trafl.objectives.options import ObjectiveOptions
+from trafl.objectives.options import ObjectiveOptions, TokenReduction
 from trafl.utils.config import option
 
 
 @dataclass
 class DiffuGRPOOptions(ObjectiveOptions):
-    surrogate: str = option(
-        "onestep",
-        "Sequence log-likelihood surrogate (d1: the one-step mean-field one).",
-        choices=("elbo", "onestep", "autoregressive", "trajectory"),
-    )
+    surrogate: SurrogateName = option("onestep", "Sequence log-likelihood surrogate (d1: the one-step mean-field one).")
     beta: float = option(
         0.04, "k3 KL coefficient to the reference (0 drops the term and the reference model).", min=0.0
     )
     epsilon: float = option(0.5, "Token-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
-    length_norm: str = option(
-        "tokens",
-        "Positions that count: d1 counts those up to and including the first EOS.",
-        choices=("canvas", "tokens"),
+    length_norm: LengthNorm = option(
+        "tokens", "Positions that count: d1 counts those up to and including the first EOS."
     )
-    token_reduction: str = option(
-        "batch_tokens", "d1 averages over every counted token of the micro-batch.", choices=("sequence", "batch_tokens")
-    )
+    token_reduction: TokenReduction = option("batch_tokens", "d1 averages over every counted token of the micro-batch.")
     resample_noise: bool = option(True, "A fresh prompt mask for every inner iteration (d1).")
 
 
 class DiffuGRPO(Objective):
     name = "diffu_grpo"
     Options = DiffuGRPOOptions
+    options: DiffuGRPOOptions
     train_defaults = {"num_iterations": 12}
     summary = "d1's token GRPO on the one-step surrogate with random prompt masking and k3 KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from trafl.likelihood.surrogate import ElboEstimator
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, loo_advantage, ppo_clip
 from trafl.objectives.group import RolloutGroup
@@ -34,10 +35,8 @@ class ESPOOptions(ObjectiveOptions):
     epsilon: float = option(0.2, "Sequence-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
     num_mc: int = option(4, "ELBO masked forwards per sequence: ESPO's num_mc = 2 coupled pairs is 4 here.", min=1)
-    elbo_estimator: str = option(
-        "espo",
-        "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs).",
-        choices=("stratified", "espo"),
+    elbo_estimator: ElboEstimator = option(
+        "espo", "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs)."
     )
     resample_noise: bool = option(
         True, "A fresh ELBO mask draw for every inner iteration (ESPO's per-iteration mask seed)."
@@ -47,6 +46,7 @@ class ESPOOptions(ObjectiveOptions):
 class ESPO(Objective):
     name = "espo"
     Options = ESPOOptions
+    options: ESPOOptions
     train_defaults = {"num_iterations": 8}
     summary = "sequence-level PPO on the ELBO, leave-one-out advantages, quadratic ELBO KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law

@@ -6,11 +6,15 @@ Rewards and advantages are ``[num_prompts, G]``; per-sequence quantities are ``[
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
 from trafl.errors import ConfigError
 
-REWARD_TRANSFORMS = ("group_norm", "loo", "raw")
+#: The reward transforms of :func:`transform_rewards`.
+RewardTransform = Literal["group_norm", "loo", "raw"]
+REWARD_TRANSFORMS: tuple[RewardTransform, ...] = get_args(RewardTransform)
 
 
 def group_normalise(r: torch.Tensor, eps: float = 1e-4, unbiased: bool = False) -> torch.Tensor:

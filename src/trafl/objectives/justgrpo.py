@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from trafl.likelihood.surrogate import SurrogateName
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import clip_fraction, group_normalise, ppo_clip
 from trafl.objectives.group import RolloutGroup
@@ -28,10 +29,8 @@ from trafl.utils.config import option
 
 @dataclass
 class JustGRPOOptions(ObjectiveOptions):
-    surrogate: str = option(
-        "autoregressive",
-        "Sequence log-likelihood surrogate (JustGRPO: the exact autoregressive one).",
-        choices=("elbo", "onestep", "autoregressive", "trajectory"),
+    surrogate: SurrogateName = option(
+        "autoregressive", "Sequence log-likelihood surrogate (JustGRPO: the exact autoregressive one)."
     )
     epsilon: float = option(0.2, "Token-ratio clip range (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
@@ -51,6 +50,7 @@ class JustGRPOOptions(ObjectiveOptions):
 class JustGRPO(Objective):
     name = "justgrpo"
     Options = JustGRPOOptions
+    options: JustGRPOOptions
     train_defaults = {"temperature": 1.0, "num_iterations": 1}
     rollout_order = "left_to_right"
     summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"

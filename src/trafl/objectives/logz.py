@@ -17,12 +17,16 @@ them their own learning rate.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
 from trafl.errors import TraflError
 
-LOGZ_MODES = ("learned", "learned_policy", "vargrad", "partition")
+#: The log-partition estimates of the module docstring.
+LogZMode = Literal["learned", "learned_policy", "vargrad", "partition"]
+LOGZ_MODES: tuple[LogZMode, ...] = get_args(LogZMode)
 
 
 class LogZHead(nn.Module):
@@ -40,14 +44,14 @@ class LogZHead(nn.Module):
             nn.Linear(width, width),
             nn.LayerNorm(width),
             nn.GELU(),
-            nn.Linear(width, 1),
+            out := nn.Linear(width, 1),  # built last, as the layers' random init draws in this order
         )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
+        nn.init.zeros_(out.weight)
+        nn.init.zeros_(out.bias)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``[B, H]`` pooled prompt features -> ``[B]`` log-partition estimates (float32)."""
-        first = self.net[0].weight
+        first = next(self.net.parameters())  # the first layer's weight
         return self.net(features.to(device=first.device, dtype=first.dtype)).squeeze(-1)
 
 

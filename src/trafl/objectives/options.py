@@ -14,35 +14,34 @@ trainer's own fields and rejects an option the chosen method does not have.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from trafl.errors import ConfigError
-from trafl.likelihood import ELBO_ESTIMATORS, LENGTH_NORMS, SURROGATES
+from trafl.likelihood.batch import LengthNorm
+from trafl.likelihood.surrogate import ElboEstimator, SurrogateName
 from trafl.utils.config import option
 
 #: How a token-level loss is reduced over a micro-batch.
-TOKEN_REDUCTIONS = ("sequence", "batch_tokens")
+TokenReduction = Literal["sequence", "batch_tokens"]
 
 
 @dataclass
 class ObjectiveOptions:
-    surrogate: str = option(
+    surrogate: SurrogateName = option(
         "elbo",
         "Sequence log-likelihood surrogate (elbo, onestep, autoregressive, trajectory: the "
         "exact log-likelihood of the rollout's own unmasking order, needs remasking=random).",
-        choices=SURROGATES,
     )
-    length_norm: str = option(
+    length_norm: LengthNorm = option(
         "canvas",
         "Positions that count and the length L_norm that normalises: 'canvas' (all L positions, L_norm = L) or "
         "'tokens' (positions up to and including the first EOS, L_norm = their number).",
-        choices=LENGTH_NORMS,
     )
-    token_reduction: str = option(
+    token_reduction: TokenReduction = option(
         "sequence",
         "Token-level objectives: 'sequence' (each sequence's sum over counted positions / L_norm, then the mean over "
         "sequences) or 'batch_tokens' (sum over every counted position of the micro-batch / their number, as TRL "
         "and d1 do). Ignored by sequence-level objectives.",
-        choices=TOKEN_REDUCTIONS,
     )
     num_mc: int = option(
         2, "ELBO: masked forward passes per sequence (with antithetic pairs, a pair counts as two).", min=1
@@ -50,11 +49,10 @@ class ObjectiveOptions:
     antithetic: bool = option(
         True, "ELBO (stratified estimator): pair each mask with its complement plus one position."
     )
-    elbo_estimator: str = option(
+    elbo_estimator: ElboEstimator = option(
         "stratified",
         "ELBO mask law: 'stratified' (m ~ U{1..L} stratified over a row's draws, weights L/m) or 'espo' (ESPO's: "
         "m ~ U{0..L} systematic over the batch's rows, coupled exact-complement pairs, weights (L+1)/m).",
-        choices=ELBO_ESTIMATORS,
     )
     p_mask_prompt: float = option(
         0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0

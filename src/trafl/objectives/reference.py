@@ -35,6 +35,8 @@ def reference_mode(model: Any) -> Iterator[Any]:
 class AdapterDisabledReference(nn.Module):
     """A denoiser view of ``policy`` with its LoRA adapters switched off (shares all weights)."""
 
+    policy: nn.Module  # set with object.__setattr__ in __init__
+
     def __init__(self, policy: nn.Module):
         super().__init__()
         object.__setattr__(self, "policy", policy)  # not registered: no parameters of its own

@@ -1,17 +1,18 @@
 """The objective registry: the single source of method names, their options and their defaults.
 
 Adding an objective is one module (an :class:`~trafl.objectives.base.Objective` subclass with its
-``Options`` dataclass) plus one entry in ``OBJECTIVES`` below; ``trafl train --method``, its flags,
-config validation and the defaults table in the docs all read this mapping.
+``Options`` dataclass) plus one entry in ``OBJECTIVES`` below and its name in ``MethodName`` (the
+type of ``TrainConfig.method``; checked against ``OBJECTIVES`` on import); ``trafl train --method``,
+its flags, config validation and the defaults table in the docs all read these.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any
+from typing import Any, Literal, get_args
 
-from trafl.errors import ConfigError
+from trafl.errors import ConfigError, TraflError
 from trafl.objectives.base import Objective
 from trafl.objectives.diffu_grpo import DiffuGRPO
 from trafl.objectives.espo import ESPO
@@ -21,6 +22,10 @@ from trafl.objectives.trafl import TraFL
 from trafl.utils.config import config_from_dict
 
 OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO)}
+#: The registered method names as a type, for config fields that name a method.
+MethodName = Literal["trafl", "espo", "justgrpo", "diffu_grpo"]
+if tuple(OBJECTIVES) != get_args(MethodName):
+    raise TraflError(f"MethodName {get_args(MethodName)} must list the registry's objectives {tuple(OBJECTIVES)}")
 
 
 def objective_class(name: str) -> type[Objective]:

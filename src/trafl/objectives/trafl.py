@@ -16,14 +16,14 @@ token). ``r~`` is the transformed reward (``group_norm``, ``loo``, ``raw``); ``w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 
 from trafl.errors import ConfigError
 from trafl.objectives.base import Objective, clip_range
 from trafl.objectives.functional import (
-    REWARD_TRANSFORMS,
+    RewardTransform,
     clip_fraction,
     clipped_importance_weight,
     partition_logz,
@@ -32,11 +32,13 @@ from trafl.objectives.functional import (
     vargrad_logz,
 )
 from trafl.objectives.group import RolloutGroup
-from trafl.objectives.logz import LOGZ_MODES, LogZHead, pooled_prompt_features
+from trafl.objectives.logz import LogZHead, LogZMode, pooled_prompt_features
 from trafl.objectives.options import ObjectiveOptions
 from trafl.utils.config import option
 
-IMPORTANCE_WEIGHTS = ("none", "clipped")
+#: TraFL's off-policy weights: ``none``, or ``clipped`` ``sg(clip(exp(s_theta - s_old)))``.
+ImportanceWeight = Literal["none", "clipped"]
+IMPORTANCE_WEIGHTS: tuple[ImportanceWeight, ...] = get_args(ImportanceWeight)
 #: The default total tilt ``L * beta`` (nats per unit of the transformed reward).
 DEFAULT_TILT = 5.0
 
@@ -50,20 +52,18 @@ class TraFLOptions(ObjectiveOptions):
         "(chosen on the CPU study's validation split, docs/study.md).",
         min=0.0,
     )
-    reward_transform: str = option(
+    reward_transform: RewardTransform = option(
         "group_norm",
         "Reward transform r~: group_norm (r - mean) / (std + eps), loo (leave-one-out), raw.",
-        choices=REWARD_TRANSFORMS,
     )
-    logz: str = option(
+    logz: LogZMode = option(
         "vargrad",
         "Log-partition logZ(x): a learned head on the reference's prompt features, the same "
         "on the policy trunk, VarGrad (the detached group mean), or partition (the target's "
         "own normaliser E_ref[exp(L beta r~)], self-normalised importance estimate over the group).",
-        choices=LOGZ_MODES,
     )
-    importance_weight: str = option(
-        "clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old))).", choices=IMPORTANCE_WEIGHTS
+    importance_weight: ImportanceWeight = option(
+        "clipped", "Off-policy weight w: none, or sg(clip(exp(s_theta - s_old)))."
     )
     epsilon: float = option(0.2, "Clip range of the importance weight (lower side).", min=0.0)
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
@@ -73,6 +73,7 @@ class TraFLOptions(ObjectiveOptions):
 class TraFL(Objective):
     name = "trafl"
     Options = TraFLOptions
+    options: TraFLOptions
     summary = "trajectory balance towards pi_ref exp(beta r~) / Z"
     on_policy_rollouts = False  # the residual vanishes for every y at the target: any full-support sampler serves
 
@@ -135,6 +136,8 @@ class TraFL(Objective):
             features = group.logz_features
         else:
             features = pooled_prompt_features(policy, group.prompt_ids, group.prompt_attention_mask)
+        if self.logz_head is None:  # __init__ builds the head for both learned modes
+            raise ConfigError(f"logz='{self.logz_mode}' has no head: build TraFL with hidden_size")
         return self.logz_head(features).to(s_theta.dtype).repeat_interleave(group.group_size)
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:

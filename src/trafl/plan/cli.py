@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import get_type_hints
 
-from trafl.utils.config import load_config
+from trafl.utils.config import literal_choices, load_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu-memory-gib", type=float, help="GPU memory in GiB (default 80).")
     parser.add_argument("--headroom", type=float, help="Fraction kept free (default 0.1).")
     parser.add_argument("--prompt-length", type=int, help="Padded prompt width (default: max_prompt_length).")
-    parser.add_argument("--gradient-checkpointing", choices=("true", "false"), help="Override the train config's.")
-    parser.add_argument("--weights-dtype", help="auto, float32, bfloat16, float16.")
-    parser.add_argument("--device", help="cuda (default) or cpu.")
-    parser.add_argument("--attention", help="fused (default) or math.")
+    parser.add_argument("--gradient-checkpointing", metavar="true|false", help="Override the train config's.")
+    for name in ("weights_dtype", "device", "attention"):  # their values: the PlanConfig field's Literal
+        values = literal_choices(get_type_hints(PlanConfig)[name])
+        default = PlanConfig.__dataclass_fields__[name].default
+        parser.add_argument("--" + name.replace("_", "-"), help=f"{', '.join(values or ())} (default {default}).")
     parser.add_argument("--json", action="store_true", help="Print the plan as JSON.")
     parser.set_defaults(_plan_fields=[f for f in PlanConfig.__dataclass_fields__])
 

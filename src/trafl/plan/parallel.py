@@ -14,29 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from trafl.errors import ConfigError
 
-STRATEGIES = ("single", "ddp", "zero1", "zero2", "zero3", "fsdp")
+#: The parallel strategies a plan models (``Parallelism.strategy``).
+Strategy = Literal["single", "ddp", "zero1", "zero2", "zero3", "fsdp"]
 FSDP_FULL_SHARD = ("FULL_SHARD", "1", "HYBRID_SHARD")
 
 
 @dataclass(frozen=True)
 class Parallelism:
-    strategy: str = "single"
+    strategy: Strategy = "single"
     num_processes: int = 1
     mixed_precision: str = "no"  # "no", "bf16" or "fp16"
     source: str = ""
-
-    @property
-    def shards_optimizer(self) -> bool:
-        return self.strategy in ("zero1", "zero2", "zero3", "fsdp")
-
-    @property
-    def shards_gradients(self) -> bool:
-        return self.strategy in ("zero2", "zero3", "fsdp")
 
     @property
     def shards_parameters(self) -> bool:

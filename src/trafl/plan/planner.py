@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from trafl.errors import ConfigError
 from trafl.models.configuration_llada import LLaDAConfig
+from trafl.models.loading import DtypeName
 from trafl.plan.activations import Lora, training_peak
 from trafl.plan.flops import backward_flops, forward_flops
 from trafl.plan.inference import rollout_peak, scoring_peak
@@ -46,6 +47,10 @@ from trafl.plan.states import (
 from trafl.utils.config import option
 
 GIB = 2**30
+#: Where the planned run trains: ``cuda`` (bf16 autocast when asked) or ``cpu`` (float32).
+PlanDevice = Literal["cuda", "cpu"]
+#: The SDPA path: ``fused`` (flash / memory-efficient, no T x T matrix kept) or ``math``.
+AttentionPath = Literal["fused", "math"]
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
@@ -69,17 +74,13 @@ class PlanConfig:
         None, "Padded prompt width P (default: the train config's max_prompt_length, the worst case).", min=1
     )
     gradient_checkpointing: bool | None = option(None, "Override the train config's gradient_checkpointing.")
-    weights_dtype: str = option(
+    weights_dtype: DtypeName = option(
         "auto",
-        "dtype the weights are loaded in (auto: config.json's torch_dtype, else "
-        "bfloat16 when bf16 is on, else float32).",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        "dtype the weights are loaded in (auto: config.json's torch_dtype, else bfloat16 when bf16 is on, else float32).",
     )
-    device: str = option(
-        "cuda", "Where training runs: cuda (bf16 autocast when asked) or cpu (float32).", choices=("cuda", "cpu")
-    )
-    attention: str = option(
-        "fused", "SDPA path: fused (flash / memory-efficient, no T x T matrix kept) or math.", choices=("fused", "math")
+    device: PlanDevice = option("cuda", "Where training runs: cuda (bf16 autocast when asked) or cpu (float32).")
+    attention: AttentionPath = option(
+        "fused", "SDPA path: fused (flash / memory-efficient, no T x T matrix kept) or math."
     )
 
     def validate(self) -> None:

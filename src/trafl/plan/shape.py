@@ -23,8 +23,6 @@ from typing import Any
 
 from trafl.models.configuration_llada import LLaDAConfig
 
-BLOCK_LINEARS = ("q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out")
-
 
 @dataclass(frozen=True)
 class ModelShape:

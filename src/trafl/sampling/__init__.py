@@ -2,7 +2,7 @@
 
 * :func:`generate` / :class:`SampleOutput`: batched semi-autoregressive sampling with the
   per-position commit step (the trajectory);
-* :class:`SamplerSettings`: its settings as one typed, validated object (``generate_kwargs()``);
+* :class:`SamplerSettings`: its settings as one typed, validated object, the ``settings`` of :func:`generate`;
 * :func:`num_transfer_tokens`: the per-step commit counts of a block;
 * :func:`exact_distribution`: the sampler's exact law on tiny vocabularies, by enumeration;
 * :func:`trim_at_eos`, :func:`fill_after_eos`, :func:`decode_completions`: EOS handling;

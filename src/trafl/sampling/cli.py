@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from trafl.errors import ConfigError
+from trafl.models.loading import DTYPES, DtypeName
 from trafl.sampling.eos import decode_completions, eos_set
 from trafl.sampling.generate import generate
 from trafl.sampling.noise import row_generators
@@ -30,8 +31,6 @@ from trafl.sampling.settings import FIELDS as SAMPLER_FIELDS
 from trafl.sampling.settings import SamplerSettings, sampler_field, split_sampler_values
 from trafl.utils.config import add_config_arguments, load_config, option, overrides_from_args
 from trafl.utils.devices import check_device
-
-DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 @dataclass
@@ -44,7 +43,7 @@ class SampleConfig:
     device: str | None = option(
         None, "torch device: 'cpu', 'cuda', 'cuda:1', ... (default or 'auto': cuda if available, else cpu)."
     )
-    dtype: str = option("auto", "Model dtype (auto: as stored).", choices=tuple(sorted(DTYPES)))
+    dtype: DtypeName = option("auto", "Model dtype (auto: as stored).")
     batch_size: int = option(0, "Prompts per forward batch (0: all at once).", min=0)
     chat_template: bool = option(
         True,
@@ -114,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
     from trafl.models import load_pretrained
 
     cfg = load_config(SampleConfig, args.config, overrides_from_args(args))
-    auto = cfg.device in (None, "auto")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else cfg.device)
+    if cfg.device is None or cfg.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
     model, tokenizer = load_pretrained(
         cfg.model, device=device, dtype=DTYPES[cfg.dtype], trust_remote_code=cfg.trust_remote_code
     )
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             model,
             input_ids.to(device),
             attention_mask.to(device),
-            **cfg.sampler.generate_kwargs(),
+            settings=cfg.sampler,
             num_samples=cfg.n,
             eos_token_id=eos or None,
             generator=row_generators(cfg.seed, len(batch), cfg.n, device, first_prompt=start),

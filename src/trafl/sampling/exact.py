@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 
+from trafl.errors import ConfigError
 from trafl.models.interface import mask_token_id_of
 from trafl.sampling.generate import _block_logits, validate
 from trafl.sampling.schedule import num_transfer_tokens
+from trafl.sampling.settings import SamplerSettings
 
 State = tuple[int, ...]
 
@@ -79,32 +81,28 @@ def _transitions_low_confidence(
 def exact_distribution(
     model: Any,
     prompt_ids: torch.Tensor | list[int],
-    gen_length: int,
-    steps: int,
-    block_length: int,
-    temperature: float,
-    remasking: str,
+    settings: SamplerSettings,
     *,
     mask_token_id: int | None = None,
 ) -> dict[tuple[int, ...], float]:
-    """``{completion: probability}`` of :func:`~trafl.sampling.generate` for one unpadded prompt.
+    """``{completion: probability}`` of :func:`~trafl.sampling.generate` with ``settings`` for one
+    unpadded prompt.
 
     Completions with probability 0 are absent; the values sum to 1 (up to rounding). The model is
-    called on batches of canvases, one batch per step.
+    called on batches of canvases, one batch per step. Only the exact sampler has this law: settings
+    whose cache or threshold approximate it (:attr:`SamplerSettings.approximate`) are an error.
     """
     if mask_token_id is None:
         mask_token_id = mask_token_id_of(model)
     prompt = torch.as_tensor(prompt_ids, dtype=torch.long).flatten()
-    validate(
-        prompt_length=prompt.numel(),
-        gen_length=gen_length,
-        steps=steps,
-        block_length=block_length,
-        temperature=temperature,
-        remasking=remasking,
-        num_samples=1,
-        max_length=None,
-    )
+    validate(settings, prompt_length=prompt.numel(), num_samples=1, max_length=None)
+    if settings.approximate:
+        raise ConfigError(
+            f"exact_distribution enumerates the exact sampler; cache={settings.cache!r}, "
+            f"threshold={settings.threshold} approximate it"
+        )
+    gen_length, steps, block_length = settings.gen_length, settings.resolved_steps, settings.block_length
+    temperature, remasking = settings.temperature, settings.remasking
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
     # Every block is fully masked when it starts (nothing right of a block is committed early).

@@ -95,35 +95,14 @@ def context_length_of(model: Any) -> int | None:
     return None
 
 
-def validate(
-    *,
-    prompt_length: int,
-    gen_length: int,
-    steps: int,
-    block_length: int,
-    temperature: float,
-    remasking: str,
-    num_samples: int,
-    max_length: int | None,
-    cache: str = "none",
-    threshold: float | None = None,
-) -> None:
+def validate(settings: SamplerSettings, *, prompt_length: int, num_samples: int, max_length: int | None) -> None:
     """Raise :class:`ConfigError` naming the offending argument when the request is not well formed:
     the sampler settings' rules (:func:`trafl.sampling.settings.check_sampler`), ``num_samples >= 1``,
     and prompt plus completion within the model's context."""
-    check_sampler(
-        SamplerSettings(
-            gen_length=gen_length,
-            steps=steps,
-            block_length=block_length,
-            temperature=temperature,
-            remasking=remasking,
-            cache=cache,
-            threshold=threshold,
-        )
-    )
+    check_sampler(settings)
     if num_samples < 1:
         raise ConfigError(f"num_samples must be >= 1, got {num_samples}")
+    gen_length = settings.gen_length
     if max_length is not None and prompt_length + gen_length > max_length:
         raise ConfigError(
             f"prompt length {prompt_length} + gen_length {gen_length} = {prompt_length + gen_length} exceeds "
@@ -230,29 +209,26 @@ def generate(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor | None = None,
     *,
-    gen_length: int,
-    steps: int,
-    block_length: int,
-    temperature: float = 0.0,
-    remasking: str = "low_confidence",
+    settings: SamplerSettings,
     num_samples: int = 1,
     mask_token_id: int | None = None,
     eos_token_id: int | list[int] | None = None,
     generator: Generators = None,
     fill_eos: bool = False,
-    cache: str = "none",
-    threshold: float | None = None,
 ) -> SampleOutput:
-    """Sample ``num_samples`` completions of ``gen_length`` tokens for each left-padded prompt.
+    """Sample ``num_samples`` completions of ``settings.gen_length`` tokens for each left-padded prompt.
 
     Args:
         model: a denoiser (:mod:`trafl.models.interface`).
         input_ids: ``[B, P]`` prompts, left-padded; ``attention_mask`` ``[B, P]`` marks real tokens.
-        gen_length, steps, block_length: canvas length ``L``, total denoising steps, block size;
-            ``L`` must be a multiple of ``block_length``, ``steps`` a multiple of the number of
-            blocks, and ``steps <= L``.
-        temperature: ``T >= 0``; proposals ``~ softmax(l / T)``, greedy at 0.
-        remasking: ``"low_confidence"`` or ``"random"``.
+        settings: the sampler (:class:`~trafl.sampling.settings.SamplerSettings`): canvas length
+            ``L = gen_length``, total denoising steps, block size (``L`` a multiple of
+            ``block_length``, ``steps`` a multiple of the number of blocks, ``steps <= L``),
+            temperature ``T >= 0`` (proposals ``~ softmax(l / T)``, greedy at 0), the remasking
+            rule, and the two opt-in speed-ups: ``cache`` ``"prefix"`` / ``"dual"`` (a block KV
+            cache; needs a model with ``forward_window``, i.e. the native LLaDA model) and
+            ``threshold`` ``tau`` in ``[0, 1]`` (also commit every masked position of the block with
+            confidence ``> tau``). ``cache="none"``, ``threshold=None`` is the exact sampler.
         num_samples: samples per prompt; rows are prompt-major.
         mask_token_id: defaults to the model's (:func:`~trafl.models.interface.mask_token_id_of`).
         eos_token_id: EOS id (or ids), used by ``fill_eos``; defaults to ``model.config.eos_token_id``.
@@ -260,26 +236,18 @@ def generate(
             then a row's sample depends only on its prompt and its generator, not on the batch.
         fill_eos: when True, every completion position after a row's first EOS is set to that EOS
             in the returned canvas (``commit_step`` still records when each position was sampled).
-        cache: ``"none"`` (exact, default), ``"prefix"`` or ``"dual"``: opt-in block KV cache
-            (approximate; needs a model with ``forward_window``, i.e. the native LLaDA model).
-        threshold: ``None`` (default) or ``tau`` in ``[0, 1]``: opt-in confidence-threshold parallel
-            decoding; also commit every masked position of the block with confidence ``> tau``.
     """
     if mask_token_id is None:
         mask_token_id = mask_token_id_of(model)
     prompts, prompt_mask = _prepare_prompts(input_ids, attention_mask, num_samples)
     rows, prompt_length = prompts.shape
-    validate(
-        prompt_length=prompt_length,
-        gen_length=gen_length,
-        steps=steps,
-        block_length=block_length,
-        temperature=temperature,
-        remasking=remasking,
-        num_samples=num_samples,
-        max_length=context_length_of(model),
-        cache=cache,
-        threshold=threshold,
+    validate(settings, prompt_length=prompt_length, num_samples=num_samples, max_length=context_length_of(model))
+    gen_length, steps, block_length = settings.gen_length, settings.resolved_steps, settings.block_length
+    temperature, remasking, cache, threshold = (
+        settings.temperature,
+        settings.remasking,
+        settings.cache,
+        settings.threshold,
     )
     _check_generators(generator, rows)
     device = prompts.device

@@ -39,6 +39,8 @@ def gumbel_argmax(logits: torch.Tensor, temperature: float, u: torch.Tensor | No
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
+    if u is None:
+        raise ValueError("gumbel_argmax needs the uniforms u at temperature > 0")
     scores = u.log_().neg_().log_().mul_(-temperature).add_(logits)
     return scores.argmax(dim=-1)
 

@@ -12,9 +12,13 @@ confidence ``c_i``; the step commits the ``k`` most confident positions and leav
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 
-REMASKING = ("low_confidence", "random")
+#: The remasking rules (this module's docstring), declared once: configs annotate their field with it.
+Remasking = Literal["low_confidence", "random"]
+REMASKING: tuple[Remasking, ...] = get_args(Remasking)
 
 
 def low_confidence(logits: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ speed-ups); :func:`check_sampler` is the one place its rules live:
 * ``cache`` in ``('none', 'prefix', 'dual')``; ``threshold`` is ``None`` or a confidence in ``[0, 1]``.
 
 A config that stores these under other names (``TrainConfig``: ``max_completion_length``,
-``diffusion_steps``, ``rollout_cache``, ...) passes ``names`` so that an error names *its* field.
+``diffusion_steps``, ``rollout_cache``, ...; :data:`TRAIN_NAMES`) passes ``names`` so that an error
+names *its* field.
 ``cache='none'`` and ``threshold=None`` are the exact sampler; anything else is an approximation of
 its law (:attr:`SamplerSettings.approximate`).
 """
@@ -24,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from trafl.errors import ConfigError
-from trafl.models.kv_cache import CACHE_MODES
-from trafl.sampling.remasking import REMASKING
+from trafl.models.kv_cache import CACHE_MODES, CacheMode
+from trafl.sampling.remasking import REMASKING, Remasking
 from trafl.utils.config import config_from_dict, option
 
 
@@ -41,15 +42,12 @@ class SamplerSettings:
     )
     block_length: int = option(32, "Semi-autoregressive block length; divides gen_length.", min=1)
     temperature: float = option(0.0, "Sampling temperature (0: greedy).", min=0.0)
-    remasking: str = option(
-        "low_confidence",
-        "Which proposals a step commits: the most confident (low_confidence) or random ones.",
-        choices=REMASKING,
+    remasking: Remasking = option(
+        "low_confidence", "Which proposals a step commits: the most confident (low_confidence) or random ones."
     )
-    cache: str = option(
+    cache: CacheMode = option(
         "none",
         "Block KV cache: none (exact), prefix or dual (Fast-dLLM; approximate, faster; native LLaDA models only).",
-        choices=CACHE_MODES,
     )
     threshold: float | None = option(
         None,
@@ -78,18 +76,6 @@ class SamplerSettings:
         speedup = self.cache != "none" or (self.threshold is not None and self.threshold < 1.0)
         return several_steps and speedup
 
-    def generate_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of :func:`trafl.sampling.generate` these settings fix."""
-        return dict(
-            gen_length=self.gen_length,
-            steps=self.resolved_steps,
-            block_length=self.block_length,
-            temperature=self.temperature,
-            remasking=self.remasking,
-            cache=self.cache,
-            threshold=self.threshold,
-        )
-
     def describe(self) -> dict[str, Any]:
         """What a results file records about the sampler: steps, block length and remasking, plus
         ``cache`` / ``threshold`` only when they are not the exact sampler's (so records of exact
@@ -108,21 +94,47 @@ class SamplerSettings:
 
 FIELDS = tuple(f.name for f in dataclasses.fields(SamplerSettings))
 
+#: The names a training config (``TrainConfig``; TRL's vocabulary) gives the sampler's settings
+#: (LLaDA's vocabulary). The completion length is LLaDA's ``gen_length`` in the sampler and TRL's
+#: ``max_completion_length`` in every training config (``TrainConfig``, ``SFTConfig``); the
+#: rollout-only speed-ups carry a ``rollout_`` prefix. This mapping is the one place where the two
+#: vocabularies meet: :func:`sampler_from` reads a config through it, :func:`fields_for` writes one,
+#: and :func:`check_sampler` names a config's own field with it.
+TRAIN_NAMES: dict[str, str] = {
+    "gen_length": "max_completion_length",
+    "steps": "diffusion_steps",
+    "block_length": "block_length",
+    "temperature": "temperature",
+    "remasking": "remasking",
+    "cache": "rollout_cache",
+    "threshold": "rollout_threshold",
+}
+
+
+def sampler_from(config: Any, names: Mapping[str, str] = TRAIN_NAMES) -> SamplerSettings:
+    """The :class:`SamplerSettings` that ``config`` holds under ``names`` (a sampler field -> the
+    config's field)."""
+    return SamplerSettings(**{f: getattr(config, names.get(f, f)) for f in FIELDS})
+
+
+def fields_for(
+    settings: SamplerSettings, fields: tuple[str, ...] = FIELDS, names: Mapping[str, str] = TRAIN_NAMES
+) -> dict[str, Any]:
+    """``settings``' values of ``fields`` under a config's ``names``: the keyword arguments of that
+    config (e.g. ``TrainConfig(**fields_for(s))``)."""
+    return {names.get(f, f): getattr(settings, f) for f in fields}
+
 
 def sampler_option(name: str, default: Any = dataclasses.MISSING, help: str | None = None) -> Any:
-    """A config field declared like ``SamplerSettings.<name>`` (same help text and constraints),
-    for configs that hold a sampler setting under their own name or with another default."""
+    """A config field declared like ``SamplerSettings.<name>`` (same help text and bounds), for
+    configs that hold a sampler setting under their own name or with another default. Its allowed
+    values come from its annotation, which must be ``SamplerSettings``' own (``Remasking``,
+    ``CacheMode``; the metadata key ``sampler_setting`` lets a test check that)."""
     field = next(f for f in dataclasses.fields(SamplerSettings) if f.name == name)
-    meta = dict(field.metadata)
+    meta = {**field.metadata, "sampler_setting": name}
     if help is not None:
         meta["help"] = help
-    return option(
-        field.default if default is dataclasses.MISSING else default,
-        meta["help"],
-        choices=meta["choices"],
-        min=meta["min"],
-        max=meta["max"],
-    )
+    return dataclasses.field(default=field.default if default is dataclasses.MISSING else default, metadata=meta)
 
 
 def check_sampler(settings: SamplerSettings, names: Mapping[str, str] | None = None) -> None:

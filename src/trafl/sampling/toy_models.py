@@ -18,6 +18,8 @@ from torch import nn
 
 
 class CanvasTableDenoiser(nn.Module):
+    table: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(
         self,
         vocab_size: int,

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trafl.errors import ConfigError
+from trafl.models.loading import TrainDtype
 from trafl.utils.config import option
 from trafl.utils.devices import check_device
+from trafl.utils.schedule import SchedulerType
 
 
 @dataclass
@@ -43,9 +45,7 @@ class SFTConfig:
     learning_rate: float = option(1e-3, "Peak learning rate of AdamW.", min=0.0)
     weight_decay: float = option(0.01, "AdamW weight decay.", min=0.0)
     warmup_steps: int = option(100, "Linear warm-up steps before the cosine decay.", min=0)
-    lr_schedule: str = option(
-        "cosine", "Learning-rate schedule after warm-up.", choices=("cosine", "constant", "linear")
-    )
+    lr_schedule: SchedulerType = option("cosine", "Learning-rate schedule after warm-up.")
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     eps: float = option(1e-3, "Lower bound of the masking rate: p_mask = (1 - eps) t + eps.", min=0.0, max=1.0)
     semi_ar_block_length: int = option(
@@ -77,9 +77,7 @@ class SFTConfig:
         "auto",
         "'auto' (CUDA when available), 'cpu', 'cuda', 'cuda:1', ... (under accelerate launch the process's device is used).",
     )
-    dtype: str = option(
-        "float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.", choices=("float32", "bfloat16")
-    )
+    dtype: TrainDtype = option("float32", "Parameter dtype; bf16 autocast is used on CUDA when 'bfloat16'.")
     use_chat_template: bool = option(True, "Wrap prompts in the tokenizer's chat template when it has one.")
     resume: bool = option(
         False,

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from trafl.errors import ConfigError
 from trafl.objectives.registry import objective_class
-from trafl.sampling.settings import SamplerSettings
+from trafl.sampling.settings import SamplerSettings, fields_for
 from trafl.utils.config import load_config
 from trafl.utils.io import read_jsonl
 
@@ -104,7 +104,7 @@ def train_fields(cfg: StudyBudget, method: str, seed: int, base: Path, run_dir: 
         seed=seed,
         num_generations=cfg.num_generations,
         per_device_train_batch_size=cfg.num_generations * cfg.prompts_per_step,
-        max_completion_length=cfg.gen_length,
+        **fields_for(cfg.sampler, ("gen_length",)),  # as max_completion_length (TRAIN_NAMES)
         max_prompt_length=32,
         max_steps=cfg.max_steps,
         learning_rate=cfg.learning_rate,
@@ -116,10 +116,7 @@ def train_fields(cfg: StudyBudget, method: str, seed: int, base: Path, run_dir: 
         max_grad_norm=1.0,
     )
     if objective_class(method).rollout_order != "left_to_right":  # JustGRPO's recipe sets its own sampler
-        s = cfg.sampler
-        fields.update(
-            diffusion_steps=s.steps, block_length=s.block_length, temperature=s.temperature, remasking=s.remasking
-        )
+        fields.update(fields_for(cfg.sampler, ("steps", "block_length", "temperature", "remasking")))
     if method == "trafl":
         fields.update(beta=cfg.beta, reward_transform=cfg.reward_transform, logz=cfg.logz)
     recipe_mu = objective_class(method).train_defaults.get("num_iterations", 1)

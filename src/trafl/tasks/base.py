@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 RewardFn = Callable[..., list[float]]
+#: The held-out splits a study scores: ``test`` (reported once) or ``validation`` (for choosing settings).
+EvalSplit = Literal["test", "validation"]
 
 
 class Task(ABC):

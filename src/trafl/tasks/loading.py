@@ -108,12 +108,6 @@ def _local_config(datasets: Any, local: Path, config: str | None) -> str | None:
     raise DataError(f"{local}: no config '{config}'; available: {', '.join(names)}")
 
 
-def require(row: dict, fields: Iterable[str], source: str) -> None:
-    missing = [f for f in fields if f not in row]
-    if missing:
-        raise DataError(f"{source}: row is missing field(s) {', '.join(missing)} (has: {', '.join(row)})")
-
-
 def first_field(row: dict, names: Iterable[str], source: str) -> Any:
     """The value of the first of ``names`` present in ``row``."""
     names = list(names)

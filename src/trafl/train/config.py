@@ -15,28 +15,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from trafl.errors import ConfigError
+from trafl.models.kv_cache import CacheMode
 from trafl.objectives.options import ObjectiveOptions
-from trafl.objectives.registry import OBJECTIVES, all_option_names, make_options, objective_class
-from trafl.sampling.settings import SamplerSettings, check_sampler, sampler_option
+from trafl.objectives.registry import OBJECTIVES, MethodName, all_option_names, make_options, objective_class
+from trafl.sampling.remasking import Remasking
+from trafl.sampling.settings import TRAIN_NAMES, SamplerSettings, check_sampler, sampler_from, sampler_option
+from trafl.train.rewards import NanRewards
 from trafl.utils.config import option
 from trafl.utils.devices import check_device
+from trafl.utils.schedule import SchedulerType
 
 METHODS = tuple(OBJECTIVES)
 
 #: Trainer fields whose default depends on the method (``None`` in the dataclass = "the method's
 #: recipe", see ``Objective.train_defaults``), with the value used when the recipe sets none.
 RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "diffusion_steps": 128}
-
-#: The trainer's names of the rollout sampler's settings (:class:`~trafl.sampling.settings.SamplerSettings`).
-SAMPLER_NAMES = {
-    "gen_length": "max_completion_length",
-    "steps": "diffusion_steps",
-    "block_length": "block_length",
-    "temperature": "temperature",
-    "remasking": "remasking",
-    "cache": "rollout_cache",
-    "threshold": "rollout_threshold",
-}
 
 
 @dataclass
@@ -45,7 +38,7 @@ class TrainConfig:
     model: str = option(
         "", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct)."
     )
-    method: str = option("trafl", "Post-training objective.", choices=METHODS)
+    method: MethodName = option("trafl", "Post-training objective.")
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
     dataset_path: str | None = option(
         None,
@@ -80,8 +73,8 @@ class TrainConfig:
         "Let an objective whose likelihood assumes left-to-right rollouts (justgrpo) train on another sampler "
         "(its gradient is then biased): without it such a combination is an error.",
     )
-    remasking: str = sampler_option("remasking", help="Sampler remasking rule.")
-    rollout_cache: str = sampler_option(
+    remasking: Remasking = sampler_option("remasking", help="Sampler remasking rule.")
+    rollout_cache: CacheMode = sampler_option(
         "cache",
         help="Rollout sampler's block KV cache: none (exact, default), prefix or dual (approximate, faster; "
         "native LLaDA models only). See 'Fast rollouts' in docs/training.md.",
@@ -112,7 +105,7 @@ class TrainConfig:
     weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
     adam_beta1: float = option(0.9, "AdamW beta1.", min=0.0, max=1.0)
     adam_beta2: float = option(0.99, "AdamW beta2.", min=0.0, max=1.0)
-    lr_scheduler_type: str = option("constant", "Schedule after warm-up.", choices=("constant", "cosine", "linear"))
+    lr_scheduler_type: SchedulerType = option("constant", "Schedule after warm-up.")
     warmup_steps: int = option(0, "Linear warm-up steps.", min=0)
     max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass to save memory.")
@@ -143,11 +136,10 @@ class TrainConfig:
     reward_weights: list[float] | None = option(
         None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest)."
     )
-    nan_rewards: str = option(
+    nan_rewards: NanRewards = option(
         "zero",
         "What to do when a reward function returns NaN: 'zero' replaces it by 0 and counts it in "
         "metrics (rewards/nan_count); 'error' stops the run.",
-        choices=("zero", "error"),
     )
 
     # --- bookkeeping ------------------------------------------------------------------------------
@@ -230,7 +222,7 @@ class TrainConfig:
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
                 f"multiple of 'num_generations' ({self.num_generations}): each micro-batch holds whole groups"
             )
-        check_sampler(self.sampler, SAMPLER_NAMES)
+        check_sampler(self.sampler, TRAIN_NAMES)
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         for logger in self.report_to:
@@ -241,15 +233,7 @@ class TrainConfig:
     @property
     def sampler(self) -> SamplerSettings:
         """The rollout sampler's settings (after ``validate`` has resolved the recipe defaults)."""
-        return SamplerSettings(
-            gen_length=self.max_completion_length,
-            steps=self.diffusion_steps,
-            block_length=self.block_length,
-            temperature=self.temperature,
-            remasking=self.remasking,
-            cache=self.rollout_cache,
-            threshold=self.rollout_threshold,
-        )
+        return sampler_from(self, TRAIN_NAMES)
 
     @property
     def resolved_surrogate(self) -> str:

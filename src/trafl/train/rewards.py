@@ -10,11 +10,14 @@ a non-number, is a bug and stops the run with an error naming it. NaN values fol
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from trafl.errors import DataError
+
+#: The NaN policies of the module docstring (``TrainConfig.nan_rewards``).
+NanRewards = Literal["zero", "error"]
 
 
 class RewardError(DataError):
@@ -31,7 +34,7 @@ def compute_rewards(
     prompts: list[str],
     completions: list[str],
     columns: dict[str, list[Any]],
-    nan_policy: str = "zero",
+    nan_policy: NanRewards = "zero",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
     """Return ``(total [N], per_function [N, K], metrics)``."""
     if len(weights) != len(reward_fns):

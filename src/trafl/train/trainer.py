@@ -305,7 +305,7 @@ class RLTrainer:
             self.rollout_view,
             prompt_ids,
             prompt_mask,
-            **self.sampler.generate_kwargs(),
+            settings=self.sampler,
             num_samples=G,
             mask_token_id=self._base_model().config.mask_token_id,
             eos_token_id=self.tokenizer.eos_token_id,

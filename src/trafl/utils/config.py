@@ -3,10 +3,15 @@ validation at load time.
 
 A config is a ``@dataclass`` whose fields are declared with :func:`option`::
 
+    Schedule = Literal["cosine", "constant"]   # declared once, next to the code that implements it
+
     @dataclass
     class SFTConfig:
         learning_rate: float = option(3e-4, "Peak learning rate of AdamW.", min=0.0)
-        schedule: str = option("cosine", "Learning-rate schedule.", choices=("cosine", "constant"))
+        schedule: Schedule = option("cosine", "Learning-rate schedule.")
+
+A field's allowed values are its ``Literal`` annotation (:func:`literal_choices`): loading checks
+them, ``--help`` and :func:`format_help` list them; no config repeats the list by hand.
 
         def validate(self) -> None:      # optional cross-field checks
             ...
@@ -25,13 +30,16 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from trafl.errors import ConfigError
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 _MISSING = dataclasses.MISSING
 
@@ -40,7 +48,6 @@ def option(
     default: Any = _MISSING,
     help: str = "",
     *,
-    choices: tuple | None = None,
     min: float | None = None,
     max: float | None = None,
     default_factory: Any = _MISSING,
@@ -48,13 +55,14 @@ def option(
 ) -> Any:
     """Declare a config field with its help text and optional constraints.
 
-    ``min`` / ``max`` are inclusive bounds for numbers; ``choices`` restricts the allowed values.
-    Mutable defaults (lists, dicts) must be given with ``default_factory``. ``repeat`` (list fields):
+    ``min`` / ``max`` are inclusive bounds for numbers. The allowed values of a field with a fixed
+    set of them come from its annotation, a ``Literal`` alias declared next to the code that
+    implements the choices (:func:`literal_choices`), never from a list here. Mutable defaults (lists, dicts) must be given with ``default_factory``. ``repeat`` (list fields):
     on the command line the flag is repeated, one item per occurrence, taken whole (no comma split).
     """
     if not help:
         raise ValueError("every config field needs help text")
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "repeat": repeat}
+    meta = {"help": help, "min": min, "max": max, "repeat": repeat}
     if default_factory is not _MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -65,6 +73,18 @@ def option(
 
 def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+def literal_choices(tp: Any) -> tuple | None:
+    """The allowed values of a field annotated ``tp``: the arguments of its ``Literal`` (also inside
+    ``X | None`` or ``list[X]``), or ``None`` when the annotation fixes no set of values."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        return get_args(tp)
+    if origin in (typing.Union, types.UnionType, list, tuple):
+        found = [c for c in (literal_choices(a) for a in get_args(tp)) if c is not None]
+        return tuple(v for c in found for v in c) if found else None
+    return None
 
 
 def _describe(tp: Any) -> str:
@@ -174,9 +194,6 @@ def _check_constraints(cfg: Any) -> None:
         for v in items:
             if v is None:
                 continue
-            if meta.get("choices") is not None and v not in meta["choices"]:
-                choices = ", ".join(repr(c) for c in meta["choices"])
-                raise ConfigError(f"config field '{f.name}': expected one of {choices}, got {v!r}")
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 if meta.get("min") is not None and v < meta["min"]:
                     raise ConfigError(f"config field '{f.name}': must be >= {meta['min']}, got {v!r}")
@@ -330,7 +347,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             continue
         default = _default_of(f)
         help_text = f"{f.metadata.get('help', '')} [{_describe(hints[f.name])}; default: {default!r}]"
-        extra = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if hints[f.name] is bool else {}
         if f.metadata.get("repeat"):
             extra = {"action": "append"}
         group.add_argument(

@@ -119,7 +119,7 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 def read_jsonl(path: str | Path) -> list[dict]:
     """Read a JSONL file, ignoring a truncated last line left by a crash."""
     path = Path(path)
-    rows = []
+    rows: list[dict] = []
     if not path.exists():
         return rows
     lines = path.read_text(encoding="utf-8").splitlines()

@@ -11,15 +11,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
+#: The learning-rate schedules after warm-up (the module docstring): ``lr_scheduler_type`` of both trainers.
+SchedulerType = Literal["constant", "cosine", "linear"]
 #: trafl's schedule names -> transformers' scheduler names.
-SCHEDULES = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
+SCHEDULES: dict[SchedulerType, str] = {"constant": "constant_with_warmup", "cosine": "cosine", "linear": "linear"}
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, kind: str, warmup: int, total: int) -> Any:
+def make_scheduler(optimizer: torch.optim.Optimizer, kind: SchedulerType, warmup: int, total: int) -> Any:
     """transformers' scheduler ``kind`` (one of :data:`SCHEDULES`) with ``warmup`` of ``total`` steps."""
     from transformers import get_scheduler
 

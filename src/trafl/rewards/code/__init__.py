@@ -9,8 +9,8 @@ from trafl.rewards.code.extract import complete_function, extract_code, fenced_b
 from trafl.rewards.code.harness import (
     STATUSES,
     AssertTests,
+    GradingResult,
     IOTest,
-    TestResult,
     as_tests,
     encode_tests,
     outputs_match,
@@ -31,7 +31,7 @@ __all__ = [
     "ISOLATIONS",
     "Limits",
     "STATUSES",
-    "TestResult",
+    "GradingResult",
     "as_tests",
     "bwrap_usable",
     "complete_function",

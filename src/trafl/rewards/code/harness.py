@@ -12,7 +12,7 @@ Two kinds of tests:
   case with the case's input on stdin; this process compares the output with the expected output
   up to trailing whitespace on each line and trailing blank lines.
 
-``run_tests`` returns a :class:`TestResult` with ``status`` in {pass, fail, timeout, error} and the
+``run_tests`` returns a :class:`GradingResult` with ``status`` in {pass, fail, timeout, error} and the
 fraction of tests passed. ``run_many`` grades many programs in parallel on a thread pool (each
 run is its own processes; threads only wait).
 """
@@ -71,8 +71,9 @@ Tests = AssertTests | Sequence[IOTest]
 
 
 @dataclass
-class TestResult:
-    __test__ = False  # not a pytest test class
+class GradingResult:
+    """The verdict of grading one program against its tests (named so that pytest never takes it
+    for a test class)."""
 
     status: str  # one of STATUSES
     passed: int
@@ -136,7 +137,7 @@ def _parse_outcomes(side: str, total: int) -> list[bool | None]:
     return outcomes
 
 
-def _run_assert(program: str, tests: AssertTests, timeout: float, **sandbox) -> TestResult:
+def _run_assert(program: str, tests: AssertTests, timeout: float, **sandbox) -> GradingResult:
     total = len(tests.tests)
     run = execute(assert_program(program, tests), timeout=timeout, side_channel=True, **sandbox)
     outcomes = _parse_outcomes(run.extra.get("side", ""), total)
@@ -149,7 +150,7 @@ def _run_assert(program: str, tests: AssertTests, timeout: float, **sandbox) -> 
         status = "error"  # the tests never ran: syntax error, crash, resource limit, early exit
     else:
         status = "fail"
-    return TestResult(
+    return GradingResult(
         status, passed, total, run.elapsed, run.stderr[-2000:], run.isolation, [bool(o) for o in outcomes], "append"
     )
 
@@ -165,7 +166,7 @@ def _status(outcomes: list[bool | None], timed_out: bool) -> str:
     return "fail"
 
 
-def _run_isolated(program: str, tests: AssertTests, timeout: float, **sandbox) -> TestResult:
+def _run_isolated(program: str, tests: AssertTests, timeout: float, **sandbox) -> GradingResult:
     verdict = grade(
         program,
         list(tests.tests),
@@ -176,7 +177,7 @@ def _run_isolated(program: str, tests: AssertTests, timeout: float, **sandbox) -
         **sandbox,
     )
     outcomes = verdict.outcomes
-    return TestResult(
+    return GradingResult(
         _status(outcomes, verdict.timed_out),
         sum(1 for o in outcomes if o),
         len(outcomes),
@@ -215,7 +216,7 @@ def outputs_match(actual: str, expected: str) -> bool:
     return normalise_output(actual) == normalise_output(expected)
 
 
-def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failure: bool, **sandbox) -> TestResult:
+def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failure: bool, **sandbox) -> GradingResult:
     outcomes: list[bool] = []
     elapsed, detail, isolation = 0.0, "", ""
     saw_timeout = saw_error = False
@@ -242,7 +243,7 @@ def _run_io(program: str, tests: Sequence[IOTest], timeout: float, stop_on_failu
         status = "error"
     else:
         status = "fail"
-    return TestResult(
+    return GradingResult(
         status, passed, total, elapsed, detail, isolation, outcomes + [False] * (total - len(outcomes)), "io"
     )
 
@@ -315,7 +316,7 @@ def run_tests(
     stop_on_failure: bool = False,
     method: str = "auto",
     **sandbox,
-) -> TestResult:
+) -> GradingResult:
     """Grade ``program`` (Python source) against ``tests`` in the sandbox.
 
     ``timeout`` is per run: the whole assert suite, or each stdin/stdout case. ``method`` is
@@ -345,7 +346,7 @@ def run_many(
     *,
     workers: int | None = None,
     **kwargs,
-) -> list[TestResult]:
+) -> list[GradingResult]:
     """``run_tests`` for many (program, tests) pairs on ``workers`` parallel sandboxes, in order."""
     if len(programs) != len(tests):
         raise DataError(f"run_many: {len(programs)} programs but {len(tests)} test sets")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trafl.rewards.code.extract import complete_function, extract_code, fenced_blocks
-from trafl.rewards.code.harness import TestResult, run_many
+from trafl.rewards.code.harness import GradingResult, run_many
 
 
 def program_of(completion: str, code_prefix: str | None = None) -> str:
@@ -29,7 +29,7 @@ def grade_programs(
     timeout: float = 10.0,
     workers: int | None = None,
     **sandbox,
-) -> list[TestResult]:
+) -> list[GradingResult]:
     """Run every completion's program against its tests, in parallel."""
     prefixes = list(code_prefix) if code_prefix is not None else [None] * len(completions)
     programs = [program_of(c, p) for c, p in zip(completions, prefixes)]
