@@ -99,11 +99,12 @@ def test_fast_rollouts_compares_the_two_arms(tmp_path, capsys):
 
 def test_demo_choices_are_the_objectives():
     """The demo passes logz and reward_transform to TraFL: it offers exactly TraFL's choices."""
-    import dataclasses
+    import typing
 
     from trafl.objectives.trafl import TraFLOptions
+    from trafl.utils.config import literal_choices
 
-    demo = {f.name: f.metadata["choices"] for f in dataclasses.fields(DemoConfig)}
-    trafl = {f.name: f.metadata["choices"] for f in dataclasses.fields(TraFLOptions)}
+    demo = {k: literal_choices(t) for k, t in typing.get_type_hints(DemoConfig).items()}
+    trafl = {k: literal_choices(t) for k, t in typing.get_type_hints(TraFLOptions).items()}
     assert demo["logz"] == trafl["logz"] and demo["reward_transform"] == trafl["reward_transform"]
     assert load_config(DemoConfig, None, {"logz": "partition"}).logz == "partition"  # the choice the copy had lost
