@@ -16,7 +16,6 @@ that a shorter canvas at sampling time does not give).
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from trafl.errors import DataError
+from trafl.utils.seed import seeded_rng
 
 
 def read_pairs(path: str | Path, prompt_field: str = "prompt", completion_field: str = "completion") -> list[dict]:
@@ -91,7 +91,7 @@ def encode_pairs(
     if eos is None:
         raise DataError("the tokenizer has no eos_token_id; SFT pads completions with EOS")
     canvases = sorted({completion_length, *extra_lengths})
-    rng = random.Random(f"sft-canvas-{seed}")  # drawn from only when an answer fits several canvases
+    rng = seeded_rng("sft-canvas", seed)  # drawn from only when an answer fits several canvases
     out = []
     for i, row in enumerate(rows):
         prompt_ids = encode_prompt(tokenizer, row["prompt"], use_chat_template)

@@ -4,12 +4,14 @@ The prompt stream is a seeded permutation of the dataset, re-shuffled each epoch
 the next ``prompts_per_step`` prompts; process ``rank`` gets a contiguous slice of them, split into
 micro-batches of ``prompts_per_micro`` prompts. Everything is a pure function of
 ``(seed, step, rank)``, so a resumed run and a run on a different number of processes see the same
-global batch at the same step.
+global batch at the same step. The seeds themselves come from :mod:`trafl.utils.seed`.
 """
 
 from __future__ import annotations
 
-import random
+from trafl.utils.seed import seeded_rng, step_seed
+
+__all__ = ["prompt_indices_for_step", "split_for_process", "step_seed"]
 
 
 def prompt_indices_for_step(num_prompts: int, prompts_per_step: int, step: int, seed: int) -> list[int]:
@@ -30,7 +32,7 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     key = (n, seed, epoch)
     if key not in _ORDER_CACHE:
         order = list(range(n))
-        random.Random(f"{seed}-{epoch}").shuffle(order)
+        seeded_rng(seed, epoch).shuffle(order)
         if len(_ORDER_CACHE) > 8:
             _ORDER_CACHE.clear()
         _ORDER_CACHE[key] = order
@@ -43,9 +45,3 @@ def split_for_process(indices: list[int], rank: int, world: int) -> list[int]:
         raise ValueError(f"{len(indices)} prompts per step cannot be split evenly over {world} processes")
     per = len(indices) // world
     return indices[rank * per : (rank + 1) * per]
-
-
-def step_seed(seed: int, step: int, prompt_index: int, sample: int, salt: str = "rollout") -> int:
-    """A 63-bit seed for one draw of RL step ``step`` (a rollout row, a micro-batch's masks, a process's
-    global RNG, told apart by ``salt``): it depends only on what is drawn, not on where."""
-    return random.Random(f"{salt}-{seed}-{step}-{prompt_index}-{sample}").getrandbits(63)
