@@ -9,9 +9,12 @@ global batch at the same step. The seeds themselves come from :mod:`trafl.utils.
 
 from __future__ import annotations
 
+from typing import Any
+
+from trafl.errors import DataError
 from trafl.utils.seed import seeded_rng, step_seed
 
-__all__ = ["prompt_indices_for_step", "split_for_process", "step_seed"]
+__all__ = ["prompt_indices_for_step", "split_for_process", "step_seed", "training_rows"]
 
 
 def prompt_indices_for_step(num_prompts: int, prompts_per_step: int, step: int, seed: int) -> list[int]:
@@ -45,3 +48,21 @@ def split_for_process(indices: list[int], rank: int, world: int) -> list[int]:
         raise ValueError(f"{len(indices)} prompts per step cannot be split evenly over {world} processes")
     per = len(indices) // world
     return indices[rank * per : (rank + 1) * per]
+
+
+def training_rows(cfg: Any, task: Any, rows: list[dict] | None = None) -> list[dict]:
+    """The training rows (``rows``, else the task's ``cfg.dataset_split`` of ``cfg.dataset_path``), checked:
+    not empty, each with ``prompt`` and the task's required columns. ``cfg.max_prompts`` keeps the first N
+    rows in the dataset's own order; the per-epoch shuffle (:func:`prompt_indices_for_step`) draws from those."""
+    if rows is None:
+        rows = task.load(cfg.dataset_split or task.train_split, path=cfg.dataset_path)
+    if not rows:
+        raise DataError(
+            f"task '{cfg.task}': the training dataset is empty" + (f" ({cfg.dataset_path})" if cfg.dataset_path else "")
+        )
+    needed = ["prompt"] + list(getattr(task, "required_columns", ()))
+    for i, row in enumerate(rows):
+        missing = [c for c in needed if c not in row]
+        if missing:
+            raise DataError(f"task '{cfg.task}': training row {i} lacks column(s) {missing} (it has {sorted(row)})")
+    return rows[: cfg.max_prompts] if cfg.max_prompts else rows
