@@ -70,7 +70,7 @@ def worker(case: dict) -> dict:
     from trafl.models import build_model, enable_checkpointing
     from trafl.plan.activations import Lora, training_peak
     from trafl.plan.shape import ModelShape, count_parameters, lora_parameters
-    from trafl.train.trainer import _output_head_names
+    from trafl.train.policy import output_head_names
 
     torch.set_num_threads(1)
     gpu = case["gpu"]
@@ -101,7 +101,7 @@ def worker(case: dict) -> dict:
                 lora_dropout=LORA["dropout"],
                 target_modules=list(LORA["targets"]),
                 bias="none",
-                exclude_modules=_output_head_names(model),
+                exclude_modules=output_head_names(model),
             ),
         )
         lora = Lora(LORA["rank"], LORA["targets"], LORA["dropout"] > 0)

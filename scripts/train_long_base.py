@@ -65,10 +65,10 @@ def time_update(model_name: str, data: Path, batch_size: int, device: str, dtype
     from trafl.sft.trainer import init_model_and_tokenizer
 
     rows = read_pairs(data)
-    cfg = SFTConfig(data=str(data), model=model_name, completion_length=512)
+    cfg = SFTConfig(data=str(data), model=model_name, max_completion_length=512)
     model, tok = init_model_and_tokenizer(cfg, rows)
     model.to(device).train()
-    pairs = encode_pairs(rows[:batch_size], tok, cfg.completion_length)
+    pairs = encode_pairs(rows[:batch_size], tok, cfg.max_completion_length)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     use_bf16 = dtype == "bfloat16" and device.startswith("cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16)
@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             "--batch-size", str(args.batch_size),
             "--learning-rate", str(args.learning_rate),
             "--warmup-steps", str(max(1, min(200, steps // 20))),
-            "--eval-every", str(max(1, steps // 10)),
-            "--save-every", str(max(1, steps // 4)),
+            "--eval-steps", str(max(1, steps // 10)),
+            "--save-steps", str(max(1, steps // 4)),
             "--device", args.device,
-            "--dtype", args.dtype,
+            "--bf16", str(args.dtype == "bfloat16").lower(),  # trafl sft: bf16 autocast on CUDA
             "--semi-ar-block-length", str(args.semi_ar_block_length),
             "--semi-ar-fraction", str(args.semi_ar_fraction),
             "--num-threads", str(args.threads),

@@ -19,7 +19,7 @@ from trafl.plan.parallel import Parallelism, load_accelerate_config
 from trafl.plan.planner import GIB, PlanConfig, load_model_config, make_plan
 from trafl.plan.shape import ModelShape, count_parameters, lora_parameters
 from trafl.plan.states import model_state_bytes
-from trafl.train.trainer import _output_head_names
+from trafl.train.policy import output_head_names
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "llada8b_instruct_config.json"
@@ -55,7 +55,7 @@ def test_counts_match_built_models(fields):
     if fields.get("weight_tying"):
         return
     peft_model = get_peft_model(
-        model, LoraConfig(r=4, target_modules=list(TARGETS), exclude_modules=_output_head_names(model))
+        model, LoraConfig(r=4, target_modules=list(TARGETS), exclude_modules=output_head_names(model))
     )
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
     assert trainable == lora_parameters(shape, 4, TARGETS)
@@ -94,7 +94,7 @@ def test_saved_tensors_match_the_formula(case):
         model = get_peft_model(
             model,
             LoraConfig(
-                r=8, lora_dropout=dropout, target_modules=list(targets), exclude_modules=_output_head_names(model)
+                r=8, lora_dropout=dropout, target_modules=list(targets), exclude_modules=output_head_names(model)
             ),
         ).train()
         lora = Lora(8, targets, dropout > 0)

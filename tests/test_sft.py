@@ -203,16 +203,16 @@ def test_extra_canvases_are_drawn_per_example_and_collated_outside_attention():
 def test_extra_canvas_fields_are_validated():
     from trafl.errors import ConfigError
 
-    ok = load_config(SFTConfig, None, {"data": "x", "completion_length": 64, "extra_completion_lengths": "32,16"})
+    ok = load_config(SFTConfig, None, {"data": "x", "max_completion_length": 64, "extra_completion_lengths": "32,16"})
     assert ok.extra_completion_lengths == [32, 16]
     for bad, match in [
         ({"extra_completion_lengths": [64]}, "extra_completion_lengths"),
         ({"extra_completion_lengths": [24], "semi_ar_block_length": 16}, "divide 'extra_completion_lengths'"),
-        ({"semi_ar_block_length": 48}, "divide 'completion_length'"),
+        ({"semi_ar_block_length": 48}, "divide 'max_completion_length'"),
         ({"semi_ar_end_share": 0.5}, "semi_ar_end_share"),
     ]:
         with pytest.raises(ConfigError, match=match):
-            load_config(SFTConfig, None, {"data": "x", "completion_length": 64, **bad})
+            load_config(SFTConfig, None, {"data": "x", "max_completion_length": 64, **bad})
 
 
 def _reverse_data(path, n, seed, alphabet="0123456789"):
@@ -242,13 +242,13 @@ def test_sft_learns_a_toy_task(tmp_path):
             eval_data=str(tmp_path / "held.jsonl"),
             output_dir=str(tmp_path / "run"),
             model="tiny",
-            completion_length=5,
+            max_completion_length=5,
             max_steps=300,
             batch_size=64,
             learning_rate=2e-3,
             warmup_steps=20,
-            eval_every=0,
-            save_every=0,
+            eval_steps=0,
+            save_steps=0,
             num_threads=2,
             seed=0,
         ),
@@ -300,10 +300,15 @@ def test_completion_longer_than_canvas_is_an_error(tmp_path):
         SFTConfig,
         None,
         dict(
-            data=str(f), output_dir=str(tmp_path / "o"), model="micro", completion_length=4, max_steps=1, warmup_steps=0
+            data=str(f),
+            output_dir=str(tmp_path / "o"),
+            model="micro",
+            max_completion_length=4,
+            max_steps=1,
+            warmup_steps=0,
         ),
     )
-    with pytest.raises(DataError, match="longer than completion_length=4"):
+    with pytest.raises(DataError, match="longer than max_completion_length=4"):
         run_sft(cfg, progress=False)
 
 
@@ -358,14 +363,14 @@ def test_sft_resumes_bit_identically_and_truncates_metrics(tmp_path):
     common = dict(
         data=str(tmp_path / "d.jsonl"),
         model="micro",
-        completion_length=5,
+        max_completion_length=5,
         max_steps=6,
         batch_size=8,
         gradient_accumulation_steps=2,
         learning_rate=3e-3,
         warmup_steps=2,
-        save_every=2,
-        eval_every=3,
+        save_steps=2,
+        eval_steps=3,
         num_threads=1,
         device="cpu",
         seed=0,

@@ -300,7 +300,7 @@ def test_shipped_configs_load(monkeypatch):
     from trafl.sft.config import SFTConfig
 
     for p in (REPO / "configs" / "sft").glob("*.yaml"):  # `trafl sft --config` recipes (the long base)
-        assert load_config(SFTConfig, p).completion_length > 0
+        assert load_config(SFTConfig, p).max_completion_length > 0
 
 
 # --- fast rollouts (approximate samplers) and the step-time split ----------------------------------

@@ -283,11 +283,6 @@ def make_plan(
             f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward) "
             "and keeps every chunk's graph until backward: activations scale with all of them"
         )
-    if train.generation_batch_size not in (None, b):
-        notes.append(
-            "generation_batch_size is not read by the trainer: rollouts run per micro-batch "
-            f"({b} rows); the rollout term uses {b}"
-        )
     if logz is not None:
         notes.append("TraFL's learned logZ head: float32, outside the sharded model (16 bytes per parameter)")
     inputs = {

@@ -128,7 +128,7 @@ def lora_parameters(shape: ModelShape, rank: int, targets: list[str] | tuple[str
     """Adapter parameters ``n * sum_{t in targets} r (in_t + out_t)`` (A: ``r x in``, B: ``out x r``).
 
     Only the blocks' linears are adapted: the trainer excludes the output head even though LLaDA
-    calls it ``ff_out`` too (``trafl.train.trainer._output_head_names``). Target names that are no
+    calls it ``ff_out`` too (``trafl.train.policy.output_head_names``). Target names that are no
     block linear adapt nothing.
     """
     linears = shape.block_linears()

@@ -1,9 +1,9 @@
 """Prompt/completion data for supervised fine-tuning: reading, tokenising and collating.
 
 Each example becomes one canvas ``[left padding | prompt | completion | EOS ... EOS]`` whose
-completion part has a fixed length ``completion_length`` (the generation length the model will be
-sampled at), padded with EOS as in LLaDA's SFT so that the model learns to end its answer and fill
-the rest of the canvas with EOS.
+completion part has a fixed length ``completion_length`` (the config's ``max_completion_length``: the
+generation length the model will be sampled at), padded with EOS as in LLaDA's SFT so that the model
+learns to end its answer and fill the rest of the canvas with EOS.
 
 With ``extra_lengths`` (shorter canvases), each example whose answer fits several canvases is padded
 to one of them, drawn once per example from a seeded generator; a batch of mixed canvases is
@@ -16,7 +16,6 @@ that a shorter canvas at sampling time does not give).
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from trafl.errors import DataError
+from trafl.utils.seed import seeded_rng
 
 
 def read_pairs(path: str | Path, prompt_field: str = "prompt", completion_field: str = "completion") -> list[dict]:
@@ -91,7 +91,7 @@ def encode_pairs(
     if eos is None:
         raise DataError("the tokenizer has no eos_token_id; SFT pads completions with EOS")
     canvases = sorted({completion_length, *extra_lengths})
-    rng = random.Random(f"sft-canvas-{seed}")  # drawn from only when an answer fits several canvases
+    rng = seeded_rng("sft-canvas", seed)  # drawn from only when an answer fits several canvases
     out = []
     for i, row in enumerate(rows):
         prompt_ids = encode_prompt(tokenizer, row["prompt"], use_chat_template)
@@ -99,7 +99,7 @@ def encode_pairs(
         if len(answer) > completion_length:
             raise DataError(
                 f"{source} example {i}: completion is {len(answer)} tokens with EOS, longer than "
-                f"completion_length={completion_length}; raise completion_length or shorten it"
+                f"max_completion_length={completion_length}; raise max_completion_length or shorten it"
             )
         fitting = [c for c in canvases if c >= len(answer)]
         canvas = rng.choice(fitting) if len(fitting) > 1 else completion_length

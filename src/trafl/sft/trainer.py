@@ -11,7 +11,8 @@ positions ``[k B, (k + 1) B)`` of the seeded, per-epoch reshuffled example strea
 split into ``gradient_accumulation_steps`` micro-batches, and the masks of the ``j``-th micro-batch of
 the global batch are drawn from a generator seeded by ``(seed, k, j)``. So ``n`` processes with ``a``
 micro-batches each compute the same update as one process with ``n a``, and a resumed run needs no
-data state beyond the step.
+data state beyond the step. The accelerator, the run folder, resume, checkpoints, metrics and the
+final export are the shared scaffold's (:class:`trafl.utils.run.Run`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from trafl.errors import ConfigError
 from trafl.sft.config import SFTConfig
@@ -34,28 +34,12 @@ from trafl.sft.loss import (
     masked_token_nll,
     mixed_forward_process,
 )
-from trafl.train.data import prompt_indices_for_step, split_for_process, step_seed
-from trafl.utils.checkpoint import (
-    checkpoint_step,
-    export_pretrained,
-    load_checkpoint,
-    save_checkpoint,
-    shared_atomic_directory,
-)
-from trafl.utils.config import save_config, to_dict
-from trafl.utils.distributed import configure_deepspeed, make_accelerator, micro_batch
-from trafl.utils.io import append_jsonl
-from trafl.utils.run_dir import (
-    SFT_RUN,
-    FieldRules,
-    check_resume_step,
-    open_run_dir,
-    record_resume,
-    resume_changes,
-    truncate_metrics,
-)
+from trafl.train.data import prompt_indices_for_step, split_for_process
+from trafl.utils.distributed import configure_deepspeed, micro_batch
+from trafl.utils.run import Run
+from trafl.utils.run_dir import SFT_RUN, FieldRules
 from trafl.utils.schedule import make_scheduler
-from trafl.utils.seed import seed_everything
+from trafl.utils.seed import step_seed
 
 #: On ``--resume``: AdamW's hyper-parameters live in its restored state (a new value would be ignored);
 #: the starting model and the tokenizer built from the data define the checkpoint.
@@ -83,7 +67,7 @@ def init_model_and_tokenizer(cfg: SFTConfig, rows: list[dict]) -> tuple[Any, Any
         model = build_model(
             cfg.model,
             **tokenizer_fields(tokenizer),
-            max_sequence_length=max(256, 2 * cfg.completion_length + 64),
+            max_sequence_length=max(256, 2 * cfg.max_completion_length + 64),
         )
         return model, tokenizer
     if Path(cfg.model).exists() or "/" in cfg.model:
@@ -134,124 +118,109 @@ def evaluate_loss(
     return total / max(count, 1)
 
 
-def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
-    """Train according to ``cfg``; returns the held-out loss before and after."""
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    if cfg.device.startswith("cuda:"):  # one process on a chosen GPU (accelerate uses the current one)
-        torch.cuda.set_device(torch.device(cfg.device))
-    accelerator = make_accelerator(cpu)
-    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
-    main = accelerator.is_main_process
-    micro_batches = cfg.gradient_accumulation_steps
-    if cfg.batch_size % (world * micro_batches):
-        raise ConfigError(
-            f"config field 'batch_size' ({cfg.batch_size}) must be a multiple of processes x "
-            f"'gradient_accumulation_steps' ({world} x {micro_batches})"
-        )
-    micro = cfg.batch_size // (world * micro_batches)
-    seed_everything(cfg.seed)  # the same initialisation on every process
-    out = Path(cfg.output_dir)
-    # Before anything is loaded: refuse to mix this run with another one in the folder.
-    ckpt = open_run_dir(out, SFT_RUN, resume=cfg.resume, overwrite=cfg.overwrite, is_main=main)
-    if ckpt is not None:
-        check_resume_step(step := checkpoint_step(ckpt), cfg.max_steps, ckpt)
-        changes = resume_changes(out / SFT_RUN.config, to_dict(cfg), SFT_RESUME_RULES, step)
-    accelerator.wait_for_everyone()
+def split_rows(cfg: SFTConfig) -> tuple[list[dict], list[dict], list[dict]]:
+    """``(every row read, training rows, held-out rows)``: ``eval_data`` when given, else a seeded
+    ``eval_fraction`` of ``data`` (``random.Random(seed)``'s shuffle, kept as it always was: an integer
+    seed, not :func:`trafl.utils.seed.seeded_rng`'s string; the rest trains)."""
     rows = read_pairs(cfg.data)
     if cfg.eval_data:
         eval_rows = read_pairs(cfg.eval_data)
-        train_rows = rows
+        everything, train_rows = rows + eval_rows, rows
     else:
         shuffled = rows[:]
         random.Random(cfg.seed).shuffle(shuffled)
         n_eval = int(round(len(rows) * cfg.eval_fraction))
-        eval_rows, train_rows = shuffled[:n_eval], shuffled[n_eval:]
+        everything, eval_rows, train_rows = rows, shuffled[:n_eval], shuffled[n_eval:]
     if not train_rows:
         raise ConfigError("no training examples left after holding out eval_fraction; lower it or pass --eval-data")
+    return everything, train_rows, eval_rows
 
-    model, tokenizer = init_model_and_tokenizer(cfg, rows + (eval_rows if cfg.eval_data else []))
-    mask_id, pad_id, eos_id = model.config.mask_token_id, tokenizer.pad_token_id, tokenizer.eos_token_id
-    if pad_id is None:
-        pad_id = tokenizer.eos_token_id
-    canvases = {"extra_lengths": cfg.extra_completion_lengths, "seed": cfg.seed}
-    train_pairs = encode_pairs(
-        train_rows,
-        tokenizer,
-        cfg.completion_length,
-        source=cfg.data,
-        use_chat_template=cfg.use_chat_template,
-        **canvases,
+
+def micro_batch_size(cfg: SFTConfig, world: int) -> int:
+    """Examples per micro-batch: ``batch_size / (processes x gradient_accumulation_steps)``, a whole number."""
+    if cfg.batch_size % (world * cfg.gradient_accumulation_steps):
+        raise ConfigError(
+            f"config field 'batch_size' ({cfg.batch_size}) must be a multiple of processes x "
+            f"'gradient_accumulation_steps' ({world} x {cfg.gradient_accumulation_steps})"
+        )
+    return cfg.batch_size // (world * cfg.gradient_accumulation_steps)
+
+
+def corrupt(
+    cfg: SFTConfig, batch: dict[str, torch.Tensor], mask_id: int, eos_id: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(noisy ids, masked positions, p_mask)`` of a batch: the forward process of :mod:`trafl.sft.loss`,
+    semi-autoregressive for a share of the rows when ``semi_ar_block_length`` is set."""
+    ids, completion = batch["input_ids"], batch["completion_mask"]
+    ends = end_blocks(ids, completion, eos_id, cfg.semi_ar_block_length) if cfg.semi_ar_end_share else None
+    return mixed_forward_process(
+        ids,
+        completion,
+        mask_id,
+        cfg.eps,
+        gen,
+        semi_ar_block_length=cfg.semi_ar_block_length,
+        semi_ar_fraction=cfg.semi_ar_fraction,
+        end_block=ends,
+        end_share=cfg.semi_ar_end_share,
     )
-    eval_pairs = encode_pairs(
-        eval_rows,
-        tokenizer,
-        cfg.completion_length,
-        source=cfg.eval_data or cfg.data,
-        use_chat_template=cfg.use_chat_template,
-        **canvases,
-    )
-    if cfg.dtype == "bfloat16" and device.type == "cuda":
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16)
-    else:
-        autocast = torch.autocast(device.type, enabled=False)
-    model.to(device)
+
+
+def encode_splits(
+    cfg: SFTConfig, tokenizer: Any, train_rows: list[dict], eval_rows: list[dict]
+) -> tuple[list[EncodedPair], list[EncodedPair]]:
+    """The training and held-out rows as canvases of ``max_completion_length`` (and the extra lengths)."""
+    encode = dict(use_chat_template=cfg.use_chat_template, extra_lengths=cfg.extra_completion_lengths, seed=cfg.seed)
+    train = encode_pairs(train_rows, tokenizer, cfg.max_completion_length, source=cfg.data, **encode)
+    held_out = encode_pairs(eval_rows, tokenizer, cfg.max_completion_length, source=cfg.eval_data or cfg.data, **encode)
+    return train, held_out
+
+
+def prepare_training(cfg: SFTConfig, accelerator: Any, model: Any, micro: int) -> tuple[Any, Any, Any]:
+    """``(wrapped model, optimizer, scheduler)``: AdamW on every parameter and the schedule, prepared by
+    ``accelerator``, which saves and restores the scheduler with every checkpoint."""
+    model.to(accelerator.device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, cfg.lr_schedule, cfg.warmup_steps, cfg.max_steps)
+    scheduler = make_scheduler(optimizer, cfg.lr_scheduler_type, cfg.warmup_steps, cfg.max_steps)
     configure_deepspeed(accelerator, micro, cfg.max_grad_norm)
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # not prepared: accelerate would step it per process
+    return wrapped, optimizer, scheduler
 
-    start_step = 0
-    if ckpt is not None:
-        start_step = load_checkpoint(accelerator, ckpt)["step"]
-        if main:
-            record_resume(out, start_step, changes)
-    if main:  # drop metrics of steps after the checkpoint (all of them on a fresh start)
-        truncate_metrics(out / SFT_RUN.metrics, start_step)
-        save_config(cfg, out / "sft_config.yaml")
-    accelerator.wait_for_everyone()
+
+def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
+    """Train according to ``cfg``; returns the held-out loss before and after."""
+    run = Run(cfg, SFT_RUN, SFT_RESUME_RULES, progress=progress)
+    accelerator, device, rank, world = run.accelerator, run.device, run.rank, run.world
+    micro, micro_batches = micro_batch_size(cfg, world), cfg.gradient_accumulation_steps
+    run.open()  # before anything is loaded: refuse to mix this run with another one in the folder
+
+    rows, train_rows, eval_rows = split_rows(cfg)
+    model, tokenizer = init_model_and_tokenizer(cfg, rows)
+    mask_id, eos_id = model.config.mask_token_id, tokenizer.eos_token_id
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_id
+    train_pairs, eval_pairs = encode_splits(cfg, tokenizer, train_rows, eval_rows)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16 and device.type == "cuda")
+    wrapped, optimizer, scheduler = prepare_training(cfg, accelerator, model, micro)
+    start = run.start()
 
     def held_out() -> float:  # every process evaluates (a sharded model's forward is collective)
         return evaluate_loss(wrapped, eval_pairs, pad_id, mask_id, device) if eval_pairs else float("nan")
 
-    initial = held_out()
-    history: list[dict] = []
-    bar = tqdm(
-        range(start_step, cfg.max_steps),
-        disable=not (progress and main),
-        desc="sft",
-        dynamic_ncols=True,
-        initial=start_step,
-        total=cfg.max_steps,
-    )
-    for step in bar:
+    initial, history = held_out(), []
+    bar = run.progress_bar("sft", start)
+    for step in range(start, cfg.max_steps):
         torch.manual_seed(step_seed(cfg.seed, step, rank, 0, "sft-global"))  # dropout, if any
         mine = split_for_process(prompt_indices_for_step(len(train_pairs), cfg.batch_size, step, cfg.seed), rank, world)
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for m in range(micro_batches):
-            batch = {
-                k: v.to(device)
-                for k, v in collate([train_pairs[i] for i in mine[m * micro : (m + 1) * micro]], pad_id).items()
-            }
-            gen = torch.Generator(device=device).manual_seed(
-                step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise")
-            )
-            noisy, masked, p_mask = mixed_forward_process(
-                batch["input_ids"],
-                batch["completion_mask"],
-                mask_id,
-                cfg.eps,
-                gen,
-                cfg.semi_ar_block_length,
-                cfg.semi_ar_fraction,
-                end_blocks(batch["input_ids"], batch["completion_mask"], eos_id, cfg.semi_ar_block_length)
-                if cfg.semi_ar_end_share  # the config requires semi_ar_block_length with it
-                else None,
-                cfg.semi_ar_end_share,
+            pairs = [train_pairs[i] for i in mine[m * micro : (m + 1) * micro]]
+            batch = {k: v.to(device) for k, v in collate(pairs, pad_id).items()}
+            seed = step_seed(cfg.seed, step, rank * micro_batches + m, 0, "sft-noise")
+            noisy, masked, p_mask = corrupt(
+                cfg, batch, mask_id, eos_id, torch.Generator(device=device).manual_seed(seed)
             )
             with micro_batch(accelerator, wrapped, m == micro_batches - 1), autocast:
                 logits = wrapped(noisy, attention_mask=batch["attention_mask"]).logits
@@ -262,23 +231,20 @@ def run_sft(cfg: SFTConfig, progress: bool = True) -> SFTResult:
             accelerator.clip_grad_norm_(wrapped.parameters(), cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
-        mean_loss = (
-            float(accelerator.reduce(torch.tensor(total, device=device), reduction="mean")) if world > 1 else total
-        )
-        done = step + 1
-        record = {"step": done, "loss": mean_loss, "lr": scheduler.get_last_lr()[0]}
-        if eval_pairs and cfg.eval_every and done % cfg.eval_every == 0:
+        if world > 1:
+            total = float(accelerator.reduce(torch.tensor(total, device=device), reduction="mean"))
+        record = {"step": step + 1, "loss": total, "lr": scheduler.get_last_lr()[0]}
+        if eval_pairs and cfg.eval_steps and (step + 1) % cfg.eval_steps == 0:
             record["eval_loss"] = held_out()
-        if main:
-            append_jsonl(out / "sft_metrics.jsonl", record)
+        run.log(record, step + 1)
         history.append(record)
+        bar.update(1)
         bar.set_postfix(
-            loss=f"{record['loss']:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {})
+            loss=f"{total:.3f}", **({"eval": f"{record['eval_loss']:.3f}"} if "eval_loss" in record else {})
         )
-        if cfg.save_every and done % cfg.save_every == 0 and done < cfg.max_steps:
-            save_checkpoint(accelerator, out, done, model=wrapped, tokenizer=tokenizer, keep_last=2)
-
+        if run.due(cfg.save_steps, step + 1):
+            run.save(step + 1, wrapped, tokenizer)
+    bar.close()
+    run.close()
     final = held_out()
-    with shared_atomic_directory(accelerator, out / "model") as tmp:
-        export_pretrained(accelerator, wrapped, tmp, tokenizer)
-    return SFTResult(out / "model", cfg.max_steps, initial, final, history)
+    return SFTResult(run.export("model", wrapped, tokenizer), cfg.max_steps, initial, final, history)

@@ -6,13 +6,16 @@ Field names follow TRL's ``GRPOConfig`` where the concept is the same (``num_gen
 counts *completions* per process per micro-step; one optimizer step consumes
 ``per_device_train_batch_size * gradient_accumulation_steps * num_processes`` completions, i.e.
 that number divided by ``num_generations`` prompts. Each micro-batch holds whole groups.
+
+The fields every run has (seed, optimizer, checkpoints, device, ...) come from
+:class:`trafl.utils.run_config.RunConfig`, shared with ``trafl sft``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from trafl.errors import ConfigError
 from trafl.models.kv_cache import CacheMode
@@ -21,9 +24,8 @@ from trafl.objectives.registry import OBJECTIVES, MethodName, all_option_names, 
 from trafl.sampling.remasking import Remasking
 from trafl.sampling.settings import TRAIN_NAMES, SamplerSettings, check_sampler, sampler_from, sampler_option
 from trafl.train.rewards import NanRewards
-from trafl.utils.config import option
-from trafl.utils.devices import check_device
-from trafl.utils.schedule import SchedulerType
+from trafl.utils.config import Renamed, option, option_of
+from trafl.utils.run_config import RunConfig
 
 METHODS = tuple(OBJECTIVES)
 
@@ -33,10 +35,21 @@ RECIPE_FIELDS = {"num_iterations": 1, "temperature": 0.9, "block_length": 32, "d
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
+    RENAMED: ClassVar[dict[str, Renamed]] = {
+        "generation_batch_size": Renamed(
+            None,
+            why="it was accepted but never read (every micro-batch's completions are sampled in one call); "
+            "remove it, and lower per_device_train_batch_size to sample fewer completions at once",
+        ),
+    }
+
     # --- what to train -------------------------------------------------------------------------
-    model: str = option(
-        "", "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct)."
+    model: str = option_of(
+        RunConfig,
+        "model",
+        "",
+        "Base model: a directory in Hugging Face format or a hub id (e.g. GSAI-ML/LLaDA-8B-Instruct).",
     )
     method: MethodName = option("trafl", "Post-training objective.")
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
@@ -45,8 +58,15 @@ class TrainConfig:
         "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).",
     )
     dataset_split: str | None = option(None, "Split to train on (default: the task's train split).")
-    max_prompts: int | None = option(None, "Use only the first N training prompts (after shuffling with seed).", min=1)
-    output_dir: str = option("runs/train", "Run directory: checkpoints, metrics.jsonl, final model.")
+    max_prompts: int | None = option(
+        None,
+        "Use only the first N rows of the training split, in the dataset's own order (the seeded per-epoch "
+        "shuffle then draws from those N).",
+        min=1,
+    )
+    output_dir: str = option_of(
+        RunConfig, "output_dir", "runs/train", "Run directory: checkpoints, metrics.jsonl, final model."
+    )
     trust_remote_code: bool = option(False, "Allow transformers remote code (needed for Dream).")
 
     # --- rollouts (the sampler is the policy) -------------------------------------------------
@@ -84,32 +104,29 @@ class TrainConfig:
         help="Rollout sampler's confidence-threshold parallel decoding: null (exact, default) or a "
         "confidence in [0, 1] (approximate, fewer forward passes).",
     )
-    generation_batch_size: int | None = option(
-        None, "Completions sampled per sampler call (default: per_device_train_batch_size).", min=1
-    )
-
     # --- optimisation ---------------------------------------------------------------------------
-    max_steps: int = option(100, "Optimizer steps (each on one rollout batch, repeated num_iterations times).", min=1)
+    max_steps: int = option_of(
+        RunConfig, "max_steps", 100, "Optimizer steps (each on one rollout batch, repeated num_iterations times)."
+    )
     per_device_train_batch_size: int = option(
         8, "Completions per process per micro-step; a multiple of num_generations.", min=1
     )
-    gradient_accumulation_steps: int = option(1, "Micro-steps accumulated per optimizer step.", min=1)
+    gradient_accumulation_steps: int = option_of(
+        RunConfig, "gradient_accumulation_steps", 1, "Micro-steps accumulated per optimizer step."
+    )
     num_iterations: int | None = option(
         None,
         "mu: inner updates on each rollout batch, old policy = the rollout policy "
         "(default: the method's recipe: espo 8, diffu_grpo 12, else 1).",
         min=1,
     )
-    learning_rate: float = option(1e-5, "Peak learning rate of AdamW for the policy (LoRA or full).", min=0.0)
+    learning_rate: float = option_of(
+        RunConfig, "learning_rate", 1e-5, "Peak learning rate of AdamW for the policy (LoRA or full)."
+    )
     logz_lr: float = option(1e-3, "Learning rate of TraFL's logZ head (its own parameter group).", min=0.0)
-    weight_decay: float = option(0.0, "AdamW weight decay.", min=0.0)
     adam_beta1: float = option(0.9, "AdamW beta1.", min=0.0, max=1.0)
     adam_beta2: float = option(0.99, "AdamW beta2.", min=0.0, max=1.0)
-    lr_scheduler_type: SchedulerType = option("constant", "Schedule after warm-up.")
-    warmup_steps: int = option(0, "Linear warm-up steps.", min=0)
-    max_grad_norm: float = option(1.0, "Gradient clipping norm (0 disables).", min=0.0)
     gradient_checkpointing: bool = option(False, "Recompute activations in the backward pass to save memory.")
-    bf16: bool = option(False, "bf16 autocast (CUDA only; ignored on CPU).")
 
     # --- LoRA ------------------------------------------------------------------------------------
     use_peft: bool = option(False, "Train LoRA adapters (reference = adapters disabled, no second copy).")
@@ -143,21 +160,8 @@ class TrainConfig:
     )
 
     # --- bookkeeping ------------------------------------------------------------------------------
-    seed: int = option(0, "Random seed (prompt order, rollouts, masks, initialisation).")
-    save_steps: int = option(50, "Write a resumable checkpoint every N optimizer steps (0: only at the end).", min=0)
-    save_total_limit: int = option(2, "Keep at most this many checkpoints.", min=1)
+    seed: int = option_of(RunConfig, "seed", 0, "Random seed (prompt order, rollouts, masks, initialisation).")
     logging_steps: int = option(1, "Write metrics every N steps.", min=1)
-    report_to: list[str] = option([], "Extra loggers: tensorboard and/or wandb (only when installed).")
-    resume: bool = option(
-        False,
-        "Continue the run in output_dir from its newest checkpoint (changed fields are listed; a change the "
-        "restored optimizer would ignore is refused).",
-    )
-    overwrite: bool = option(
-        False, "Replace the run already in output_dir (its files are removed first); without it such a run is kept."
-    )
-    device: str = option("auto", "'auto', 'cpu', 'cuda' (under accelerate launch the process's device is used).")
-    num_threads: int = option(0, "torch CPU threads (0: torch's default).", min=0)
 
     # --- loading: the method's options arrive as flat keys next to the trainer's own ------------------
     @classmethod
@@ -213,10 +217,6 @@ class TrainConfig:
         for name in ("model", "task"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required")
-        if self.resume and self.overwrite:
-            raise ConfigError(
-                "config fields 'resume' and 'overwrite' exclude each other: continue the run or replace it"
-            )
         if self.per_device_train_batch_size % self.num_generations:
             raise ConfigError(
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
@@ -225,10 +225,7 @@ class TrainConfig:
         check_sampler(self.sampler, TRAIN_NAMES)
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
-        for logger in self.report_to:
-            if logger not in ("tensorboard", "wandb"):
-                raise ConfigError(f"config field 'report_to': unknown logger '{logger}' (tensorboard, wandb)")
-        check_device(self.device)
+        super().validate()
 
     @property
     def sampler(self) -> SamplerSettings:

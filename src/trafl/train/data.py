@@ -4,12 +4,17 @@ The prompt stream is a seeded permutation of the dataset, re-shuffled each epoch
 the next ``prompts_per_step`` prompts; process ``rank`` gets a contiguous slice of them, split into
 micro-batches of ``prompts_per_micro`` prompts. Everything is a pure function of
 ``(seed, step, rank)``, so a resumed run and a run on a different number of processes see the same
-global batch at the same step.
+global batch at the same step. The seeds themselves come from :mod:`trafl.utils.seed`.
 """
 
 from __future__ import annotations
 
-import random
+from typing import Any
+
+from trafl.errors import DataError
+from trafl.utils.seed import seeded_rng, step_seed
+
+__all__ = ["prompt_indices_for_step", "split_for_process", "step_seed", "training_rows"]
 
 
 def prompt_indices_for_step(num_prompts: int, prompts_per_step: int, step: int, seed: int) -> list[int]:
@@ -30,7 +35,7 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     key = (n, seed, epoch)
     if key not in _ORDER_CACHE:
         order = list(range(n))
-        random.Random(f"{seed}-{epoch}").shuffle(order)
+        seeded_rng(seed, epoch).shuffle(order)
         if len(_ORDER_CACHE) > 8:
             _ORDER_CACHE.clear()
         _ORDER_CACHE[key] = order
@@ -45,7 +50,19 @@ def split_for_process(indices: list[int], rank: int, world: int) -> list[int]:
     return indices[rank * per : (rank + 1) * per]
 
 
-def step_seed(seed: int, step: int, prompt_index: int, sample: int, salt: str = "rollout") -> int:
-    """A 63-bit seed for one draw of RL step ``step`` (a rollout row, a micro-batch's masks, a process's
-    global RNG, told apart by ``salt``): it depends only on what is drawn, not on where."""
-    return random.Random(f"{salt}-{seed}-{step}-{prompt_index}-{sample}").getrandbits(63)
+def training_rows(cfg: Any, task: Any, rows: list[dict] | None = None) -> list[dict]:
+    """The training rows (``rows``, else the task's ``cfg.dataset_split`` of ``cfg.dataset_path``), checked:
+    not empty, each with ``prompt`` and the task's required columns. ``cfg.max_prompts`` keeps the first N
+    rows in the dataset's own order; the per-epoch shuffle (:func:`prompt_indices_for_step`) draws from those."""
+    if rows is None:
+        rows = task.load(cfg.dataset_split or task.train_split, path=cfg.dataset_path)
+    if not rows:
+        raise DataError(
+            f"task '{cfg.task}': the training dataset is empty" + (f" ({cfg.dataset_path})" if cfg.dataset_path else "")
+        )
+    needed = ["prompt"] + list(getattr(task, "required_columns", ()))
+    for i, row in enumerate(rows):
+        missing = [c for c in needed if c not in row]
+        if missing:
+            raise DataError(f"task '{cfg.task}': training row {i} lacks column(s) {missing} (it has {sorted(row)})")
+    return rows[: cfg.max_prompts] if cfg.max_prompts else rows

@@ -19,6 +19,12 @@ them, ``--help`` and :func:`format_help` list them; no config repeats the list b
 :func:`load_config` merges, in order, the dataclass defaults, a YAML file and ``key=value`` or
 ``--key value`` overrides, checks every key and type, and raises :class:`trafl.errors.ConfigError`
 naming the field and what was expected.
+
+A config class may list keys it no longer has in a class attribute ``RENAMED: ClassVar[dict[str,
+Renamed]]``: an old key in a YAML file, in overrides or on the command line is read as its new field
+with a warning naming the new field (:func:`upgrade_keys`), so that renaming a field breaks no one's
+config; a key that was removed is refused with the reason, unless it holds ``null`` (a saved config of
+an older run, which meant the default).
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import logging
 import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args, get_origin
 
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 _MISSING = dataclasses.MISSING
+logger = logging.getLogger(__name__)
 
 
 def option(
@@ -69,6 +78,76 @@ def option(
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def option_of(base: type, name: str, default: Any = _MISSING, help: str | None = None) -> Any:
+    """The field ``name`` of the config class ``base`` again, with another ``default`` and/or ``help``.
+
+    A config that extends a shared base (:class:`trafl.utils.run_config.RunConfig`) declares
+    ``learning_rate: float = option_of(RunConfig, "learning_rate", 1e-3)``: its own default, the base's
+    constraints, and the field keeps its place in the base's order."""
+    f = {f.name: f for f in dataclasses.fields(base)}[name]
+    meta = dict(f.metadata)
+    if default is _MISSING:
+        default = f.default if f.default is not _MISSING else f.default_factory()
+    return option(
+        default,
+        help or meta["help"],
+        min=meta["min"],
+        max=meta["max"],
+        repeat=meta["repeat"],
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Renamed:
+    """What became of an old config key: the field ``new`` (``convert`` maps an old value to the new
+    field's value when its form changed too), or nothing (``new`` is ``None``; ``why`` says what to do)."""
+
+    new: str | None
+    convert: Callable[[Any], Any] | None = None
+    why: str = ""
+
+
+def renamed_keys(cls: type) -> dict[str, Renamed]:
+    return dict(getattr(cls, "RENAMED", {}))
+
+
+def upgrade_keys(cls: type, values: dict[str, Any], source: str, *, saved: bool = False) -> dict[str, Any]:
+    """``values`` with every old key of ``cls.RENAMED`` replaced by its new field (logged as deprecated).
+
+    Raises :class:`ConfigError` when an old key and its new field are both given, and for a removed key
+    that holds a value. ``saved`` (the config a run wrote, read back on ``--resume``): renames and
+    drops silently, since the user wrote nothing, and fills the fields added since with their defaults
+    (the older run ran with them)."""
+    table = renamed_keys(cls)
+    out = dict(values)
+    for old in [k for k in values if k in table]:
+        entry, raw = table[old], out.pop(old)
+        if entry.new is None:
+            if raw is None or saved:
+                if not saved:
+                    logger.warning("config key '%s' in %s is no longer read (%s); drop it", old, source, entry.why)
+                continue
+            raise ConfigError(f"config key '{old}' in {source} was removed: {entry.why}")
+        if entry.new in values:
+            raise ConfigError(
+                f"config keys '{old}' and '{entry.new}' in {source}: '{old}' is the old name of '{entry.new}'; "
+                f"give only '{entry.new}'"
+            )
+        out[entry.new] = entry.convert(raw) if entry.convert is not None else raw
+        if not saved:
+            logger.warning(
+                "config key '%s' in %s is deprecated: it is now '%s' (the old name will stop working)",
+                old,
+                source,
+                entry.new,
+            )
+    if saved:
+        for f in dataclasses.fields(cls):
+            if f.name not in out and not f.metadata.get("flatten") and _default_of(f) != "required":
+                out[f.name] = _default_of(f)
+    return out
 
 
 def _type_hints(cls: type) -> dict[str, Any]:
@@ -214,7 +293,7 @@ def config_from_dict(cls: type[T], values: dict[str, Any], source: str = "config
     """Build and validate ``cls`` from a mapping of field names to raw values."""
     hints = _type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {k.replace("-", "_"): v for k, v in values.items()}
+    values = upgrade_keys(cls, {k.replace("-", "_"): v for k, v in values.items()}, source)
     split = getattr(cls, "split_values", None)
     if callable(split):  # a config that hosts a nested options object built from some of the flat keys
         values = split(values, source)
@@ -283,15 +362,17 @@ def load_config(
     values: dict[str, Any] = {}
     source = "config"
     if path is not None:
-        values.update(load_yaml(path))
         source = str(path)
+        values.update(upgrade_keys(cls, {k.replace("-", "_"): v for k, v in load_yaml(path).items()}, source))
     if overrides:
         extra = parse_overrides(overrides) if isinstance(overrides, list) else dict(overrides)
         known = {f.name for f in dataclasses.fields(cls)} | set(getattr(cls, "extra_keys", lambda: ())())
+        known |= set(renamed_keys(cls))
         for key in extra:
             if key.replace("-", "_") not in known:
                 raise _unknown_key_error(cls, key, "command-line overrides")
-        values.update({k.replace("-", "_"): v for k, v in extra.items()})
+        extra = {k.replace("-", "_"): v for k, v in extra.items()}
+        values.update(upgrade_keys(cls, extra, "command-line overrides"))
     return config_from_dict(cls, values, source)
 
 
@@ -358,6 +439,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             help=help_text.replace("%", "%%"),
             **extra,
         )
+    for old in renamed_keys(cls):  # old names still parse (hidden); loading maps them, or says why not
+        group.add_argument("--" + old.replace("_", "-"), dest=f"cfg__{old}", default=None, help=argparse.SUPPRESS)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,9 @@ TRAIN_RUN = RunLayout(
     "final",
     ("final-merged", "tensorboard", "wandb", "resumes.jsonl"),
 )
-SFT_RUN = RunLayout("trafl sft", "sft_config.yaml", "sft_metrics.jsonl", "model", ("resumes.jsonl",))
+SFT_RUN = RunLayout(
+    "trafl sft", "sft_config.yaml", "sft_metrics.jsonl", "model", ("tensorboard", "wandb", "resumes.jsonl")
+)
 
 
 def open_run_dir(
@@ -152,15 +154,24 @@ def config_diff(saved: Mapping[str, Any], now: Mapping[str, Any], ignored: Itera
     return {k: (saved.get(k), now.get(k)) for k in keys if saved.get(k) != now.get(k)}
 
 
-def resume_changes(config_file: Path, now: Mapping[str, Any], rules: FieldRules, step: int) -> dict[str, tuple]:
+def resume_changes(
+    config_file: Path,
+    now: Mapping[str, Any],
+    rules: FieldRules,
+    step: int,
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> dict[str, tuple]:
     """Compare the run's saved config with ``now``; refuse what a resume cannot honour, return the rest.
 
     Raises :class:`ConfigError` naming every refused field with both values. A missing saved config (a
-    run killed before writing it) compares as empty: nothing to refuse.
+    run killed before writing it) compares as empty: nothing to refuse. ``upgrade`` maps the saved keys
+    to today's fields first (a run saved before a field was renamed; :func:`trafl.utils.config.upgrade_keys`).
     """
     if not config_file.exists():
         return {}
     saved = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+    if upgrade is not None:
+        saved = upgrade(saved)
     changes = config_diff(saved, now, rules.ignored)
     refused = {k: v for k, v in changes.items() if k in rules.restored or k in rules.fixed}
     if refused:

@@ -1,0 +1,79 @@
+"""The policy being trained: the base model loaded (optionally with LoRA adapters) and the view the
+objective and the sampler call.
+
+LoRA adapts the configured projections but never the output head (see :func:`output_head_names`); the
+reference of a LoRA policy is the same model with its adapters disabled (:mod:`trafl.objectives.reference`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trafl.utils.io import atomic_directory
+
+
+class DenoiserView:
+    """Calls the (possibly DDP/FSDP-wrapped) model but exposes the unwrapped model's config."""
+
+    def __init__(self, wrapped: Any, unwrapped: Any):
+        self.wrapped, self.config = wrapped, unwrapped.config
+        self.mask_token_id = unwrapped.config.mask_token_id
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.wrapped(*args, **kwargs)
+
+
+def base_model(model: Any) -> Any:
+    """The model under a LoRA wrapper (the model itself without one)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def output_head_names(model: Any) -> list[str]:
+    """The output head's module name: LoRA never adapts it, even when its name matches a target
+    (LLaDA calls both the blocks' down projection and the LM head ``ff_out``; d1 and ESPO adapt only
+    the blocks' seven projections)."""
+    get = getattr(model, "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    return [name for name, module in model.named_modules() if head is not None and module is head]
+
+
+def load_policy(cfg: Any, device: torch.device) -> tuple[torch.nn.Module, Any]:
+    """``(model, tokenizer)`` of ``cfg.model`` on ``device``, in training mode: with gradient
+    checkpointing when ``cfg.gradient_checkpointing``, with LoRA adapters (``lora_*``) when ``cfg.use_peft``."""
+    from trafl.models import enable_checkpointing, load_pretrained
+
+    model, tokenizer = load_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    model.to(device)
+    if cfg.gradient_checkpointing:
+        enable_checkpointing(model)
+    if cfg.use_peft:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=list(cfg.lora_target_modules),
+            bias="none",
+            exclude_modules=output_head_names(model),
+        )
+        model = get_peft_model(model, lora)
+    model.train()
+    return model, tokenizer
+
+
+def save_merged(cfg: Any, adapter: Path, tokenizer: Any, path: Path) -> None:
+    """The base ``cfg.model`` reloaded with the LoRA adapter saved in ``adapter`` merged in, written
+    atomically to ``path`` with the tokenizer (main process only: it loads a full model)."""
+    from peft import PeftModel
+
+    from trafl.models import load_pretrained
+
+    base, _ = load_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    with atomic_directory(path) as tmp:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
