@@ -392,3 +392,15 @@ def test_sft_resumes_bit_identically_and_truncates_metrics(tmp_path):
     lines = [json.loads(x) for x in (cut / "sft_metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in lines] == [r["loss"] for r in full.history]
+
+
+def test_a_model_that_is_no_preset_folder_or_hub_id_is_a_clear_error(tmp_path):
+    """SFT reads ``model`` with the loader's rule for a hub id (``trafl.models.loading.is_hub_id``)."""
+    from trafl.errors import ConfigError
+    from trafl.sft.trainer import init_model_and_tokenizer
+
+    rows = [{"prompt": "ab", "completion": "ba"}]
+    for name in ("tinyy", "./no-such-folder", str(tmp_path / "missing")):
+        cfg = load_config(SFTConfig, None, {"data": "x", "model": name})
+        with pytest.raises(ConfigError, match="neither a preset .* nor a hub id"):
+            init_model_and_tokenizer(cfg, rows)

@@ -59,6 +59,7 @@ def _is_preset(name: str) -> bool:
 def init_model_and_tokenizer(cfg: SFTConfig, rows: list[dict]) -> tuple[Any, Any]:
     """A fresh preset model with a character tokenizer fitted to the data, or a loaded checkpoint."""
     from trafl.models import build_model, load_pretrained, tokenizer_fields
+    from trafl.models.loading import is_hub_id
     from trafl.models.tokenizer import build_char_tokenizer
 
     if _is_preset(cfg.model):
@@ -70,12 +71,13 @@ def init_model_and_tokenizer(cfg: SFTConfig, rows: list[dict]) -> tuple[Any, Any
             max_sequence_length=max(256, 2 * cfg.max_completion_length + 64),
         )
         return model, tokenizer
-    if Path(cfg.model).exists() or "/" in cfg.model:
+    if Path(cfg.model).exists() or is_hub_id(cfg.model):  # the loader's own rule for a hub id
         return load_pretrained(cfg.model)
     from trafl.models.presets import PRESETS
 
     raise ConfigError(
-        f"config field 'model': '{cfg.model}' is neither a preset ({', '.join(PRESETS)}) nor an existing directory"
+        f"config field 'model': '{cfg.model}' is neither a preset ({', '.join(PRESETS)}), an existing directory "
+        "nor a hub id of the form owner/name"
     )
 
 
