@@ -152,6 +152,37 @@ def test_lora_training_saves_adapter_and_merged_model(model_dir, tmp_path):
     assert merged.config.model_type == "llada"
 
 
+def test_lora_targets_are_counted_and_a_name_that_matches_nothing_is_an_error(model_dir, tmp_path, caplog):
+    """peft adapts the names that match and silently skips the rest when one matches (d1's and ESPO's
+    Llama names on LLaDA adapt 4 of 7 projections): the trainer counts every name and refuses one that
+    matches nothing, naming the model's linear layers, unless the list is foreign on purpose."""
+    import logging
+
+    from trafl.models import load_pretrained
+    from trafl.train.policy import lora_target_counts, output_head_names
+    from trafl.train.trainer import RLTrainer
+
+    model, _ = load_pretrained(model_dir)
+    layers = model.config.n_layers
+    head = output_head_names(model)
+    counts = lora_target_counts(model, ["q_proj", "ff_out", "o_proj", "gate_proj"], head)
+    assert counts == {"q_proj": layers, "ff_out": layers, "o_proj": 0, "gate_proj": 0}  # the head's ff_out excluded
+    assert lora_target_counts(model, ["ff_out"])["ff_out"] == layers + 1  # peft's rule alone would take the head
+
+    lora = dict(use_peft=True, lora_r=4, lora_alpha=8, lora_target_modules=["q_proj", "o_proj", "down_proj"])
+    with pytest.raises(ConfigError, match=r"\['o_proj', 'down_proj'\] match no module .*attn_out.*ff_out.*q_proj"):
+        RLTrainer(cfg_for(model_dir, tmp_path / "strict", **lora), task=DigitTask(), progress=False)
+    with caplog.at_level(logging.INFO, logger="trafl.train.policy"):
+        trainer = RLTrainer(
+            cfg_for(model_dir, tmp_path / "foreign", lora_allow_unmatched_targets=True, **lora),
+            task=DigitTask(),
+            progress=False,
+        )
+    assert f"q_proj {layers}, o_proj 0, down_proj 0" in caplog.text and "skipped" in caplog.text
+    adapted = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in trainer.model.named_parameters() if ".lora_A" in n}
+    assert adapted == {"q_proj"}
+
+
 def _run_cli(args, env=None, **kw):
     return subprocess.run(
         [sys.executable, "-m", "trafl.cli", "train", *args], env=env or _env(), capture_output=True, text=True, **kw

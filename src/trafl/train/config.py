@@ -137,6 +137,12 @@ class TrainConfig(RunConfig):
         ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"],
         "Module names LoRA adapts (LLaDA's names).",
     )
+    lora_allow_unmatched_targets: bool = option(
+        False,
+        "Accept lora_target_modules names that match no module of the model (skipped, with a warning). Off: such "
+        "a name is an error naming the model's linear layers (peft itself skips it silently when another name "
+        "matches). On only for a list written for another architecture on purpose.",
+    )
 
     save_merged: bool = option(
         True, "With use_peft: also save the base with the adapters merged in (output_dir/final-merged)."
