@@ -48,7 +48,8 @@ def output_head_names(model: Any) -> list[str]:
 def lora_target_counts(model: torch.nn.Module, targets: Sequence[str], exclude: Sequence[str] = ()) -> dict[str, int]:
     """How many modules of ``model`` each LoRA target name selects, by peft's rule for a list of names:
     a module whose dotted name is the target or ends with ``"." + target`` (``exclude``: names never adapted)."""
-    names = [n for n, _ in model.named_modules() if n and n not in set(exclude)]
+    skip = set(exclude)
+    names = [n for n, _ in model.named_modules() if n and n not in skip]
     return {t: sum(n == t or n.endswith("." + t) for n in names) for t in targets}
 
 
