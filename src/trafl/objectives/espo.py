@@ -36,7 +36,12 @@ class ESPOOptions(ObjectiveOptions):
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
     num_mc: int = option(4, "ELBO masked forwards per sequence: ESPO's num_mc = 2 coupled pairs is 4 here.", min=1)
     elbo_estimator: ElboEstimator = option(
-        "espo", "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs)."
+        "espo",
+        "ELBO mask law: 'espo' (ESPO's: m ~ U{0..L} systematic across the micro-batch's rows, exact-complement "
+        "pairs, every row's size exactly uniform) or 'espo_float32' (the same with ESPO's own float32 "
+        "round-half-to-even spreading of the rows' sizes, reproducing its code; at a micro-batch of N rows where "
+        "i (L+1) / N is a half-integer, e.g. 2 or 6 rows at L = 256, one row's size law is then not uniform and "
+        "its ELBO is biased).",
     )
     resample_noise: bool = option(
         True, "A fresh ELBO mask draw for every inner iteration (ESPO's per-iteration mask seed)."
