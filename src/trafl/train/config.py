@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from trafl.errors import ConfigError
 from trafl.models.kv_cache import CacheMode
+from trafl.objectives.base import SameAs
 from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.registry import OBJECTIVES, MethodName, all_option_names, make_options, objective_class
 from trafl.sampling.remasking import Remasking
@@ -75,8 +76,8 @@ class TrainConfig(RunConfig):
     max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
     diffusion_steps: int | None = option(
         None,
-        "Sampler denoising steps for the whole completion (default: the "
-        "method's recipe, else 128; justgrpo: max_completion_length).",
+        "Sampler denoising steps for the whole completion (default: the method's recipe, else 128; "
+        "espo, justgrpo: max_completion_length).",
         min=1,
     )
     block_length: int | None = option(
@@ -86,7 +87,7 @@ class TrainConfig(RunConfig):
         min=1,
     )
     temperature: float | None = option(
-        None, "Rollout sampling temperature (default: the method's recipe, else 0.9; justgrpo: 1.0).", min=0.0
+        None, "Rollout sampling temperature (default: the method's recipe, else 0.9; espo, justgrpo: 1.0).", min=0.0
     )
     allow_any_rollout_order: bool = option(
         False,
@@ -198,12 +199,13 @@ class TrainConfig(RunConfig):
         return rest
 
     def recipe(self) -> dict[str, Any]:
-        """The trainer-field defaults of this method's recipe, resolved for this config."""
+        """The trainer-field defaults of this method's recipe, resolved for this config (a
+        :class:`~trafl.objectives.base.SameAs` value takes that field's value here)."""
         cls = objective_class(self.method)
         values = {**RECIPE_FIELDS, **cls.train_defaults}
         if cls.rollout_order == "left_to_right":
-            values.update(block_length=1, diffusion_steps=self.max_completion_length)
-        return values
+            values.update(block_length=1, diffusion_steps=SameAs("max_completion_length"))
+        return {k: getattr(self, v.field) if isinstance(v, SameAs) else v for k, v in values.items()}
 
     def validate(self) -> None:
         if self.objective is None:
