@@ -322,9 +322,9 @@ def justgrpo_loss(
 
     ``logp`` ``[N, L]``: AR token log-probs at temperature (:func:`ce_token_logp`,
     :func:`justgrpo_ar_canvas`). grpo.py logprob_loss:
-    * l.31: ``valid_samples`` = number of rows with ``A != 0`` in the *whole accumulation step*
-      (both ``repeat_times`` chunks, train.py l.184), averaged over devices; default here: counted
-      from ``advantages``.
+    * l.31: ``valid_samples`` = number of rows with ``A != 0`` in *one accumulation micro-step* (the
+      ``accum_idx`` loop body, train.py l.157-203: its group of both ``repeat_times`` chunks, counted at
+      l.184), averaged over devices; default here: counted from ``advantages``.
     * l.32: ``scale = gain / L / (valid_samples + 1e-5)``, ``L = gen_length`` (every position, no EOS
       mask).
     * l.46: ``ratio = exp(logp - logp.detach())`` -- always 1 in value (single on-policy pass;

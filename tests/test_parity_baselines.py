@@ -36,9 +36,10 @@ and the deviation is pinned by its own test where it is observable):
 * JustGRPO runs one on-policy update (ratio identically 1, no old model). trafl with mu = 1
   reproduces that exactly; with mu > 1 trafl uses stored old log-probs, compared here with the
   transcription's ``old_logp`` extension (the original never runs it).
-* JustGRPO divides by ``L (V + 1e-5)`` where ``V`` counts informative samples over the whole
-  accumulation step averaged over devices; trafl divides by ``L max(V, 1)`` with ``V`` counted in the
-  group it is given (relative difference 1e-5 / V, below the tolerance for V >= 4 as here).
+* JustGRPO divides by ``L (V + 1e-5)`` where ``V`` counts informative samples of one accumulation
+  micro-step averaged over devices; trafl divides by ``L max(V, 1)`` with ``V`` counted in the group
+  it is given (relative difference 1e-5 / V, below the tolerance for V >= 4 as here). Over several
+  micro-steps JustGRPO sums (trafl averages): see the clip test at the end of the JustGRPO section.
 * Originals compute log-probs in bf16 autocast; trafl in the model's dtype, cast to float32.
 """
 
@@ -558,6 +559,134 @@ def test_justgrpo_flips_are_detected(flip):
         padded=False,
     )
     assert max(rel_errors(*results[0][:4])) > DETECT
+
+
+#: Eight micro-batches of one prompt x G = 4 (JustGRPO's 8 accumulation micro-steps, train.py l.22 /
+#: README l.136), with informative counts 0, 4, 2, 4, 3, 2, 4, 0: the count differs between micro-steps.
+JUSTGRPO_MICRO_REWARDS = [
+    [1.0, 1.0, 1.0, 1.0],
+    [1.0, 0.0, 0.0, 1.0],
+    [0.5, 0.5, 1.0, 0.0],
+    [1.0, 0.0, 0.0, 0.0],
+    [0.0, 1.0, 1.0, 0.25],
+    [0.0, 0.0, 1.0, 0.5],
+    [0.25, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0],
+]
+
+
+def justgrpo_micro_groups(informative: int = 8) -> list[RolloutGroup]:
+    """Each micro-batch: one prompt's 4 completions (prompt ``m % 3`` of :data:`COMPLETIONS`), unpadded;
+    micro-batches from ``informative`` on get equal rewards (no gradient), which shrinks the step's norm."""
+    full = make_group(False)
+    groups = []
+    for m, rewards in enumerate(JUSTGRPO_MICRO_REWARDS):
+        rewards = rewards if m < informative else [1.0] * 4
+        rows = slice(4 * (m % 3), 4 * (m % 3) + 4)
+        groups.append(
+            dataclasses.replace(
+                full,
+                input_ids=full.input_ids[rows],
+                attention_mask=full.attention_mask[rows],
+                rewards=torch.tensor([rewards], dtype=torch.float64),
+            )
+        )
+    return groups
+
+
+def justgrpo_original_step(model, optimizer, groups, *, count: str = "micro_step", clip: float = 1.0) -> None:
+    """One optimizer step of JustGRPO's train.py l.152-219 on a single device: for each accumulation
+    micro-step, ``valid_samples`` counts that micro-step's informative samples (l.184; grpo.py l.31-32)
+    and its loss is back-propagated as is (l.50: ``accelerator.backward`` of an ``Accelerator()`` built
+    without gradient accumulation, utils/distributed.py l.16, divides by nothing), so the gradients of
+    the 8 micro-steps add up; then ``clip_grad_norm_(params, max_grad_norm = 1.0)`` (l.26, l.215) and
+    AdamW (l.112-118). ``count="step"`` counts over the whole accumulation step instead (a flip)."""
+    optimizer.zero_grad(set_to_none=True)
+    advs = [justgrpo_advantages(g.rewards) for g in groups]
+    total = float(sum(int((a != 0).sum()) for a in advs))
+    for g, adv in zip(groups, advs):
+        logp = justgrpo_original_logp(model, g, None, g.temperature)
+        valid = float((adv != 0).sum()) if count == "micro_step" else total
+        justgrpo_loss(logp, adv, valid_samples=valid).backward()
+    torch.nn.utils.clip_grad_norm_(list(model.parameters()), clip)
+    optimizer.step()
+
+
+def justgrpo_adamw(model, eps: float) -> torch.optim.Optimizer:
+    """JustGRPO's optimizer (train.py l.112-118): AdamW, betas 0.9 / 0.999, eps 1e-8, no weight decay."""
+    return torch.optim.AdamW(model.parameters(), lr=JUSTGRPO_LR, betas=(0.9, 0.999), eps=eps, weight_decay=0.0)
+
+
+def justgrpo_trafl_update(model, max_grad_norm: float, eps: float):
+    """trafl's :class:`~trafl.train.update.PolicyUpdate` (mean of the micro-batches' losses, then the
+    clip) around ``model`` with JustGRPO's AdamW."""
+    from accelerate import Accelerator
+
+    from trafl.train.update import PolicyUpdate
+
+    optimizer = justgrpo_adamw(model, eps)
+    return PolicyUpdate(
+        accelerator=Accelerator(cpu=True),
+        model=model,
+        wrapped=model,
+        policy=model,
+        old_policy=None,
+        objective=get_objective("justgrpo"),
+        reference=None,
+        optimizer=optimizer,
+        head_optimizer=None,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0),
+        num_iterations=1,
+        max_grad_norm=max_grad_norm,
+        bf16=False,
+        seed=0,
+    )
+
+
+#: Per step, how many of the first micro-batches keep their rewards (the rest get equal rewards, no
+#: gradient): trafl's pre-clip norms are 0.265, 0.104, 0.265, 0.272, so 0.125 binds at steps 0, 2 and 3
+#: but not at step 1, and the clip value changes AdamW's steps.
+JUSTGRPO_LR, JUSTGRPO_INFORMATIVE = 5e-3, (8, 2, 8, 3)
+
+
+def justgrpo_param_gap(
+    max_grad_norm: float, *, count: str = "micro_step", eps: float = 1e-8
+) -> tuple[float, list[float]]:
+    """After the steps of :data:`JUSTGRPO_INFORMATIVE` from the same start, the largest parameter difference between
+    JustGRPO's summed, 1.0-clipped steps and trafl's update at ``max_grad_norm``, relative to the largest
+    distance the parameters moved; and trafl's pre-clip gradient norms."""
+    original, ours, start = MicroDenoiser(3), MicroDenoiser(3), MicroDenoiser(3)
+    opt = justgrpo_adamw(original, eps)
+    update = justgrpo_trafl_update(ours, max_grad_norm, eps)
+    norms = []
+    for step, informative in enumerate(JUSTGRPO_INFORMATIVE):
+        groups = justgrpo_micro_groups(informative)
+        justgrpo_original_step(original, opt, groups, count=count)
+        prepared = [update.prepare(g, step, m) for m, g in enumerate(groups)]
+        norms.append(update(prepared, step, list(range(len(groups))))["grad_norm"])
+    with torch.no_grad():
+        pairs = list(zip(ours.parameters(), original.parameters(), start.parameters()))
+        gap = max(float((a - b).abs().max()) for a, b, _ in pairs)
+        moved = max(float((b - s0).abs().max()) for _, b, s0 in pairs)
+    return gap / moved, norms
+
+
+@pytest.mark.parametrize("eps,tol", [(1e-8, 1e-3), (1e-30, 2e-5)])
+def test_justgrpo_summed_accumulation_clipped_at_1_equals_trafl_mean_clipped_at_one_eighth(eps, tol):
+    """JustGRPO sums its 8 micro-steps' losses and clips at 1.0; trafl averages them, so the same clip is
+    1.0 / 8 = 0.125 on trafl's gradient (8 times smaller at every step; AdamW is invariant to a constant
+    gradient scale up to its eps, which weighs on coordinates whose gradient is near eps: with JustGRPO's
+    eps 1e-8 the parameters agree to 2.3e-4 of their displacement here, with a negligible eps to 7e-6:
+    float32 scoring and JustGRPO's ``+ 1e-5`` in the count). Every micro-step divides by its own
+    informative count, as trafl's micro-batches do. Clipping trafl's mean at 1.0 (no clip binds), or
+    counting informative samples over the whole accumulation step, moves the parameters elsewhere."""
+    gap, norms = justgrpo_param_gap(1.0 / 8, eps=eps)
+    print(f"\n[justgrpo clip 1.0 summed vs 0.125 averaged, AdamW eps {eps:g}] parameter gap / displacement {gap:.2e}")
+    assert sum(n > 1.0 / 8 for n in norms) == 3 and min(norms) < 1.0 / 8, norms
+    assert gap < tol, gap
+    # the same clip on trafl's averaged loss, or counting over the whole accumulation step, is caught
+    assert justgrpo_param_gap(1.0, eps=eps)[0] > 0.05
+    assert justgrpo_param_gap(1.0 / 8, count="step", eps=eps)[0] > 0.05
 
 
 def test_authors_defaults():
