@@ -1,9 +1,12 @@
 """trafl's d1 and ESPO reward functions against the originals' own code (transcribed in
-``tests/originals_rewards.py`` with its sources), on a corpus of edge cases."""
+``tests/originals_rewards.py`` with its sources), on a corpus of edge cases; and on real rows of
+``../shared/data`` (skipped when absent): a completion written from the gold answer in each
+template's format scores the maximum of each reward set."""
 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import originals_rewards as orig
 import pytest
@@ -11,6 +14,10 @@ import pytest
 from trafl.rewards.math import d1 as ours_d1
 from trafl.rewards.math import espo as ours_espo
 from trafl.rewards.math.hendrycks import hendrycks_equiv, hendrycks_normal_form
+from trafl.tasks import get_task
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"benchmark copies not found at {DATA}")
 
 GOOD = "<reasoning>\nadd 48 and 24\n</reasoning>\n<answer>\n72\n</answer>\n"
 #: completions that probe every branch of d1's GSM8K rewards and ESPO's GSM8K grader
@@ -172,3 +179,69 @@ def test_espo_math_reward_matches_the_original():
     want = orig.espo_correctness_reward_func_math([[{"content": "q"}]], _chat(c), answer=s)
     assert ours_espo.espo_math_correctness_reward([""] * len(c), c, solution=s) == want
     assert 3 <= sum(want) < len(want)
+
+
+# --- real rows: a gold completion in each template's format scores each reward set's maximum -------------------
+
+
+def _total(task, completion, row):
+    columns = {k: [v] for k, v in row.items() if k != "prompt"}
+    values = [fn([row["prompt"]], [completion], **columns)[0] for fn in task.reward_functions()]
+    return sum(w * v for w, v in zip(task.default_reward_weights(), values))
+
+
+def _d1_completion(reasoning: str, answer: str) -> str:
+    """d1's requested layout, one line of reasoning (its format rewards' ``.`` stops at newlines)."""
+    return f"<reasoning>\n{' '.join(reasoning.split())}\n</reasoning>\n<answer>\n{answer}\n</answer>\n"
+
+
+@pytest.mark.data
+@needs_data
+def test_gsm8k_gold_completions_score_each_sets_maximum():
+    gsm = {s: get_task("gsm8k", rewards=s) for s in ("default", "d1", "espo")}
+    rows = gsm["d1"].load("train", path=str(DATA / "gsm8k/train.jsonl"))
+    assert len(rows) == 7473
+    short = {"default": [], "d1": [], "espo": []}
+    for row in rows:
+        reasoning, gold = row["solution"].split("####")[0], row["solution"].split("####")[1].strip()
+        if _total(gsm["default"], f"{reasoning}\nThe final answer is \\boxed{{{gold}}}.", row) != 1.0:
+            short["default"].append(row["answer"])
+        # d1's maximum is 3.5: xmlcount 0.5 + strict 0.5 + integer 0.5 + correctness 2.0. Its soft format
+        # reward cannot pay at the same time: its '.' stops at newlines, and d1's format puts the
+        # reasoning on lines of its own. The integer reward cannot pay a reference that is not all
+        # digits (1,080 or -3): 3.0 there
+        best = 3.5 if gold.isdigit() else 3.0
+        if _total(gsm["d1"], _d1_completion(reasoning, gold), row) != best:
+            short["d1"].append(gold)
+        # ESPO asks for \boxed{} but grades "The answer is N." first: written that way, every gold passes
+        if _total(gsm["espo"], f"{reasoning}\nThe answer is {gold}.", row) != 1.0:
+            short["espo"].append(gold)
+    assert short == {"default": [], "d1": [], "espo": []}
+    # ESPO's grader on its own \boxed{} format misses exactly the references with a comma or a decimal point
+    golds = [r["solution"].split("####")[1].strip() for r in rows]
+    boxed_misses = [g for g, r in zip(golds, rows) if _total(gsm["espo"], f"so \\boxed{{{g}}}", r) != 1.0]
+    assert boxed_misses == [g for g in golds if "," in g or "." in g] and len(boxed_misses) >= 79
+
+
+@pytest.mark.data
+@needs_data
+@pytest.mark.parametrize(
+    "task_name, source, rel", [("math", "lighteval", "math/train.jsonl"), ("math", "prm800k", "math500/test.jsonl")]
+)
+def test_math_gold_completions_score_each_sets_maximum(task_name, source, rel):
+    sets = {s: get_task(task_name, source=source, rewards=s) for s in ("default", "d1", "espo")}
+    rows = sets["d1"].load("train", path=str(DATA / rel))
+    rows = rows[:: max(1, len(rows) // 400)]  # math-verify is slow: every ~19th training row, all of MATH-500
+    short = {"default": [], "d1": [], "espo": []}
+    for row in rows:
+        boxed = f"\\boxed{{{row['answer']}}}"
+        if _total(sets["default"], f"Work.\nThe final answer is {boxed}.", row) != 1.0:
+            short["default"].append(row["id"])
+        # ESPO's template is trafl's default; its grader parses the whole reference solution, whose last box
+        # is not always the final answer (two boxes, or boxes of a case analysis): the gold completion for it
+        # is the reference solution itself
+        if _total(sets["espo"], row["solution"], row) != 1.0:
+            short["espo"].append(row["id"])
+        if _total(sets["d1"], _d1_completion("work", boxed), row) != 2.75:  # 2.0 + 0.5 * (1 + 0.5)
+            short["d1"].append(row["id"])
+    assert len(rows) >= 400 and short == {"default": [], "d1": [], "espo": []}
