@@ -25,6 +25,7 @@ from trafl.objectives.registry import OBJECTIVES, MethodName, all_option_names, 
 from trafl.sampling.remasking import Remasking
 from trafl.sampling.settings import TRAIN_NAMES, SamplerSettings, check_sampler, sampler_from, sampler_option
 from trafl.train.rewards import NanRewards
+from trafl.train.rollout import PromptTruncation
 from trafl.utils.config import Renamed, option, option_of
 from trafl.utils.run_config import RunConfig
 
@@ -54,6 +55,12 @@ class TrainConfig(RunConfig):
     )
     method: MethodName = option("trafl", "Post-training objective.")
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
+    task_options: dict[str, Any] = option(
+        {},
+        "Options of the task (its constructor's keyword arguments), checked at load time, e.g. "
+        "{prompt_template: d1, rewards: d1} for gsm8k, {source: prm800k} for math; on the command line "
+        "prompt_template=d1,rewards=d1. The math tasks' options: docs/training.md, 'Prompt templates and reward sets'.",
+    )
     dataset_path: str | None = option(
         None,
         "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).",
@@ -73,7 +80,16 @@ class TrainConfig(RunConfig):
     # --- rollouts (the sampler is the policy) -------------------------------------------------
     num_generations: int = option(8, "G: completions sampled per prompt (the group).", min=2)
     max_completion_length: int = option(256, "Completion canvas length L (the sampler's gen_length).", min=1)
-    max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
+    max_prompt_length: int = option(
+        512,
+        "Longest prompt in tokens (chat template included); what happens to a longer one: prompt_truncation.",
+        min=1,
+    )
+    prompt_truncation: PromptTruncation = option(
+        "error",
+        "A prompt over max_prompt_length tokens: 'error' stops the run naming it; 'left' keeps its last "
+        "max_prompt_length tokens, as d1's and ESPO's trainers do (counted in metrics as rollout/truncated_prompts).",
+    )
     diffusion_steps: int | None = option(
         None,
         "Sampler denoising steps for the whole completion (default: the method's recipe, else 128; "
@@ -158,7 +174,9 @@ class TrainConfig(RunConfig):
         },
     )
     reward_weights: list[float] | None = option(
-        None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest)."
+        None,
+        "Weights of the task's reward functions (default: the task's own; for most tasks 1 for correctness, 0 for "
+        "the rest; a reward set of the math tasks fixes its own, e.g. d1: all 1).",
     )
     nan_rewards: NanRewards = option(
         "zero",
@@ -225,6 +243,7 @@ class TrainConfig(RunConfig):
         for name in ("model", "task"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required")
+        self.check_task()
         if self.per_device_train_batch_size % self.num_generations:
             raise ConfigError(
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
@@ -234,6 +253,13 @@ class TrainConfig(RunConfig):
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         super().validate()
+
+    def check_task(self) -> None:
+        """``task_options`` typed against the task's options (the task is looked up only when options are given)."""
+        if self.task_options:
+            from trafl.tasks import check_task_options
+
+            self.task_options = check_task_options(self.task, self.task_options)
 
     @property
     def sampler(self) -> SamplerSettings:
