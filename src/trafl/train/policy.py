@@ -38,8 +38,10 @@ def base_model(model: Any) -> Any:
 
 def output_head_names(model: Any) -> list[str]:
     """The output head's module name: LoRA never adapts it, even when its name matches a target
-    (LLaDA calls both the blocks' down projection and the LM head ``ff_out``; d1 and ESPO adapt only
-    the blocks' seven projections)."""
+    (LLaDA calls both the blocks' down projection and the LM head ``ff_out``; trafl's default list
+    adapts the blocks' seven projections, ``ff_out`` among them, and never the head. d1 and ESPO pass
+    Llama's names, of which peft finds only ``q_proj, k_proj, v_proj, up_proj`` in LLaDA: 4 per block,
+    never the head)."""
     get = getattr(model, "get_output_embeddings", None)
     head = get() if callable(get) else None
     return [name for name, module in model.named_modules() if head is not None and module is head]
