@@ -24,7 +24,7 @@ from torch import nn
 
 from trafl.errors import ConfigError
 from trafl.likelihood import Surrogate, SurrogateOutput, loss_positions
-from trafl.models.interface import get_logits, mask_token_id_of
+from trafl.models.interface import get_logits, get_target_logprobs, mask_token_id_of
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
 
@@ -44,8 +44,17 @@ class TemperatureScaled:
         self.mask_token_id = mask_token_id_of(model)
 
     def __call__(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        target_ids: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        **kwargs: Any,
     ) -> torch.Tensor:
+        if target_ids is not None:  # the model scores the targets itself, at the compounded temperature
+            return get_target_logprobs(
+                self.model, input_ids, attention_mask, target_ids, temperature=temperature * self.temperature
+            )
         return get_logits(self.model, input_ids, attention_mask) / self.temperature
 
 
