@@ -25,6 +25,7 @@ from torch import nn
 from trafl.errors import ConfigError
 from trafl.likelihood import Surrogate, SurrogateOutput, loss_positions
 from trafl.models.interface import get_logits, get_target_logprobs, mask_token_id_of
+from trafl.objectives.chunked import ChunkedLoss, Finish, TokenTerms
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
 
@@ -181,6 +182,29 @@ class Objective(nn.Module):
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    def loss_chunks(self, policy: Any, group: RolloutGroup) -> ChunkedLoss | None:
+        """The loss as pieces to backpropagate one at a time (:mod:`trafl.objectives.chunked`), or ``None``
+        when the objective computes it in one graph only (the default)."""
+        return None
+
+    def chunked_token_loss(
+        self, policy: Any, group: RolloutGroup, terms: TokenTerms, finish: Finish
+    ) -> ChunkedLoss | None:
+        """A :class:`ChunkedLoss` over the ordered surrogate's chunks (``None`` for other surrogates), with the
+        rollout policy's cached log-probabilities as the ratio's denominator (:meth:`old_surrogate`'s rule)."""
+        if not self.surrogate.ordered:
+            return None
+        order = self.surrogate.order(group.batch, group.commit_step)
+        return ChunkedLoss(
+            self.scored(policy, group),
+            group.batch,
+            order,
+            self.surrogate.chunks(order),
+            old_logp=None if group.old is None else group.old.token_logp,
+            terms=terms,
+            finish=finish,
+        )
 
     def forward(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         if group.noise is None and self.surrogate.name in ("elbo", "onestep"):
