@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,8 +93,17 @@ def test_two_process_data_parallel_equals_one_process(model_dir, one_process, tm
 
 @pytest.mark.slow
 def test_fsdp_two_processes_equal_one_process(model_dir, one_process, tmp_path):
+    """Full fine-tuning: the frozen reference copy is sharded too (each process holds half of it) and
+    scores the same reference log-probabilities, so the updates equal one process's."""
     two = _train(FSDP, _flags({**RL, "model": model_dir, "output_dir": tmp_path}))
     assert two.returncode == 0, two.stderr[-3000:]
+    held = re.findall(
+        r"reference: the frozen copy is sharded by FSDP2 over 2 processes \(this one holds (\d+) of (\d+)", two.stderr
+    )
+    assert held, two.stderr[-3000:]
+    local, total = map(int, held[0])
+    print(f"\nFSDP reference: this process holds {local} of {total} parameters")
+    assert local <= total // 2 + 64  # half of every parameter (rounded up per tensor), not the whole copy
     _compare_to_one_process(one_process, tmp_path, model_dir, "FSDP")
 
 
