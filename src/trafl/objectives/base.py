@@ -85,6 +85,9 @@ class Objective(nn.Module):
     rollout_order: ClassVar[str | None] = None
     on_policy_rollouts: ClassVar[bool] = True
     summary: ClassVar[str] = ""
+    #: ``True`` when :meth:`loss_chunks` gives the loss per forward chunk of an ordered surrogate (its loss
+    #: is a sum of per-token terms): then only one chunk's graph is alive at a time.
+    chunked_backward: ClassVar[bool] = False
 
     def __init__(self, options: ObjectiveOptions | None = None, *, micro_batch_size: int | None = None):
         super().__init__()
@@ -182,6 +185,11 @@ class Objective(nn.Module):
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    @property
+    def backward_per_chunk(self) -> bool:
+        """Whether the trainer backpropagates this objective's loss one forward chunk at a time."""
+        return self.chunked_backward and self.surrogate.ordered
 
     def loss_chunks(self, policy: Any, group: RolloutGroup) -> ChunkedLoss | None:
         """The loss as pieces to backpropagate one at a time (:mod:`trafl.objectives.chunked`), or ``None``

@@ -56,6 +56,7 @@ class JustGRPO(Objective):
     rollout_order = "left_to_right"
     summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
+    chunked_backward = True  # per-token terms: backpropagated per forward chunk (loss_chunks)
 
     def __init__(self, options: JustGRPOOptions | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)

@@ -153,10 +153,18 @@ class PolicyUpdate:
 
     def _backward_per_chunk(self, chunked: Any, num_micro: int, last_micro: bool, step: int) -> dict[str, float]:
         """One micro-batch whose loss comes in pieces (``objective.loss_chunks``): each piece's forward and
-        backward (``/ num_micro``) in turn, gradients synchronised on the last piece of the last micro-batch
-        only; returns the objective's metrics (:meth:`ChunkedLoss.finish`)."""
+        backward (``/ num_micro``) in turn; returns the objective's metrics (:meth:`ChunkedLoss.finish`).
+
+        Gradients are synchronised on the last piece of the last micro-batch only, except under FSDP, where
+        every piece reduce-scatters its gradients: FSDP2 accumulates skipped reductions in *unsharded*
+        gradients (the whole model's, per process), which is what sharding is there to avoid. (DeepSpeed
+        reduces its partitions at every backward and steps only on the last piece.)"""
+        from accelerate.utils import DistributedType
+
+        every = self.accelerator.distributed_type == DistributedType.FSDP
         for j, piece in enumerate(chunked):
-            with micro_batch(self.accelerator, self.wrapped, last_micro and j == len(chunked) - 1), self._autocast():
+            sync = every or (last_micro and j == len(chunked) - 1)
+            with micro_batch(self.accelerator, self.wrapped, sync), self._autocast():
                 part = piece()
                 if not torch.isfinite(part):
                     raise FloatingPointError(f"non-finite loss piece {float(part)} (chunk {j}) at step {step}")
