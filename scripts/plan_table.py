@@ -4,7 +4,7 @@
     python scripts/plan_table.py --write    # replace them in docs/plan.md (between the markers)
 
 The model is LLaDA-8B-Instruct's config.json (tests/fixtures/llada8b_instruct_config.json); the
-prompt width is each config's ``max_prompt_length`` (512), the worst case. ``tests/test_plan.py``
+prompt width is each config's ``max_prompt_length``, the worst case. ``tests/test_plan.py``
 checks that docs/plan.md holds exactly this output.
 """
 
