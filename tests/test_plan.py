@@ -202,6 +202,11 @@ def test_llada8b_full_finetuning_needs_sharding_and_the_reference_is_sharded_wit
     assert z2.terms["reference"] == 2 * p  # bf16 deep copy on every GPU
     assert z3.terms["reference"] == fsdp.terms["reference"] == 2 * p / 8  # sharded like the policy
     assert z3.fits and fsdp.fits and z3.total < 0.9 * 80 * GIB
+    # the config accumulates 2 micro-batches: FSDP2 keeps whole float32 gradients between them
+    assert z3.terms["gradients"] == 2 * p / 8 and fsdp.terms["gradients"] == 4 * p
+    assert any("unsharded" in n for n in fsdp.notes)
+    once = _plan(accelerate_config=str(ACCEL / "fsdp.yaml"), train_overrides=[*over, "gradient_accumulation_steps=1"])
+    assert once.terms["gradients"] == 4 * p / 8
     assert z2.terms["optimizer"] == 12 * p / 8 and z2.terms["parameters"] == 2 * p
     assert z3.terms["parameters"] == 2 * p / 8
     assert z3.total < z2.total

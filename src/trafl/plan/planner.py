@@ -39,6 +39,7 @@ from trafl.plan.shape import (
 )
 from trafl.plan.states import (
     comm_buffer_bytes,
+    fsdp_accumulates_unsharded,
     gathered_bytes,
     logz_head_parameters,
     model_state_bytes,
@@ -237,6 +238,8 @@ def make_plan(
         trainable=n_total if full else 0,
         adapters=n_lora,
     )
+    if fsdp_accumulates_unsharded(par, train.gradient_accumulation_steps, per_chunk):
+        terms["gradients"] *= par.num_processes  # no_sync micro-batches: every process holds whole gradients
     terms["reference"] = reference_bytes(
         par, total_parameters=n_total, weight_bytes=w, full_finetuning=full, needs_reference=objective.needs_reference
     )
@@ -295,6 +298,11 @@ def make_plan(
         notes.append(
             f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward) "
             "and keeps every chunk's graph until backward: activations scale with all of them"
+        )
+    if fsdp_accumulates_unsharded(par, train.gradient_accumulation_steps, per_chunk):
+        notes.append(
+            "FSDP with gradient accumulation: the micro-batches before the last skip the reduce-scatter "
+            "(no_sync), and FSDP2 then keeps whole (unsharded) gradients on every process"
         )
     if terms["reference"] and par.shards_parameters and par.num_processes > 1:
         notes.append("the full fine-tuning reference copy is sharded like the policy (trafl.train.reference)")

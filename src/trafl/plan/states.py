@@ -23,7 +23,9 @@ FSDP2 (bf16)         4 ``/N`` (accel-  4 ``/N``                     8 ``/N`` (mo
                      keep ``w``)
 ===================  ================  ===========================  ===================================
 
-Without mixed precision DeepSpeed and FSDP keep ``w`` bytes and 2 ``w`` of moments. Frozen weights
+Under FSDP with gradient accumulation the gradients are whole on every process
+(:func:`fsdp_accumulates_unsharded`). Without mixed precision DeepSpeed and FSDP keep ``w`` bytes and
+2 ``w`` of moments. Frozen weights
 have no gradient nor optimizer state. The full fine-tuning reference (:class:`FrozenReference`) is
 a deep copy of the initial policy: ``P w`` on every GPU, or ``P w / N`` under ZeRO-3 and FSDP, which
 shard it like the policy (:mod:`trafl.train.reference`). Under LoRA the reference is the policy with
@@ -63,6 +65,14 @@ def model_state_bytes(
             grads *= 2
         optim = 2 * (trainable * w + adapters * ADAPTER_BYTES)
     return {"parameters": float(params), "gradients": float(grads), "optimizer": float(optim)}
+
+
+def fsdp_accumulates_unsharded(par: Parallelism, accumulation_steps: int, backward_per_chunk: bool) -> bool:
+    """Whether FSDP holds whole gradients between backward passes: the trainer skips the reduce-scatter
+    (``no_sync``) on every micro-batch but the last, and FSDP2 then accumulates *unsharded* gradients,
+    ``learn w`` on every process instead of ``/N``. Not when the objective backpropagates per chunk: the
+    trainer then reduce-scatters every piece under FSDP (``trafl.train.update``)."""
+    return par.strategy == "fsdp" and par.num_processes > 1 and accumulation_steps > 1 and not backward_per_chunk
 
 
 def reference_bytes(
