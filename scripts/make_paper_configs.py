@@ -29,17 +29,28 @@ LORA = {
     "lora_r": 128,
     "lora_alpha": 64,
     "lora_dropout": 0.05,
+    # LLaDA's seven projections per block (the matched-budget runs adapt all of them).
     "lora_target_modules": ["q_proj", "k_proj", "v_proj", "attn_out", "ff_proj", "up_proj", "ff_out"],
 }
+# ESPO (recipes/train.yaml:11) and d1 (diffu_grpo_train.py:95) pass Llama's names; peft adapts the four of them
+# that LLaDA has (q_proj, k_proj, v_proj, up_proj) and skips the rest, which trafl accepts only when told so.
+LORA_AS_PUBLISHED = {
+    **LORA,
+    "lora_target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj", "gate_proj"],
+    "lora_allow_unmatched_targets": True,
+}
 TASKS = {"gsm8k": "gsm8k", "math": "math", "code": "kodcode"}
-TRAIN_PROMPTS = {"gsm8k": 7473, "math": 7500}
+# GSM8K train; MATH minus MATH-500 (PRM800K's split, `ankner/math-500` train), what all three originals train on.
+TRAIN_PROMPTS = {"gsm8k": 7473, "math": 12000}
+MATH_SOURCE = {"source": "prm800k"}
 
 # ---- as published (per device, 8 GPUs) ------------------------------------------------------------------
 PUBLISHED = {
-    # d1 slurm_scripts/train.yaml + gsm_base.sbatch: 1 prompt x G 6 per device, GA 2 -> 16 prompts/step, 10 epochs.
+    # d1 slurm_scripts/train.yaml + gsm_base.sbatch: 1 prompt x G 6 per device, GA 2 -> 16 prompts/step, 10 epochs;
+    # its XML prompt and rewards (correctness 2.0 + format rewards, weights 1), prompts cut from the left at 200.
     "diffu_grpo": {
         "common": {
-            **LORA,
+            **LORA_AS_PUBLISHED,
             "learning_rate": 3e-6,
             "lr_scheduler_type": "constant",
             "warmup_steps": 0,
@@ -54,15 +65,24 @@ PUBLISHED = {
             "max_completion_length": 256,
             "diffusion_steps": 128,
             "block_length": 32,
+            "max_prompt_length": 200,
+            "prompt_truncation": "left",
             "seed": 42,
         },
-        "gsm8k": {"max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16},
-        "math": {"max_steps": TRAIN_PROMPTS["math"] * 10 // 16},
+        "gsm8k": {
+            "max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16,
+            "task_options": {"prompt_template": "d1", "rewards": "d1"},
+        },
+        "math": {
+            "max_steps": TRAIN_PROMPTS["math"] * 10 // 16,
+            "task_options": {**MATH_SOURCE, "prompt_template": "d1", "rewards": "d1"},
+        },
     },
-    # ESPO recipes/train.yaml overridden by run_gsm8k_llada.sh: G 6, 16 prompts/step (math: G 16, 32), 1 epoch.
+    # ESPO recipes/train.yaml overridden by run_{gsm8k,math}_llada.sh: 16 prompts/step (G 6; math: G 16), 1 epoch;
+    # prompts cut from the left at 400; correctness is the only reward.
     "espo": {
         "common": {
-            **LORA,
+            **LORA_AS_PUBLISHED,
             "learning_rate": 3e-6,
             "lr_scheduler_type": "constant",
             "warmup_steps": 0,
@@ -74,6 +94,8 @@ PUBLISHED = {
             "max_completion_length": 256,
             "diffusion_steps": 256,
             "block_length": 32,
+            "max_prompt_length": 400,
+            "prompt_truncation": "left",
             "seed": 42,
         },
         "gsm8k": {
@@ -81,15 +103,20 @@ PUBLISHED = {
             "per_device_train_batch_size": 6,
             "gradient_accumulation_steps": 2,
             "max_steps": TRAIN_PROMPTS["gsm8k"] // 16,
+            "task_options": {"prompt_template": "espo", "rewards": "espo"},
         },
         "math": {
+            # 2 completions x 16 accumulation x 8 GPUs / G 16 = 16 prompts per update (run_math_llada.sh:20-23)
             "num_generations": 16,
             "per_device_train_batch_size": 16,
-            "gradient_accumulation_steps": 4,
-            "max_steps": TRAIN_PROMPTS["math"] // 32,
+            "gradient_accumulation_steps": 2,
+            "max_steps": TRAIN_PROMPTS["math"] // 16,
+            "task_options": {**MATH_SOURCE, "prompt_template": "espo", "rewards": "espo"},
         },
     },
-    # JustGRPO train.py: full fine-tuning, 1 prompt x G 16 per device, GA 8 -> 64 prompts/step, 125 steps.
+    # JustGRPO train.py: full fine-tuning, 1 prompt x G 16 per device, GA 8 -> 64 prompts/step, 125 steps; its
+    # clip 1.0 acts on the gradient summed over the 8 micro-steps = 0.125 on trafl's averaged loss. Prompts are never
+    # truncated there: the limit is a bound that no prompt reaches, and a longer one stops the run.
     "justgrpo": {
         "common": {
             "use_peft": False,
@@ -99,7 +126,7 @@ PUBLISHED = {
             "weight_decay": 0.0,
             "adam_beta1": 0.9,
             "adam_beta2": 0.999,
-            "max_grad_norm": 1.0,
+            "max_grad_norm": 0.125,
             "num_generations": 16,
             "per_device_train_batch_size": 16,
             "gradient_accumulation_steps": 8,
@@ -107,8 +134,12 @@ PUBLISHED = {
             "max_steps": 125,
             "seed": 1234,
         },
-        "gsm8k": {},
-        "math": {},
+        "gsm8k": {"max_prompt_length": 512, "task_options": {"prompt_template": "justgrpo"}},
+        # its MATH set keeps problems of under 1,500 characters (data/math.py:127)
+        "math": {
+            "max_prompt_length": 1024,
+            "task_options": {**MATH_SOURCE, "prompt_template": "justgrpo", "max_problem_chars": 1499},
+        },
     },
 }
 SHARED_RUNTIME = {
@@ -163,6 +194,8 @@ def matched(task: str, length: int, method: str) -> dict:
         "method": method,
         "max_completion_length": length,
     }
+    if task == "math":
+        cfg["task_options"] = dict(MATH_SOURCE)
     if method == "justgrpo":
         # Left-to-right rollouts at T = 1 (its premise): block 1 and one step per token come from its recipe.
         for key in ("block_length", "temperature"):

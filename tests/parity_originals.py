@@ -136,13 +136,18 @@ def d1_loss(
 def espo_mask_counts(k: int, batch_size: int, gen_length: int) -> torch.Tensor:
     """``[b]`` masked-token counts ``m_i`` in ``{0..L}`` for one seed, stratified **across the rows**.
 
-    espo_trainer.py l.59-63: ``k ~ randint(0, L+1)`` (one draw per seed, shared by the ``b`` rows of
-    the micro-batch), ``x = round(linspace(k, k + (b-1)(L+1)/b, b)) % (L+1)``. Note ``m = 0`` and
-    ``m = L`` are both possible; ``L`` is the full completion length (no EOS handling).
+    espo_trainer.py l.60-63: ``k = torch.randint(0, L+1, ())`` (one draw per seed, shared by the ``b``
+    rows of the micro-batch), ``x = round(linspace(float(k), k + (b-1)((L+1)/b), b)) % (L+1)``. ``k`` is
+    an int64 tensor there, so the end point is a float32 sum (not the float64 one a Python int gives;
+    the two round differently at some offsets), and ``linspace`` / ``round`` run in float32 with
+    round-half-to-even. Note ``m = 0`` and ``m = L`` are both possible; ``L`` is the full completion
+    length (no EOS handling).
     """
-    length1 = gen_length + 1
-    x = torch.round(torch.linspace(float(k), k + (batch_size - 1) * (length1 / batch_size), steps=batch_size)).long()
-    return x % length1
+    k_t = torch.tensor(k)
+    target_len = gen_length
+    b = batch_size
+    x = torch.round(torch.linspace(float(k_t), k_t + (b - 1) * ((target_len + 1) / b), steps=b)).long()
+    return x % (target_len + 1)
 
 
 def espo_forward_masks(k: int, perms: torch.Tensor, gen_length: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,9 +322,9 @@ def justgrpo_loss(
 
     ``logp`` ``[N, L]``: AR token log-probs at temperature (:func:`ce_token_logp`,
     :func:`justgrpo_ar_canvas`). grpo.py logprob_loss:
-    * l.31: ``valid_samples`` = number of rows with ``A != 0`` in the *whole accumulation step*
-      (both ``repeat_times`` chunks, train.py l.184), averaged over devices; default here: counted
-      from ``advantages``.
+    * l.31: ``valid_samples`` = number of rows with ``A != 0`` in *one accumulation micro-step* (the
+      ``accum_idx`` loop body, train.py l.157-203: its group of both ``repeat_times`` chunks, counted at
+      l.184), averaged over devices; default here: counted from ``advantages``.
     * l.32: ``scale = gain / L / (valid_samples + 1e-5)``, ``L = gen_length`` (every position, no EOS
       mask).
     * l.46: ``ratio = exp(logp - logp.detach())`` -- always 1 in value (single on-policy pass;

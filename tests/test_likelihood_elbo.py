@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from trafl.errors import ConfigError
-from trafl.likelihood import CanvasBatch, ElboMasks, draw_elbo_masks, elbo
+from trafl.likelihood import CanvasBatch, ElboMasks, draw_elbo_masks, elbo, espo_offset_counts
 from trafl.likelihood.exact import (
     JointDenoiser,
     TableDenoiser,
@@ -170,3 +170,103 @@ def test_elbo_is_differentiable_and_common_masks_make_identical_models_agree():
     assert policy.logits.grad.abs().sum() > 0
     with torch.no_grad():
         torch.testing.assert_close(elbo(copy, batch, masks).value, s.detach())  # exact zero difference under CRN
+
+
+# ---- ESPO's mask law: m ~ U{0..L} systematic across the micro-batch's rows, exact-complement pairs ----
+
+
+def espo_law_table(num_rows: int, length: int, law: str) -> torch.Tensor:
+    """``[L+1, N]``: each row's mask size for every shared offset ``k`` (each offset has probability 1/(L+1))."""
+    return torch.stack([espo_offset_counts(k, num_rows, length, law) for k in range(length + 1)])
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 4, 5, 6, 7, 10, 11, 31, 127, 255, 256, 511])
+def test_espo_uniform_law_is_exactly_uniform_for_every_row_count(length):
+    """For N = 1..16 rows, every row's size takes each value of {0..L} for exactly one offset k, so its
+    law is exactly U{0..L}; so is its exact complement's size L - m (the pair ESPO couples); the rows'
+    sizes are distinct whenever N <= L + 1. Lengths include ties (i (L+1) / N a half-integer, e.g.
+    N = 2, 6, 8 at L = 256)."""
+    full = list(range(length + 1))
+    for n in range(1, 17):
+        table = espo_law_table(n, length, "uniform")
+        for i in range(n):
+            assert sorted(table[:, i].tolist()) == full, (n, length, i)
+            assert sorted((length - table[:, i]).tolist()) == full, (n, length, i)
+        if n <= length + 1:
+            assert all(len(set(row.tolist())) == n for row in table), (n, length)
+
+
+def pair_law_deviation(table: torch.Tensor, length: int) -> list[int]:
+    """Per row, ``sum_m |c(m) + c(L-m) - 2|`` with ``c(m)`` the number of offsets giving size ``m``: the
+    coupled pair ``(M, ~M)`` sees only ``{m, L-m}``, so it is unbiased exactly when this is 0."""
+    out = []
+    for col in table.t():
+        c = torch.bincount(col, minlength=length + 1)
+        out.append(int((c + c.flip(0) - 2).abs().sum()))
+    return out
+
+
+def test_espo_float32_law_is_not_uniform_at_half_integer_spacings():
+    """ESPO's own float32 rounding at L = 256: uniform at its GSM8K micro-batch (3 rows); at 2 rows (its
+    MATH micro-batch), 6 and 8 one row reaches only part of the 257 sizes. Exact ties rounded half to
+    even (2 and 8 rows) leave the coupled pair's law uniform; at 6 rows float32 breaks the tie
+    differently for different offsets and row 3's pair law is not uniform (its ELBO is biased)."""
+    tables = {n: espo_law_table(n, 256, "espo_float32") for n in (2, 3, 6, 8)}
+    reach = {n: [len(set(col.tolist())) for col in t.t()] for n, t in tables.items()}
+    assert reach[3] == [257] * 3
+    assert reach[2] == [257, 129]
+    assert reach[6] == [257, 257, 257, 172, 257, 257]
+    assert reach[8] == [257] * 4 + [129] + [257] * 3
+    deviation = {n: pair_law_deviation(t, 256) for n, t in tables.items()}
+    assert deviation[2] == [0, 0] and deviation[3] == [0] * 3 and deviation[8] == [0] * 8
+    assert deviation[6] == [0, 0, 0, 172, 0, 0]
+    uniform = espo_law_table(6, 256, "uniform")
+    assert int((uniform != tables[6]).any(dim=1).sum()) == 86  # offsets whose sizes differ from ESPO's
+
+
+def espo_row_expectations(model, y: torch.Tensor, num_rows: int, length: int, law: str) -> torch.Tensor:
+    """``[N]`` each row's exact expected ESPO pair estimate: the offset ``k`` enumerated over {0..L}, and
+    given its size ``m`` the set ``M`` enumerated over all ``C(L, m)`` subsets; the pair ``(M, ~M)`` is
+    scored by trafl's ``elbo`` with ESPO's weights ``(L+1)/|draw|``."""
+    pair_mean = []
+    for m in range(length + 1):
+        subsets = list(itertools.combinations(range(length), m))
+        masked = torch.zeros(len(subsets), length, dtype=torch.bool)
+        for r, subset in enumerate(subsets):
+            masked[r, list(subset)] = True
+        masks = ElboMasks(torch.stack([masked, ~masked], dim=1), weight_scale=float(length + 1))
+        with torch.no_grad():
+            pair_mean.append(elbo(model, canvases(y.expand(len(subsets), -1)), masks).value.double().mean())
+    values = torch.stack(pair_mean)
+    return values[espo_law_table(num_rows, length, law)].mean(dim=0)
+
+
+@pytest.mark.parametrize("length", [2, 3, 4])
+def test_espo_pairs_are_unbiased_for_every_row_and_row_count(length):
+    """Exact enumeration (V = 3): under the default law every row of every micro-batch size N = 1..16
+    has expectation equal to the exact ELBO of its completion."""
+    model = TableDenoiser(V, length, generator=torch.Generator().manual_seed(20 + length))
+    ys = all_completions(V, length)
+    exact = exact_elbo(model.conditional_logprobs(), V).detach()
+    for index in (0, len(ys) // 2, len(ys) - 1):
+        for n in range(1, 17):
+            rows = espo_row_expectations(model, ys[index : index + 1], n, length, "uniform")
+            torch.testing.assert_close(rows, exact[index].expand(n), rtol=0, atol=1e-5)
+
+
+def test_espo_float32_law_biases_the_rows_whose_pair_law_is_not_uniform():
+    """The same enumeration with ESPO's float32 rounding at 10 rows, L = 4: the rows whose coupled pair
+    law is uniform stay unbiased (relative error < 1e-5), the others (1, 3, 7, 9) are biased (> 1e-3;
+    measured 0.7 % to several %)."""
+    length, n = 4, 10
+    model = TableDenoiser(V, length, generator=torch.Generator().manual_seed(24))
+    digits = [2, 0, 1, 1]
+    exact = exact_elbo(model.conditional_logprobs(), V).detach()[
+        int(sum(t * V ** (3 - i) for i, t in enumerate(digits)))
+    ]
+    rows = espo_row_expectations(model, torch.tensor([digits]), n, length, "espo_float32")
+    biased = [i for i, d in enumerate(pair_law_deviation(espo_law_table(n, length, "espo_float32"), length)) if d]
+    assert biased == [1, 3, 7, 9]
+    for i in range(n):
+        rel = abs(float(rows[i] - exact)) / abs(float(exact))
+        assert (rel > 1e-3) if i in biased else (rel < 1e-5), (i, rel)

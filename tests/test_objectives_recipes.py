@@ -76,6 +76,33 @@ def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
         assert got == value, (method, key, got, value)
 
 
+@pytest.mark.parametrize(
+    "method,length,expected",
+    [
+        # ESPO: recipes/train.yaml (generation_temperature 1.0, diffusion_steps 256 = max_completion_length),
+        # espo_trainer.py's generate call (block_length=32, remasking low_confidence)
+        ("espo", 256, (1.0, 256, 32, "low_confidence")),
+        ("espo", 512, (1.0, 512, 32, "low_confidence")),
+        # d1: slurm_scripts/train.yaml (block 32, 128 steps, low_confidence), diffu_grpo_config.py (T 0.9)
+        ("diffu_grpo", 256, (0.9, 128, 32, "low_confidence")),
+        ("diffu_grpo", 512, (0.9, 128, 32, "low_confidence")),
+        ("justgrpo", 256, (1.0, 256, 1, "low_confidence")),
+        ("trafl", 256, (0.9, 128, 32, "low_confidence")),
+    ],
+)
+def test_method_with_no_sampler_flags_samples_as_its_authors(method, length, expected):
+    """No sampler flag: the rollout sampler (temperature, steps, block, remasking) is the authors'; an
+    L-dependent default follows max_completion_length; an explicit value wins."""
+    base = {"model": "m", "task": "t", "method": method, "max_completion_length": length}
+    cfg = load_config(TrainConfig, None, base)
+    assert (cfg.temperature, cfg.diffusion_steps, cfg.block_length, cfg.remasking) == expected
+    if method != "justgrpo":
+        explicit = load_config(
+            TrainConfig, None, {**base, "temperature": 0.7, "diffusion_steps": 64, "block_length": 64}
+        )
+        assert (explicit.temperature, explicit.diffusion_steps, explicit.block_length) == (0.7, 64, 64)
+
+
 def test_espo_adds_only_its_recipe_kl_and_justgrpo_has_none():
     assert get_objective("espo").beta == 1e-3  # ESPO's own recipe (not a shared beta)
     assert not get_objective("espo", beta=0.0).needs_reference

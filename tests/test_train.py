@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from rl_toys import (
+    ALPHABET,
     LEARNING_MARGIN,
     LEARNING_SETTINGS,
     LEARNING_STEPS,
@@ -316,6 +317,88 @@ def test_nan_rewards_never_reach_the_loss(model_dir, tmp_path):
     result = trainer.train()
     assert all(math.isfinite(r["loss"]) for r in result.history)
     assert result.history[0]["rewards/nan_count"] == 3.0
+
+
+class _LongPromptTask(DigitTask):
+    """DigitTask with prompts of 4 to 11 characters (one token each) and reward weights of its own."""
+
+    def load(self, split=None, *, path=None, limit=None):
+        return [{"prompt": f"{i}+{i}=" + "7" * i, "target": "7"} for i in range(8)]
+
+    def default_reward_weights(self):
+        return [2.0, 0.5]
+
+
+def test_encode_prompts_errors_or_keeps_the_last_tokens():
+    from trafl.models import build_char_tokenizer
+    from trafl.train.rollout import encode_prompts
+
+    tok, task = build_char_tokenizer(ALPHABET), _LongPromptTask()
+    rows = task.load()[:4]  # 4, 5, 6, 7 characters
+    with pytest.raises(DataError, match="prompt of 6 tokens exceeds max_prompt_length=5.*prompt_truncation: left"):
+        encode_prompts(rows, task, tok, 5, torch.device("cpu"))
+    ids, mask, cut = encode_prompts(rows, task, tok, 5, torch.device("cpu"), "left")
+    assert cut == 2 and ids.shape == (4, 5)
+    for row, line, m in zip(rows, ids, mask):
+        text = row["prompt"]
+        kept = tok(text, add_special_tokens=True)["input_ids"][-5:]  # the left end is cut, as d1 and ESPO do
+        assert line[mask.shape[1] - int(m.sum()) :].tolist() == kept
+    assert encode_prompts(rows, task, tok, 7, torch.device("cpu"), "left")[2] == 0
+
+
+def test_trainer_truncates_left_counts_it_and_uses_the_tasks_default_weights(model_dir, tmp_path):
+    from trafl.train.trainer import RLTrainer
+
+    with pytest.raises(ConfigError, match="'prompt_truncation': expected one of 'error', 'left'"):
+        cfg_for(model_dir, tmp_path, prompt_truncation="right")
+    cfg = cfg_for(model_dir, tmp_path, max_steps=2, max_prompt_length=6, prompt_truncation="left")
+    record = RLTrainer(cfg, task=_LongPromptTask(), progress=False).train().history
+    # 2 prompts per step, the long ones cut; the task's default weights (2, 0.5) make the reward
+    assert [r["rollout/truncated_prompts"] for r in record] == [
+        float(sum(n > 6 for n in lengths)) for lengths in _prompt_lengths(cfg, _LongPromptTask())
+    ]
+    assert sum(r["rollout/truncated_prompts"] for r in record) >= 1
+    for r in record:
+        digits, length = r["rewards/digit_reward/mean"], r["rewards/length_bonus/mean"]
+        assert r["reward"] == pytest.approx(2.0 * digits + 0.5 * length) and length > 0
+    with pytest.raises(DataError, match="exceeds max_prompt_length=6"):
+        RLTrainer(
+            cfg_for(model_dir, tmp_path / "e", max_steps=2, max_prompt_length=6), task=_LongPromptTask(), progress=False
+        ).train()
+
+
+def test_trainer_builds_the_task_with_its_options(model_dir, tmp_path, monkeypatch):
+    import trafl.tasks
+    from trafl.train.trainer import RLTrainer
+
+    seen = {}
+
+    def recording_get_task(name, **options):
+        seen.update(name=name, **options)
+        return _LongPromptTask()
+
+    monkeypatch.setattr(trafl.tasks, "get_task", recording_get_task)
+    cfg = cfg_for(model_dir, tmp_path, task="gsm8k", task_options={"prompt_template": "d1", "rewards": "d1"})
+    trainer = RLTrainer(cfg, progress=False)
+    assert seen == {"name": "gsm8k", "prompt_template": "d1", "rewards": "d1"}
+    assert list(trainer.rollout.reward_weights) == [2.0, 0.5]  # the task's defaults; a config's weights win:
+    assert list(
+        RLTrainer(
+            cfg_for(model_dir, tmp_path / "w", reward_weights=[1, 0]), task=_LongPromptTask(), progress=False
+        ).rollout.reward_weights
+    ) == [1.0, 0.0]
+
+
+def _prompt_lengths(cfg, task):
+    """The prompt lengths (characters = tokens) of each step's prompts, in the trainer's order."""
+    from trafl.train.data import prompt_indices_for_step
+
+    rows = task.load()
+    per_step = cfg.per_device_train_batch_size // cfg.num_generations * cfg.gradient_accumulation_steps
+    return [
+        [len(rows[i]["prompt"]) for i in prompt_indices_for_step(len(rows), per_step, k, cfg.seed)]
+        for k in range(cfg.max_steps)
+    ]
 
 
 def test_shipped_configs_load(monkeypatch):

@@ -21,6 +21,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from trafl.errors import CheckpointError, ConfigError
 from trafl.eval.generation import SamplerSweep
@@ -47,6 +48,12 @@ class EvalConfig:
         "Task name(s) (trafl.tasks.task_names() or package.module:Class); repeatable, "
         "each may be comma-separated. Required.",
         repeat=True,
+    )
+    task_options: dict[str, Any] = option(
+        {},
+        "Options given to every task (as a training config's task_options), e.g. {prompt_template: d1} to "
+        "score a model trained on d1's prompt with it; each task must accept them. On the command line "
+        "prompt_template=d1.",
     )
     out: str = option("", "Output directory (also the generation cache: rerun to resume). Required.")
     n: int = option(16, "Samples per problem (pass@k for k = 1..n).", min=1)
@@ -120,6 +127,11 @@ class EvalConfig:
                 f"and at least two models (got base {self.base!r}, models {labels})"
             )
         self.data_paths  # noqa: B018  (checks the TASK=PATH entries)
+        if self.task_options:
+            from trafl.tasks import check_task_options
+
+            options = {name: check_task_options(name, self.task_options) for name in self.task_names}
+            self.task_options = options[self.task_names[0]]
         check_device(self.device, allow_auto=False, hint="use --device cpu or leave --device out (CPU)")
 
     # --- the validated fields, parsed --------------------------------------------------------------
@@ -245,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=cfg.batch_size,
     )
     plan.validate()
-    tasks = {name: get_task(name) for name in cfg.task_names}
+    tasks = {name: get_task(name, **cfg.task_options) for name in cfg.task_names}
     for _, path in cfg.models:
         check_model_source(path)
 

@@ -24,6 +24,7 @@ from trafl.likelihood.masks import (
     draw_elbo_masks,
     draw_espo_masks,
     draw_prompt_masks,
+    espo_offset_counts,
     espo_row_counts,
     stratified_counts,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "draw_elbo_masks",
     "draw_espo_masks",
     "draw_prompt_masks",
+    "espo_offset_counts",
     "espo_row_counts",
     "elbo",
     "elbo_weights",

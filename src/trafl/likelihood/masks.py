@@ -22,6 +22,7 @@ reductions, both leaving every draw's marginal law unchanged (so the estimator s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import torch
 
@@ -115,18 +116,52 @@ def draw_elbo_masks(
     return ElboMasks(masked)
 
 
+#: How :func:`espo_row_counts` spreads one offset over the rows: ``uniform`` (exact integer offsets,
+#: every row's law exactly uniform) or ``espo_float32`` (ESPO's own float32 linspace-and-round).
+EspoCountLaw = Literal["uniform", "espo_float32"]
+ESPO_COUNT_LAWS: tuple[EspoCountLaw, ...] = get_args(EspoCountLaw)
+
+
+def espo_offset_counts(k: int, num_rows: int, gen_length: int, law: EspoCountLaw = "uniform") -> torch.Tensor:
+    """``[N]`` mask sizes in ``{0..L}`` of the ``N`` rows for the shared offset ``k`` in ``{0..L}``.
+
+    ``uniform``:      ``m_i = (k + d_i) mod (L+1)`` with ``d_i = floor(i (L+1) / N + 1/2)``, computed in
+                      integers as ``floor((2 i (L+1) + N) / (2 N))``. The ``d_i`` are fixed integers, so for
+                      ``k ~ U{0..L}`` every row's ``m_i`` is exactly uniform on ``{0..L}`` (a shift of a
+                      uniform law mod ``L+1``), whatever ``N``; for ``N <= L+1`` the rows' sizes are distinct.
+    ``espo_float32``: ESPO's formula as its code evaluates it (ML-GSAI/ESPO ``espo_trainer.py``,
+                      ``forward_process``): ``round(linspace(k, k + (N-1)(L+1)/N, N)) mod (L+1)`` in float32 with
+                      round-half-to-even. Where ``i (L+1) / N`` is a half-integer (e.g. ``N = 2`` or ``6`` rows
+                      at ``L = 256``) the rounding depends on ``k`` and the float32 error, and that row's law
+                      is not uniform (at ``6 x 256`` row 3 reaches 129 of the 257 sizes); its ELBO is then biased.
+    """
+    if not 0 <= k <= gen_length:
+        raise ValueError(f"offset k must lie in [0, {gen_length}], got {k}")
+    length1 = gen_length + 1
+    if law == "espo_float32":
+        start = torch.tensor(k)  # ESPO's k is an int64 tensor, so the end point is a float32 sum
+        end = start + (num_rows - 1) * (length1 / num_rows)
+        x = torch.linspace(float(start), float(end), steps=num_rows, dtype=torch.float32)
+        return torch.round(x).long() % length1
+    if law != "uniform":
+        raise ConfigError(f"ESPO mask-count law must be one of {ESPO_COUNT_LAWS}, got {law!r}")
+    i = torch.arange(num_rows)
+    return (k + (2 * i * length1 + num_rows) // (2 * num_rows)) % length1
+
+
 def espo_row_counts(
-    num_rows: int, gen_length: int, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    num_rows: int,
+    gen_length: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    law: EspoCountLaw = "uniform",
 ) -> torch.Tensor:
     """ESPO's mask sizes for one draw: ``[N]`` counts in ``{0..L}``, systematic across the rows.
 
-    One offset ``k ~ U{0..L}`` is shared by the ``N`` rows and ``m_i = round(k + i (L+1)/N) mod (L+1)``
-    (ML-GSAI/ESPO ``espo_trainer.py``, ``forward_process``): every row's ``m_i`` is marginally
-    uniform on ``{0..L}``, and the rows cover the range evenly.
+    One offset ``k ~ U{0..L}`` is shared by the ``N`` rows; :func:`espo_offset_counts` spreads it.
     """
     k = int(torch.randint(0, gen_length + 1, (1,), generator=generator).item())
-    x = torch.linspace(float(k), k + (num_rows - 1) * (gen_length + 1) / num_rows, steps=num_rows, dtype=torch.float64)
-    return (torch.round(x).long() % (gen_length + 1)).to(device)
+    return espo_offset_counts(k, num_rows, gen_length, law).to(device)
 
 
 def draw_espo_masks(
@@ -136,19 +171,21 @@ def draw_espo_masks(
     *,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
+    law: EspoCountLaw = "uniform",
 ) -> ElboMasks:
     """ESPO's ELBO masks: ``num_mc / 2`` coupled pairs ``(M, complement(M))`` per row.
 
-    ``|M| = m`` from :func:`espo_row_counts` (a fresh offset per pair), ``M`` uniform among subsets of
-    that size; each draw is weighted ``(L + 1) / |draw|``, i.e. ``1 / t`` with ``t = m / (L + 1)``,
-    and a draw of size 0 contributes 0. Unbiased for the ELBO: ``|M|`` and ``L - |M|`` are both
-    uniform on ``{0..L}`` and ``(1/(L+1)) sum_{m=1..L} ((L+1)/m) E_{|M|=m}[...] = ELBO``.
+    ``|M| = m`` from :func:`espo_row_counts` (a fresh offset per pair, spread over the rows by
+    ``law``), ``M`` uniform among subsets of that size; each draw is weighted ``(L + 1) / |draw|``,
+    i.e. ``1 / t`` with ``t = m / (L + 1)``, and a draw of size 0 contributes 0. Unbiased for the
+    ELBO when ``|M|`` is uniform on ``{0..L}`` (always under ``uniform``): then so is ``L - |M|``, and
+    ``(1/(L+1)) sum_{m=1..L} ((L+1)/m) E_{|M|=m}[...] = ELBO``.
     """
     if num_mc < 2 or num_mc % 2:
         raise ConfigError(f"num_mc ({num_mc}) must be a positive even number with ESPO's coupled pairs")
     draws = []
     for _ in range(num_mc // 2):
-        counts = espo_row_counts(num_rows, gen_length, generator, device)
+        counts = espo_row_counts(num_rows, gen_length, generator, device, law)
         masked, _ = uniform_subsets(counts, gen_length, generator)
         draws += [masked, ~masked]
     return ElboMasks(torch.stack(draws, dim=1), weight_scale=float(gen_length + 1))

@@ -17,7 +17,7 @@ import torch
 from trafl.errors import ConfigError
 from trafl.likelihood.batch import CanvasBatch
 from trafl.likelihood.elbo import elbo
-from trafl.likelihood.masks import ElboMasks, draw_elbo_masks, draw_espo_masks, draw_prompt_masks
+from trafl.likelihood.masks import ElboMasks, EspoCountLaw, draw_elbo_masks, draw_espo_masks, draw_prompt_masks
 from trafl.likelihood.onestep import onestep
 from trafl.likelihood.ordered import (
     OrderedChunk,
@@ -33,7 +33,7 @@ from trafl.likelihood.output import SurrogateOutput
 SurrogateName = Literal["elbo", "onestep", "autoregressive", "trajectory"]
 SURROGATES: tuple[SurrogateName, ...] = get_args(SurrogateName)
 #: The ELBO's mask laws (:class:`Surrogate`'s ``elbo_estimator``).
-ElboEstimator = Literal["stratified", "espo"]
+ElboEstimator = Literal["stratified", "espo", "espo_float32"]
 ELBO_ESTIMATORS: tuple[ElboEstimator, ...] = get_args(ElboEstimator)
 
 
@@ -50,7 +50,9 @@ class Surrogate:
         micro_batch_size: canvases per forward pass of the ELBO / one-step surrogates (None: all).
         elbo_estimator: ``stratified`` (m ~ U{1..L} stratified over a row's draws, antithetic partner
             = complement plus one) or ``espo`` (ESPO's: m ~ U{0..L} systematic over the batch's rows,
-            partner = exact complement, weights (L+1)/m; ``num_mc`` counts both draws of a pair).
+            partner = exact complement, weights (L+1)/m; ``num_mc`` counts both draws of a pair; each row's
+            size exactly uniform) or ``espo_float32`` (the same with ESPO's float32 rounding of the rows'
+            sizes, which is not uniform for every row count: see :func:`~trafl.likelihood.masks.espo_offset_counts`).
     """
 
     name: SurrogateName = "elbo"
@@ -66,16 +68,17 @@ class Surrogate:
             raise ConfigError(f"surrogate must be one of {SURROGATES}, got {self.name!r}")
         if self.elbo_estimator not in ELBO_ESTIMATORS:
             raise ConfigError(f"elbo_estimator must be one of {ELBO_ESTIMATORS}, got {self.elbo_estimator!r}")
-        if self.name == "elbo" and (self.antithetic or self.elbo_estimator == "espo") and self.num_mc % 2:
+        if self.name == "elbo" and (self.antithetic or self.elbo_estimator != "stratified") and self.num_mc % 2:
             raise ConfigError(f"num_mc ({self.num_mc}) must be even when antithetic is true")
         if not 0.0 <= self.p_mask_prompt <= 1.0:
             raise ConfigError(f"p_mask_prompt must lie in [0, 1], got {self.p_mask_prompt}")
 
     def draw(self, batch: CanvasBatch, generator: torch.Generator | None = None):
         """The randomness of one evaluation: ELBO masks, prompt masks, or ``None`` (deterministic)."""
-        if self.name == "elbo" and self.elbo_estimator == "espo":
+        if self.name == "elbo" and self.elbo_estimator != "stratified":
+            law: EspoCountLaw = "espo_float32" if self.elbo_estimator == "espo_float32" else "uniform"
             return draw_espo_masks(
-                len(batch), batch.gen_length, self.num_mc, generator=generator, device=batch.input_ids.device
+                len(batch), batch.gen_length, self.num_mc, generator=generator, device=batch.input_ids.device, law=law
             )
         if self.name == "elbo":
             return draw_elbo_masks(

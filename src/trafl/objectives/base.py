@@ -16,7 +16,7 @@ same masks (common random numbers) at every inner iteration.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +28,17 @@ from trafl.models.interface import get_logits, get_target_logprobs, mask_token_i
 from trafl.objectives.chunked import ChunkedLoss, Finish, TokenTerms
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
+
+
+@dataclass(frozen=True)
+class SameAs:
+    """A ``train_defaults`` value that is another trainer field's resolved value, e.g.
+    ``{"diffusion_steps": SameAs("max_completion_length")}``: one token per step whatever ``L`` is."""
+
+    field: str
+
+    def __repr__(self) -> str:
+        return f"= {self.field}"
 
 
 def clip_range(epsilon: float, epsilon_high: float | None) -> tuple[float, float]:
@@ -68,7 +79,9 @@ class Objective(nn.Module):
     * ``Options``: its options dataclass, a subclass of :class:`ObjectiveOptions` carrying the
       authors' defaults;
     * ``train_defaults``: the authors' values of trainer fields the user leaves unset
-      (``num_iterations``, ``temperature``, ...);
+      (``num_iterations``, and the rollout sampler their recipe fixes: ``temperature``,
+      ``diffusion_steps``, ``block_length``); :class:`SameAs` names a value that follows another
+      trainer field (``diffusion_steps = max_completion_length``);
     * ``rollout_order``: ``"left_to_right"`` when its likelihood is the rollout's exact
       log-probability only for left-to-right sampling (JustGRPO); the trainer then samples so and
       refuses any other sampler unless asked explicitly;

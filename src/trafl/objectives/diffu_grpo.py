@@ -46,7 +46,9 @@ class DiffuGRPO(Objective):
     name = "diffu_grpo"
     Options = DiffuGRPOOptions
     options: DiffuGRPOOptions
-    train_defaults = {"num_iterations": 12}
+    # d1's recipe (diffu-grpo/slurm_scripts/train.yaml; temperature: diffu_grpo_config.py's default):
+    # T 0.9, 128 steps, block 32, low-confidence remasking (the trainer's default)
+    train_defaults = {"num_iterations": 12, "temperature": 0.9, "diffusion_steps": 128, "block_length": 32}
     summary = "d1's token GRPO on the one-step surrogate with random prompt masking and k3 KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
 

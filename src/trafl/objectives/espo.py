@@ -6,7 +6,8 @@
                 + beta * mean_{(x,y)} 0.5 * (ELBO_theta(y|x) - ELBO_ref(y|x))^2 / L_norm
 
 The authors' recipe (ML-GSAI/ESPO): ``num_iterations`` inner updates per rollout batch, each on a
-fresh ELBO mask draw scored by the old policy and the reference; coupled (antithetic) mask pairs.
+fresh ELBO mask draw scored by the old policy and the reference; coupled (antithetic) mask pairs;
+rollouts at T 1.0, one token per step, blocks of 32, low-confidence remasking.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 
 from trafl.likelihood.surrogate import ElboEstimator
-from trafl.objectives.base import Objective, clip_range
+from trafl.objectives.base import Objective, SameAs, clip_range
 from trafl.objectives.functional import clip_fraction, loo_advantage, ppo_clip
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
@@ -36,7 +37,12 @@ class ESPOOptions(ObjectiveOptions):
     epsilon_high: float | None = option(None, "Upper clip (default: epsilon).", min=0.0)
     num_mc: int = option(4, "ELBO masked forwards per sequence: ESPO's num_mc = 2 coupled pairs is 4 here.", min=1)
     elbo_estimator: ElboEstimator = option(
-        "espo", "ELBO mask law (ESPO's own: m ~ U{0..L} across rows, exact-complement pairs)."
+        "espo",
+        "ELBO mask law: 'espo' (ESPO's: m ~ U{0..L} systematic across the micro-batch's rows, exact-complement "
+        "pairs, every row's size exactly uniform) or 'espo_float32' (the same with ESPO's own float32 "
+        "round-half-to-even spreading of the rows' sizes, reproducing its code; at a micro-batch of N rows where "
+        "i (L+1) / N is a half-integer, e.g. 2 or 6 rows at L = 256, one row's size law is then not uniform and "
+        "its ELBO is biased).",
     )
     resample_noise: bool = option(
         True, "A fresh ELBO mask draw for every inner iteration (ESPO's per-iteration mask seed)."
@@ -47,7 +53,14 @@ class ESPO(Objective):
     name = "espo"
     Options = ESPOOptions
     options: ESPOOptions
-    train_defaults = {"num_iterations": 8}
+    # ESPO's recipe (recipes/train.yaml, run_*_llada.sh): T 1.0, diffusion_steps = max_completion_length
+    # = 256, block 32 (espo_trainer.py's generate call), low-confidence remasking (the trainer's default)
+    train_defaults = {
+        "num_iterations": 8,
+        "temperature": 1.0,
+        "diffusion_steps": SameAs("max_completion_length"),
+        "block_length": 32,
+    }
     summary = "sequence-level PPO on the ELBO, leave-one-out advantages, quadratic ELBO KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
 

@@ -4,7 +4,10 @@
     A(x, y)     = (r - mean_G r) / (std_G r + 1e-4)          (std: unbiased, as torch.std)
     loss        = - (1 / (L V)) sum_{(x,y)} sum_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A)
 
-with ``V`` the number of samples whose advantage is nonzero (``per_informative_sample``; else all).
+with ``V`` the number of samples of the micro-batch whose advantage is nonzero
+(``per_informative_sample``; else all): JustGRPO counts per accumulation micro-step too (its
+``train.py`` counts inside the accumulation loop), and adds the micro-steps' gradients where trafl
+averages them, so its clip at 1.0 over 8 micro-steps is ``max_grad_norm`` 0.125 here.
 
 No KL term and no reference model. The authors' premise (LeapLabTHU/JustGRPO): the dLLM is
 *sampled* left to right (block length 1, one token per step, temperature 1), so the autoregressive
@@ -40,8 +43,9 @@ class JustGRPOOptions(ObjectiveOptions):
     )
     per_informative_sample: bool = option(
         True,
-        "Divide the summed token loss by L times the number of samples with a nonzero advantage (JustGRPO), "
-        "not by L times all samples: groups whose rewards are all equal then do not dilute the step.",
+        "Divide the summed token loss by L times the number of the micro-batch's samples with a nonzero "
+        "advantage (JustGRPO, per accumulation micro-step), not by L times all samples: groups whose rewards "
+        "are all equal then do not dilute the step.",
     )
     score_temperature: bool = option(
         True, "Score log-likelihoods at the rollout temperature (JustGRPO divides logits by it)."

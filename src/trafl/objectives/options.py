@@ -51,8 +51,10 @@ class ObjectiveOptions:
     )
     elbo_estimator: ElboEstimator = option(
         "stratified",
-        "ELBO mask law: 'stratified' (m ~ U{1..L} stratified over a row's draws, weights L/m) or 'espo' (ESPO's: "
-        "m ~ U{0..L} systematic over the batch's rows, coupled exact-complement pairs, weights (L+1)/m).",
+        "ELBO mask law: 'stratified' (m ~ U{1..L} stratified over a row's draws, weights L/m), 'espo' (ESPO's: "
+        "m ~ U{0..L} systematic over the batch's rows, each row's size exactly uniform, coupled exact-complement "
+        "pairs, weights (L+1)/m) or 'espo_float32' (as 'espo' with ESPO's own float32 rounding of the rows' sizes, "
+        "not uniform for every row count).",
     )
     p_mask_prompt: float = option(
         0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0

@@ -1,12 +1,17 @@
 """Tasks: datasets, prompt templates and reward functions behind one registry.
 
-``get_task(name)`` returns a :class:`~trafl.tasks.base.Task`; ``TASKS`` lists the registered names.
-A new task is one module defining a ``Task`` subclass plus one line in ``_REGISTRY``.
+``get_task(name, **options)`` returns a :class:`~trafl.tasks.base.Task`; ``task_names()`` lists the
+registered names. A new task is one module defining a ``Task`` subclass plus one line in
+``_REGISTRY``. A task's options are its constructor's typed keyword arguments (:func:`task_options`);
+:func:`check_task_options` validates a config's ``task_options`` against them.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
+import typing
+from typing import Any
 
 from trafl.tasks.base import Task
 
@@ -32,8 +37,8 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
-def get_task(name: str, **kwargs) -> Task:
-    """The task registered as ``name``; ``"package.module:ClassName"`` imports a user's own task."""
+def task_class(name: str) -> type[Task]:
+    """The class of the task registered as ``name`` (or ``"package.module:ClassName"``)."""
     from trafl.errors import ConfigError
 
     if name in _REGISTRY:
@@ -50,6 +55,14 @@ def get_task(name: str, **kwargs) -> Task:
         cls = getattr(importlib.import_module(module_name), cls_name)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"task '{name}': cannot import {target} ({exc})") from exc
+    return cls
+
+
+def get_task(name: str, **kwargs) -> Task:
+    """The task registered as ``name``; ``"package.module:ClassName"`` imports a user's own task."""
+    from trafl.errors import ConfigError
+
+    cls = task_class(name)
     try:
         return cls(**kwargs)
     except TypeError as exc:
@@ -60,4 +73,43 @@ def task_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-__all__ = ["Task", "get_task", "register", "task_names"]
+def task_options(name: str) -> dict[str, tuple[Any, Any]]:
+    """``option -> (type, default)`` of task ``name``: the keyword parameters of its constructor and of
+    the base constructors it forwards ``**kwargs`` to (in method-resolution order)."""
+    found: dict[str, tuple[Any, Any]] = {}
+    for klass in task_class(name).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        hints = typing.get_type_hints(init)
+        params = list(inspect.signature(init).parameters.values())[1:]
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in found:
+                found[p.name] = (hints.get(p.name, Any), p.default)
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return found
+
+
+def check_task_options(name: str, options: dict[str, Any], field: str = "task_options") -> dict[str, Any]:
+    """``options`` converted to the types of task ``name``'s options; an unknown option or a bad value is
+    a ``ConfigError`` naming ``<field>.<option>``, the task and what it accepts."""
+    from trafl.errors import ConfigError
+    from trafl.utils.config import _coerce, _describe
+
+    accepted = task_options(name)
+    listing = ", ".join(f"{k} ({_describe(tp)}, default {d!r})" for k, (tp, d) in accepted.items()) or "none"
+    out = {}
+    for key, value in options.items():
+        if key not in accepted:
+            raise ConfigError(
+                f"config field '{field}.{key}': task '{name}' has no option '{key}'; its options: {listing}"
+            )
+        try:
+            out[key] = _coerce(value, accepted[key][0], f"{field}.{key}")
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (task '{name}'; its options: {listing})") from exc
+    return out
+
+
+__all__ = ["Task", "check_task_options", "get_task", "register", "task_class", "task_names", "task_options"]

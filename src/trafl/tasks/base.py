@@ -1,6 +1,8 @@
 """The task contract shared by the trainer and the evaluator.
 
-A task turns dataset rows into prompts and grades completions. Rows are plain dicts; every row
+A task turns dataset rows into prompts and grades completions. Its options are the keyword
+arguments of its constructor, typed (:func:`trafl.tasks.task_options` reads them; a config's
+``task_options`` is checked against them at load time). Rows are plain dicts; every row
 carries at least ``prompt`` (the user-facing question text, before any chat template) plus whatever
 columns its reward functions need (``answer``, ``tests``, ...). Reward functions follow TRL's
 signature ``fn(prompts, completions, **columns) -> list[float]`` where ``columns`` holds one list
@@ -51,7 +53,13 @@ class Task(ABC):
 
     @abstractmethod
     def reward_functions(self) -> list[RewardFn]:
-        """The reward functions used for training, in TRL's signature. The first is correctness."""
+        """The reward functions used for training, in TRL's signature."""
+
+    def default_reward_weights(self) -> list[float]:
+        """The weights of :meth:`reward_functions` when a training config gives no ``reward_weights``:
+        1 for the first (correctness), 0 for the rest (logged, not trained on). A task whose rewards
+        come from a recipe that weights them otherwise (d1: every reward, weight 1) returns that."""
+        return [1.0] + [0.0] * (len(self.reward_functions()) - 1)
 
     @abstractmethod
     def is_correct(self, completion: str, row: dict) -> bool:

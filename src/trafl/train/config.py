@@ -19,11 +19,13 @@ from typing import Any, ClassVar
 
 from trafl.errors import ConfigError
 from trafl.models.kv_cache import CacheMode
+from trafl.objectives.base import SameAs
 from trafl.objectives.options import ObjectiveOptions
 from trafl.objectives.registry import OBJECTIVES, MethodName, all_option_names, make_options, objective_class
 from trafl.sampling.remasking import Remasking
 from trafl.sampling.settings import TRAIN_NAMES, SamplerSettings, check_sampler, sampler_from, sampler_option
 from trafl.train.rewards import NanRewards
+from trafl.train.rollout import PromptTruncation
 from trafl.utils.config import Renamed, option, option_of
 from trafl.utils.run_config import RunConfig
 
@@ -53,6 +55,12 @@ class TrainConfig(RunConfig):
     )
     method: MethodName = option("trafl", "Post-training objective.")
     task: str = option("", "Task name from the registry (trafl.tasks), e.g. gsm8k, math, mbpp, countdown.")
+    task_options: dict[str, Any] = option(
+        {},
+        "Options of the task (its constructor's keyword arguments), checked at load time, e.g. "
+        "{prompt_template: d1, rewards: d1} for gsm8k, {source: prm800k} for math; on the command line "
+        "prompt_template=d1,rewards=d1. The math tasks' options: docs/training.md, 'Prompt templates and reward sets'.",
+    )
     dataset_path: str | None = option(
         None,
         "Local JSONL/JSON file or dataset directory (hub-style snapshot or save_to_disk) for the task's training split (default: the task's own source).",
@@ -72,11 +80,20 @@ class TrainConfig(RunConfig):
     # --- rollouts (the sampler is the policy) -------------------------------------------------
     num_generations: int = option(8, "G: completions sampled per prompt (the group).", min=2)
     max_completion_length: int = option(256, "Completion canvas length L (the sampler's gen_length).", min=1)
-    max_prompt_length: int = option(512, "Prompts longer than this many tokens are rejected with an error.", min=1)
+    max_prompt_length: int = option(
+        512,
+        "Longest prompt in tokens (chat template included); what happens to a longer one: prompt_truncation.",
+        min=1,
+    )
+    prompt_truncation: PromptTruncation = option(
+        "error",
+        "A prompt over max_prompt_length tokens: 'error' stops the run naming it; 'left' keeps its last "
+        "max_prompt_length tokens, as d1's and ESPO's trainers do (counted in metrics as rollout/truncated_prompts).",
+    )
     diffusion_steps: int | None = option(
         None,
-        "Sampler denoising steps for the whole completion (default: the "
-        "method's recipe, else 128; justgrpo: max_completion_length).",
+        "Sampler denoising steps for the whole completion (default: the method's recipe, else 128; "
+        "espo, justgrpo: max_completion_length).",
         min=1,
     )
     block_length: int | None = option(
@@ -86,7 +103,7 @@ class TrainConfig(RunConfig):
         min=1,
     )
     temperature: float | None = option(
-        None, "Rollout sampling temperature (default: the method's recipe, else 0.9; justgrpo: 1.0).", min=0.0
+        None, "Rollout sampling temperature (default: the method's recipe, else 0.9; espo, justgrpo: 1.0).", min=0.0
     )
     allow_any_rollout_order: bool = option(
         False,
@@ -157,7 +174,9 @@ class TrainConfig(RunConfig):
         },
     )
     reward_weights: list[float] | None = option(
-        None, "Weights of the task's reward functions (default: 1 for correctness, 0 for the rest)."
+        None,
+        "Weights of the task's reward functions (default: the task's own; for most tasks 1 for correctness, 0 for "
+        "the rest; a reward set of the math tasks fixes its own, e.g. d1: all 1).",
     )
     nan_rewards: NanRewards = option(
         "zero",
@@ -198,12 +217,13 @@ class TrainConfig(RunConfig):
         return rest
 
     def recipe(self) -> dict[str, Any]:
-        """The trainer-field defaults of this method's recipe, resolved for this config."""
+        """The trainer-field defaults of this method's recipe, resolved for this config (a
+        :class:`~trafl.objectives.base.SameAs` value takes that field's value here)."""
         cls = objective_class(self.method)
         values = {**RECIPE_FIELDS, **cls.train_defaults}
         if cls.rollout_order == "left_to_right":
-            values.update(block_length=1, diffusion_steps=self.max_completion_length)
-        return values
+            values.update(block_length=1, diffusion_steps=SameAs("max_completion_length"))
+        return {k: getattr(self, v.field) if isinstance(v, SameAs) else v for k, v in values.items()}
 
     def validate(self) -> None:
         if self.objective is None:
@@ -223,6 +243,7 @@ class TrainConfig(RunConfig):
         for name in ("model", "task"):
             if not getattr(self, name):
                 raise ConfigError(f"config field '{name}' is required")
+        self.check_task()
         if self.per_device_train_batch_size % self.num_generations:
             raise ConfigError(
                 f"config field 'per_device_train_batch_size' ({self.per_device_train_batch_size}) must be a "
@@ -232,6 +253,13 @@ class TrainConfig(RunConfig):
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         super().validate()
+
+    def check_task(self) -> None:
+        """``task_options`` typed against the task's options (the task is looked up only when options are given)."""
+        if self.task_options:
+            from trafl.tasks import check_task_options
+
+            self.task_options = check_task_options(self.task, self.task_options)
 
     @property
     def sampler(self) -> SamplerSettings:

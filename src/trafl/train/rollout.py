@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -22,6 +22,10 @@ from trafl.sampling.settings import SamplerSettings
 from trafl.train.rewards import compute_rewards
 from trafl.utils.distributed import shards_parameters
 from trafl.utils.seed import step_seed
+
+#: What :func:`encode_prompts` does with a prompt over ``max_prompt_length`` tokens
+#: (``TrainConfig.prompt_truncation``): stop with an error, or keep its last tokens.
+PromptTruncation = Literal["error", "left"]
 
 
 def clock(device: torch.device) -> float:
@@ -42,9 +46,16 @@ def check_sharded_sampler(accelerator: Any, sampler: SamplerSettings) -> None:
         )
 
 
-def resolve_reward_weights(weights: Sequence[float] | None, num_fns: int, task: str) -> list[float]:
-    """The config's ``reward_weights``, or ``[1, 0, ..., 0]`` (correctness only) when it gives none."""
-    resolved = [1.0] + [0.0] * (num_fns - 1) if weights is None else list(weights)
+def resolve_reward_weights(
+    weights: Sequence[float] | None, num_fns: int, task: str, defaults: Sequence[float] | None = None
+) -> list[float]:
+    """The config's ``reward_weights``, else the task's ``defaults``, else ``[1, 0, ..., 0]`` (correctness only)."""
+    if weights is not None:
+        resolved = list(weights)
+    elif defaults is not None:
+        resolved = list(defaults)
+    else:
+        resolved = [1.0] + [0.0] * (num_fns - 1)
     if len(resolved) != num_fns:
         raise ConfigError(
             f"config field 'reward_weights' has {len(resolved)} entries but task '{task}' has {num_fns} reward functions"
@@ -52,18 +63,37 @@ def resolve_reward_weights(weights: Sequence[float] | None, num_fns: int, task: 
     return resolved
 
 
+def truncate_left(ids: list[int], max_length: int) -> list[int]:
+    """The last ``max_length`` tokens of ``ids`` (the question's end and the chat template's
+    generation prompt survive; the start is cut), as d1's and ESPO's trainers cut the left-padded
+    batch: ``prompt_ids[:, -max_prompt_length:]`` (d1 837888f ``diffu-grpo/diffu_grpo_trainer.py``
+    l.398-400, ESPO b5f2dac ``espo/espo_trainer.py`` l.543-545)."""
+    return ids[-max_length:] if len(ids) > max_length else ids
+
+
 def encode_prompts(
-    rows: list[dict], task: Any, tokenizer: Any, max_prompt_length: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
+    rows: list[dict],
+    task: Any,
+    tokenizer: Any,
+    max_prompt_length: int,
+    device: torch.device,
+    truncation: PromptTruncation = "error",
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Left-padded prompt ids and attention mask of ``rows``, each formatted by the task (chat template
-    when the tokenizer has one); a prompt over ``max_prompt_length`` tokens is an error."""
+    when the tokenizer has one), and how many prompts were cut. A prompt over ``max_prompt_length``
+    tokens is an error, or with ``truncation="left"`` keeps its last ``max_prompt_length`` tokens."""
     chat = bool(getattr(tokenizer, "chat_template", None))
-    encoded = []
+    encoded, truncated = [], 0
     for row in rows:
         text = task.format_prompt(row, tokenizer)
         ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
         if len(ids) > max_prompt_length:
-            raise DataError(f"prompt of {len(ids)} tokens exceeds max_prompt_length={max_prompt_length}: {text[:80]!r}")
+            if truncation == "error":
+                raise DataError(
+                    f"prompt of {len(ids)} tokens exceeds max_prompt_length={max_prompt_length} "
+                    f"(prompt_truncation: left keeps its last tokens): {text[:80]!r}"
+                )
+            ids, truncated = truncate_left(ids, max_prompt_length), truncated + 1
         encoded.append(ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     width = max(len(x) for x in encoded)
@@ -72,7 +102,7 @@ def encode_prompts(
     for i, x in enumerate(encoded):
         ids[i, width - len(x) :] = torch.tensor(x, dtype=torch.long)
         attn[i, width - len(x) :] = 1
-    return ids.to(device), attn.to(device)
+    return ids.to(device), attn.to(device), truncated
 
 
 @dataclass
@@ -92,6 +122,7 @@ class Rollout:
     nan_rewards: str
     seed: int
     device: torch.device
+    prompt_truncation: PromptTruncation = "error"
 
     @torch.no_grad()
     def __call__(
@@ -99,13 +130,16 @@ class Rollout:
     ) -> tuple[RolloutGroup, dict[str, float], list[str]]:
         """Sample ``G`` completions for each row (the first at global position ``first_position`` of step
         ``step``) and score them; returns the group, the reward metrics (with ``time/rollout_s``,
-        ``time/reward_s``, ``rollout/num_forward``: the sampler's forward passes per sequence, and
-        ``completion_length``) and the decoded completions."""
+        ``time/reward_s``, ``rollout/num_forward``: the sampler's forward passes per sequence,
+        ``rollout/truncated_prompts``: prompts cut to ``max_prompt_length``, and ``completion_length``)
+        and the decoded completions."""
         from trafl.sampling import completion_lengths, decode_completions, generate
 
         G, tok = self.num_generations, self.tokenizer
         t0 = clock(self.device)
-        prompt_ids, prompt_mask = encode_prompts(rows, self.task, tok, self.max_prompt_length, self.device)
+        prompt_ids, prompt_mask, truncated = encode_prompts(
+            rows, self.task, tok, self.max_prompt_length, self.device, self.prompt_truncation
+        )
         gens = [
             torch.Generator(device=self.device).manual_seed(step_seed(self.seed, step, first_position + i, j))
             for i in range(len(rows))
@@ -134,6 +168,7 @@ class Rollout:
         )
         metrics["time/rollout_s"], metrics["time/reward_s"] = t1 - t0, clock(self.device) - t1
         metrics["rollout/num_forward"] = float(out.num_forward)
+        metrics["rollout/truncated_prompts"] = float(truncated)
         group = RolloutGroup(
             input_ids=out.sequences,
             attention_mask=out.attention_mask,

@@ -79,10 +79,15 @@ class RLTrainer:
         if task is None:
             from trafl.tasks import get_task
 
-            task = get_task(cfg.task)
+            task = get_task(cfg.task, **cfg.task_options)
         self.task = task
         self.rows = training_rows(cfg, self.task, rows)
-        reward_fns = list(reward_fns) if reward_fns is not None else self.task.reward_functions()
+        if reward_fns is not None:
+            reward_fns, default_weights = list(reward_fns), None
+        else:
+            reward_fns = self.task.reward_functions()
+            default_weights = getattr(self.task, "default_reward_weights", lambda: None)()
+        weights = resolve_reward_weights(cfg.reward_weights, len(reward_fns), cfg.task, default_weights)
         self.prompts_per_micro = cfg.per_device_train_batch_size // cfg.num_generations
         self.prompts_per_step = self.prompts_per_micro * cfg.gradient_accumulation_steps * self.run.world
 
@@ -102,10 +107,11 @@ class RLTrainer:
             tokenizer=self.tokenizer,
             task=self.task,
             reward_fns=reward_fns,
-            reward_weights=resolve_reward_weights(cfg.reward_weights, len(reward_fns), cfg.task),
+            reward_weights=weights,
             sampler=self.sampler,
             num_generations=cfg.num_generations,
             max_prompt_length=cfg.max_prompt_length,
+            prompt_truncation=cfg.prompt_truncation,
             nan_rewards=cfg.nan_rewards,
             seed=cfg.seed,
             device=self.device,
@@ -148,7 +154,8 @@ class RLTrainer:
             reward_metrics.append(metrics)
         update = self.update(groups, step, positions)
         record = {**average(reward_metrics), **update}
-        record["rewards/nan_count"] = sum(d["rewards/nan_count"] for d in reward_metrics)
+        for key in ("rewards/nan_count", "rollout/truncated_prompts"):  # counts: summed over micro-batches
+            record[key] = sum(d[key] for d in reward_metrics)
         record.update(times, **{"time/update_s": update["time/update_s"]})
         n_tokens = per * cfg.gradient_accumulation_steps * cfg.num_generations * cfg.max_completion_length
         record["rollout_tokens_per_s"] = n_tokens / max(times["time/rollout_s"], 1e-9)

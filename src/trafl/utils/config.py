@@ -182,6 +182,27 @@ def _describe(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _mapping_of(text: str, name: str) -> dict[str, Any]:
+    """A mapping written on the command line: ``key=value,key=value`` (each value read as YAML, so
+    ``n=3`` is an integer) or a YAML flow mapping ``{key: value}``; ``""`` is empty."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config field '{name}': not a YAML mapping: {text!r} ({exc})") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config field '{name}': expected a mapping, got {text!r}")
+        return loaded
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"config field '{name}': expected key=value[,key=value...], got {text!r}")
+        out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+    return out
+
+
 def _coerce(value: Any, tp: Any, name: str) -> Any:
     """Convert ``value`` (from YAML or a command-line string) to ``tp`` or raise ConfigError."""
     origin = get_origin(tp)
@@ -212,6 +233,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ConfigError(f"config field '{name}': expected {_describe(tp)}, got {value!r}")
         return [_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
+        if isinstance(value, str):
+            value = _mapping_of(value, name)
         if not isinstance(value, dict):
             raise ConfigError(f"config field '{name}': expected a mapping, got {value!r}")
         return dict(value)
