@@ -19,6 +19,13 @@ follows the live tensors instead of glibc's heap high-water mark. The subprocess
    every trafl surrogate builds on) and reads ``VmHWM``: peak minus step 3 is the *activation* term
    (saved tensors plus the backward's transient buffers).
 
+Every case runs twice, side by side: ``chunked`` (trafl's LLaDA scores the targets a chunk of tokens at a
+time and keeps no logits) and ``logits`` (the same model through its full logits, the path of denoisers
+that do not score targets, and trafl's only path before); the ``chunked / logits`` column is their
+measured activation ratio. A last pair on ``tiny`` runs JustGRPO's loss on the exact left-to-right
+likelihood (``B L`` canvases in chunks): backpropagated per chunk (``chunked``) or once through every
+chunk's graph (``logits``).
+
 On GPU the same steps read ``torch.cuda.memory_allocated`` / ``max_memory_allocated``. Each case
 prints predicted, measured and their ratio; the records are appended to ``--out``
 (``benchmarks/results.jsonl``) like ``benchmarks/run.py`` does.
@@ -47,6 +54,14 @@ LORA = {
     "dropout": 0.05,
 }
 VOCAB = {"tiny": 4096, "small": None}  # tiny's 64-id vocabulary would hide the logits terms
+#: How the completion is scored: ``chunked`` (trafl's LLaDA: target log-probs a chunk of tokens at a time,
+#: no logits kept) or ``logits`` (the full logits, as for a denoiser that does not score targets); for the
+#: ordered case, ``chunked`` = JustGRPO's backward per forward chunk, ``logits`` = one backward at the end.
+PATHS = ("chunked", "logits")
+#: JustGRPO's exact left-to-right likelihood on tiny: rows, prompt, completion (rows x completion canvases), chunk.
+ORDERED = (2, 16, 64, 16)
+#: tiny with 16 x 256 = 4096 completion tokens: four chunks of the target log-probs (the cases above fit in one).
+LONG = (16, 32, 256)
 
 
 def _status(key: str) -> int:
@@ -114,17 +129,22 @@ def worker(case: dict) -> dict:
     vocab = shape.vocab
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if gpu else torch.autocast("cpu", enabled=False)
 
+    scorer = model if case["path"] == "chunked" else LogitsOnly(model)
+
     def step(rows: int, prompt: int, completion: int) -> None:
         g = torch.Generator().manual_seed(1)
         ids = torch.randint(3, vocab, (rows, prompt + completion), generator=g).to(device)
         attn = torch.ones_like(ids)
         attn[0, : prompt // 4] = 0  # left padding: the SDPA path with a mask, as in training
+        if case["surrogate"] == "ordered":
+            justgrpo_step(scorer, ids, attn, prompt, case["chunk"], case["path"] == "chunked", autocast)
+            return
         with autocast:
-            logp = token_logprobs(model, ids, attn, ids[:, prompt:], prompt)
+            logp = token_logprobs(scorer, ids, attn, ids[:, prompt:], prompt)
             loss = logp.mean()
         loss.backward()
 
-    step(1, 4, 4)  # warm-up; the gradients stay allocated
+    step(2 if case["surrogate"] == "ordered" else 1, 4, 4)  # warm-up; the gradients stay allocated
     for p in model.parameters():
         if p.grad is not None:
             p.grad.zero_()
@@ -144,15 +164,19 @@ def worker(case: dict) -> dict:
     n_params = count_parameters(shape)
     n_lora = lora_parameters(shape, LORA["rank"], LORA["targets"]) if lora else 0
     params_predicted = n_params * s + n_lora * 4  # peft keeps the adapters in float32
+    graph_rows = rows
+    if case["surrogate"] == "ordered":  # B L canvases; per chunk: one chunk's graph at a time
+        graph_rows = case["chunk"] if case["path"] == "chunked" else rows * completion
     act = training_peak(
         shape,
-        rows,
+        graph_rows,
         prompt + completion,
         completion,
         s,
         lora=lora,
         mask_bytes=1 if gpu else s,
         checkpointing=case["checkpointing"],
+        full_logits=case["path"] == "logits" and case["surrogate"] == "tokens",
     )
     return {
         "params_predicted": params_predicted,
@@ -165,6 +189,38 @@ def worker(case: dict) -> dict:
     }
 
 
+class LogitsOnly:
+    """The model seen through the plain denoiser contract (logits only): ``token_logprobs``'s full-logits path."""
+
+    def __init__(self, model):
+        self.model, self.config = model, None
+        self.mask_token_id = model.config.mask_token_id
+
+    def __call__(self, input_ids, attention_mask=None):
+        return self.model(input_ids, attention_mask=attention_mask).logits
+
+
+def justgrpo_step(policy, ids, attn, prompt: int, chunk: int, per_chunk: bool, autocast) -> None:
+    """JustGRPO's loss on the exact left-to-right likelihood of ``ids``'s completions (``B L`` canvases,
+    ``chunk`` per forward) and its backward: per chunk (``per_chunk``) or once through every chunk's graph."""
+    import torch
+
+    from trafl.objectives import RolloutGroup, get_objective
+
+    rows = ids.shape[0]
+    rewards = torch.arange(rows, dtype=torch.float32).reshape(1, rows)  # one group, every sample informative
+    group = RolloutGroup(ids, attn, prompt, rewards, eos_token_id=None)
+    objective = get_objective("justgrpo", ar_chunk_size=chunk)
+    group = objective.prepare(group).for_iteration(0)
+    with autocast:
+        if per_chunk:
+            for piece in objective.loss_chunks(policy, group):
+                piece().backward()
+            return
+        loss, _ = objective(policy, group)
+    loss.backward()
+
+
 def run_case(case: dict) -> dict:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS="1")
     proc = subprocess.run(
@@ -175,12 +231,52 @@ def run_case(case: dict) -> dict:
     return {**case, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
-def cases(presets: list[str], gpu: bool) -> list[dict]:
+def cases(presets: list[str], gpu: bool, paths: tuple[str, ...] = PATHS) -> list[dict]:
+    """Every preset x weights x checkpointing, scored by each path (``chunked`` then ``logits``), then on
+    ``tiny`` a longer batch (:data:`LONG`, several chunks) and JustGRPO's ordered likelihood backpropagated
+    per chunk and all at once."""
     out = []
     for preset in presets:
         rows, prompt, completion = CASES[preset]
         for lora in (False, True):
             for ckpt in (False, True):
+                for path in paths:
+                    out.append(
+                        {
+                            "preset": preset,
+                            "vocab": VOCAB[preset],
+                            "rows": rows,
+                            "prompt": prompt,
+                            "completion": completion,
+                            "lora": lora,
+                            "checkpointing": ckpt,
+                            "gpu": gpu,
+                            "path": path,
+                            "surrogate": "tokens",
+                            "chunk": 0,
+                        }
+                    )
+        if preset == "tiny":
+            rows, prompt, completion = LONG
+            for ckpt in (False, True):
+                for path in paths:
+                    out.append(
+                        {
+                            "preset": preset,
+                            "vocab": VOCAB[preset],
+                            "rows": rows,
+                            "prompt": prompt,
+                            "completion": completion,
+                            "lora": False,
+                            "checkpointing": ckpt,
+                            "gpu": gpu,
+                            "path": path,
+                            "surrogate": "tokens",
+                            "chunk": 0,
+                        }
+                    )
+            rows, prompt, completion, chunk = ORDERED
+            for path in paths:
                 out.append(
                     {
                         "preset": preset,
@@ -188,9 +284,12 @@ def cases(presets: list[str], gpu: bool) -> list[dict]:
                         "rows": rows,
                         "prompt": prompt,
                         "completion": completion,
-                        "lora": lora,
-                        "checkpointing": ckpt,
+                        "lora": False,
+                        "checkpointing": True,
                         "gpu": gpu,
+                        "path": path,
+                        "surrogate": "ordered",
+                        "chunk": chunk,
                     }
                 )
     return out
@@ -217,10 +316,15 @@ def main(argv: list[str] | None = None) -> int:
         mib = 2**20
         rows.append(
             {
-                "preset": r["preset"],
+                "preset": r["preset"] if r["surrogate"] == "tokens" else f"{r['preset']} justgrpo",
+                "path": r["path"],
                 "weights": "lora" if r["lora"] else "full",
                 "ckpt": r["checkpointing"],
-                "N x T": f"{r['rows']}x{r['prompt'] + r['completion']}",
+                "N x T": (
+                    f"{r['rows']}x{r['prompt'] + r['completion']}"
+                    if r["surrogate"] == "tokens"
+                    else f"{r['rows'] * r['completion']}/{r['chunk']}x{r['prompt'] + r['completion']}"
+                ),
                 "params pred MiB": r["params_predicted"] / mib,
                 "params meas MiB": r["params_measured"] / mib,
                 "params ratio": r["params_predicted"] / r["params_measured"],
@@ -229,7 +333,11 @@ def main(argv: list[str] | None = None) -> int:
                 "act ratio": r["act_predicted"] / r["act_measured"],
             }
         )
+        if r["path"] == "logits" and len(rows) > 1 and rows[-2]["path"] == "chunked":  # side by side
+            rows[-2]["act meas: chunked / logits"] = rows[-2]["act meas MiB"] / rows[-1]["act meas MiB"]
         print(json.dumps(rows[-1]), flush=True)
+    for row in rows:
+        row.setdefault("act meas: chunked / logits", "-")
     print(format_table(rows, list(rows[0])))
     append_jsonl(args.out, {"time": time.time(), "machine": machine(), "plan_memory": {"gpu": args.gpu, "rows": rows}})
     return 0

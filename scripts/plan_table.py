@@ -4,7 +4,7 @@
     python scripts/plan_table.py --write    # replace them in docs/plan.md (between the markers)
 
 The model is LLaDA-8B-Instruct's config.json (tests/fixtures/llada8b_instruct_config.json); the
-prompt width is each config's ``max_prompt_length`` (512), the worst case. ``tests/test_plan.py``
+prompt width is each config's ``max_prompt_length``, the worst case. ``tests/test_plan.py``
 checks that docs/plan.md holds exactly this output.
 """
 
@@ -69,17 +69,31 @@ def _plan(train_path: Path, accel: str, overrides: list[str] | None = None, chec
     )
 
 
+def _rows(inputs: dict) -> str:
+    """``R x T``, with the canvases alive at once when the objective backpropagates per chunk."""
+    live = "" if inputs["graph_rows"] == inputs["scored_rows"] else f" ({inputs['graph_rows']} at once)"
+    return f"{inputs['scored_rows']}{live} x {inputs['prompt_length'] + inputs['completion_length']}"
+
+
+def _headroom(plans: list) -> str:
+    """The smallest total's setup and the share of the GPU it leaves free."""
+    best = min(plans, key=lambda p: p.total)
+    return f"{best.inputs['parallel'].split()[0]} {1 - best.total / best.capacity:.0%}"
+
+
 def config_table(paths: list[Path]) -> str:
     rows = [
-        "| config | weights | rows x T | ckpt | " + " | ".join(ACCELERATE) + " |",
-        "|---|---|---|---|" + "---|" * len(ACCELERATE),
+        "| config | weights | rows x T | ckpt | " + " | ".join(ACCELERATE) + " | free (best) |",
+        "|---|---|---|---|" + "---|" * (len(ACCELERATE) + 1),
     ]
     for path in paths:
         plans = [_plan(path, a) for a in ACCELERATE]
         i = plans[0].inputs
         rows.append(
-            f"| `{path.stem}` | {i['weights']} | {i['scored_rows']} x {i['prompt_length'] + i['completion_length']} "
-            f"| {'yes' if i['gradient_checkpointing'] else 'no'} | " + " | ".join(_cell(p) for p in plans) + " |"
+            f"| `{path.stem}` | {i['weights']} | {_rows(i)} "
+            f"| {'yes' if i['gradient_checkpointing'] else 'no'} | "
+            + " | ".join(_cell(p) for p in plans)
+            + f" | {_headroom(plans)} |"
         )
     return "\n".join(rows)
 

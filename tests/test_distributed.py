@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -92,8 +93,17 @@ def test_two_process_data_parallel_equals_one_process(model_dir, one_process, tm
 
 @pytest.mark.slow
 def test_fsdp_two_processes_equal_one_process(model_dir, one_process, tmp_path):
+    """Full fine-tuning: the frozen reference copy is sharded too (each process holds half of it) and
+    scores the same reference log-probabilities, so the updates equal one process's."""
     two = _train(FSDP, _flags({**RL, "model": model_dir, "output_dir": tmp_path}))
     assert two.returncode == 0, two.stderr[-3000:]
+    held = re.findall(
+        r"reference: the frozen copy is sharded by FSDP2 over 2 processes \(this one holds (\d+) of (\d+)", two.stderr
+    )
+    assert held, two.stderr[-3000:]
+    local, total = map(int, held[0])
+    print(f"\nFSDP reference: this process holds {local} of {total} parameters")
+    assert local <= total // 2 + 64  # half of every parameter (rounded up per tensor), not the whole copy
     _compare_to_one_process(one_process, tmp_path, model_dir, "FSDP")
 
 
@@ -297,3 +307,34 @@ def test_fast_sampler_with_sharded_parameters_is_a_clear_error(model_dir, tmp_pa
     run = _train(FSDP, _flags({**RL, "model": model_dir, "output_dir": tmp_path, "rollout_threshold": 0.9}))
     assert run.returncode != 0
     assert "rollout_threshold" in run.stderr and "sharded" in run.stderr, run.stderr[-2000:]
+
+
+#: JustGRPO (full fine-tuning): its loss is backpropagated per forward chunk of its ordered likelihood.
+JUSTGRPO = {
+    **{k: v for k, v in RL.items() if k not in ("logz", "diffusion_steps", "block_length", "temperature")},
+    "method": "justgrpo",
+    "ar_chunk_size": 3,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["ddp", "fsdp"])
+def test_justgrpo_backward_per_chunk_two_processes_equal_one_process(model_dir, tmp_path, launcher):
+    """Per-chunk backward synchronises gradients once per step under DDP (no_sync on every other piece) and
+    reduce-scatters every piece under FSDP (never an unsharded accumulation): both equal one process."""
+    one = _train(
+        [sys.executable],
+        _flags({**JUSTGRPO, "model": model_dir, "output_dir": tmp_path / "one", "gradient_accumulation_steps": 2}),
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _train(
+        TORCHRUN if launcher == "ddp" else FSDP,
+        _flags({**JUSTGRPO, "model": model_dir, "output_dir": tmp_path / "two"}),
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = _final_params(tmp_path / "one"), _final_params(tmp_path / "two")
+    base = load_file(str(model_dir / "model.safetensors"))
+    moved = max(float((a[k] - base[k]).abs().max()) for k in a)
+    worst = max(float((a[k] - b[k]).abs().max()) for k in a)
+    print(f"\nJustGRPO {launcher}: max |1-proc - 2-proc| = {worst:.2e}; max update size = {moved:.2e}")
+    assert moved > 1e-4 and worst < 1e-5

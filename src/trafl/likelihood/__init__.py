@@ -29,7 +29,14 @@ from trafl.likelihood.masks import (
     stratified_counts,
 )
 from trafl.likelihood.onestep import onestep
-from trafl.likelihood.ordered import autoregressive, ordered_loglik, trajectory
+from trafl.likelihood.ordered import (
+    OrderedChunk,
+    autoregressive,
+    chunk_logprobs,
+    ordered_chunks,
+    ordered_loglik,
+    trajectory,
+)
 from trafl.likelihood.output import SurrogateOutput
 from trafl.likelihood.surrogate import ELBO_ESTIMATORS, SURROGATES, Surrogate
 
@@ -39,10 +46,12 @@ __all__ = [
     "SURROGATES",
     "CanvasBatch",
     "ElboMasks",
+    "OrderedChunk",
     "Surrogate",
     "SurrogateOutput",
     "antithetic_partner",
     "autoregressive",
+    "chunk_logprobs",
     "draw_elbo_masks",
     "draw_espo_masks",
     "draw_prompt_masks",
@@ -53,6 +62,7 @@ __all__ = [
     "loss_positions",
     "normalising_length",
     "onestep",
+    "ordered_chunks",
     "ordered_loglik",
     "stratified_counts",
     "tokens_through_first_eos",

@@ -19,7 +19,14 @@ from trafl.likelihood.batch import CanvasBatch
 from trafl.likelihood.elbo import elbo
 from trafl.likelihood.masks import ElboMasks, EspoCountLaw, draw_elbo_masks, draw_espo_masks, draw_prompt_masks
 from trafl.likelihood.onestep import onestep
-from trafl.likelihood.ordered import autoregressive, trajectory
+from trafl.likelihood.ordered import (
+    OrderedChunk,
+    autoregressive,
+    checked_order,
+    left_to_right_order,
+    ordered_chunks,
+    trajectory,
+)
 from trafl.likelihood.output import SurrogateOutput
 
 #: The sequence log-likelihood surrogates :class:`Surrogate` evaluates.
@@ -85,6 +92,25 @@ class Surrogate:
         if self.name == "onestep":
             return draw_prompt_masks(batch.attention_mask, batch.prompt_length, self.p_mask_prompt, generator)
         return None
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the surrogate is an exact ordered likelihood, run as chunks of (row, step) canvases."""
+        return self.name in ("autoregressive", "trajectory")
+
+    def order(self, batch: CanvasBatch, commit_step: torch.Tensor | None = None) -> torch.Tensor:
+        """``[N, L]`` reveal step of every position (ordered surrogates): left to right, or the commit steps."""
+        if self.name == "autoregressive":
+            return left_to_right_order(batch)
+        if self.name != "trajectory":
+            raise ValueError(f"surrogate '{self.name}' has no reveal order")
+        if commit_step is None:
+            raise ValueError("the trajectory surrogate needs the rollout's commit steps")
+        return checked_order(batch, commit_step)
+
+    def chunks(self, order: torch.Tensor) -> list[OrderedChunk]:
+        """The forward passes of an ordered surrogate, ``chunk_size`` canvases each (:func:`ordered_chunks`)."""
+        return ordered_chunks(order, self.chunk_size)
 
     def evaluate(
         self, model, batch: CanvasBatch, noise=None, commit_step: torch.Tensor | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from trafl.models.interface import get_logits
+from trafl.models.interface import get_logits, get_target_logprobs, scores_targets
 
 
 def token_logprobs(
@@ -18,13 +18,21 @@ def token_logprobs(
     """``log p_theta(y_i | noisy canvas)`` at every completion position, ``[N, L]`` float32.
 
     ``log p(y_i) = logit_{y_i} - logsumexp(logits)``, computed one micro-batch of canvases at a
-    time so that only ``[micro_batch_size, L, V]`` logits are alive at once (under ``no_grad``).
+    time (under ``no_grad`` only one micro-batch's activations are alive at once). A model that scores
+    target ids itself (:func:`~trafl.models.interface.scores_targets`: trafl's LLaDA) never holds the
+    ``[N, L, V]`` logits, in the forward or the backward pass: it runs the output head and the float32
+    log-softmax a chunk of tokens at a time (:mod:`trafl.models.target_logprobs`). Any other denoiser
+    returns its logits, of which the completion's are upcast to float32.
     """
     n = noisy_ids.shape[0]
     step = micro_batch_size or max(n, 1)
+    chunked = scores_targets(model)
     out = []
     for start in range(0, n, step):
         rows = slice(start, start + step)
+        if chunked:
+            out.append(get_target_logprobs(model, noisy_ids[rows], attention_mask[rows], targets[rows]))
+            continue
         logits = get_logits(model, noisy_ids[rows], attention_mask[rows])[:, prompt_length:].float()
         tgt = targets[rows].unsqueeze(-1)
         out.append(logits.gather(-1, tgt).squeeze(-1) - logits.logsumexp(-1))

@@ -171,6 +171,9 @@ class LLaDAConfig(PretrainedConfig):
     """Configuration of a LLaDA-architecture denoiser (field names as in LLaDA's config.json)."""
 
     model_type = "llada"
+    #: :class:`LLaDAModelLM` accepts ``target_ids=`` and returns their log-probabilities, chunked
+    #: (:func:`trafl.models.interface.scores_targets`); a class attribute, never written to config.json.
+    scores_target_ids = True
     attribute_map = {"hidden_size": "d_model", "num_attention_heads": "n_heads", "num_hidden_layers": "n_layers"}
 
     def __init__(self, **kwargs: Any) -> None:

@@ -41,6 +41,35 @@ def get_logits(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return logits
 
 
+def scores_targets(model: Any) -> bool:
+    """Whether ``model`` (or the model a view wraps, through its ``config``) accepts
+    ``model(input_ids, attention_mask=..., target_ids=y, temperature=t)`` and returns the ``[B, L]``
+    log-probabilities of ``y`` at the last ``L`` positions (``.target_logprobs``) without materialising
+    the ``[B, L, V]`` logits: trafl's native LLaDA does (:mod:`trafl.models.target_logprobs`)."""
+    config = getattr(model, "config", None)
+    return bool(getattr(type(config), "scores_target_ids", False))
+
+
+def get_target_logprobs(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    target_ids: torch.Tensor,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """``[B, L]`` float32 ``log softmax(logits / temperature)[target]`` at the last ``L`` positions, from a
+    model for which :func:`scores_targets` holds."""
+    out = model(input_ids, attention_mask=attention_mask, target_ids=target_ids, temperature=temperature)
+    scores = out.target_logprobs if hasattr(out, "target_logprobs") else out
+    if isinstance(scores, (tuple, list)):
+        scores = scores[0]
+    if scores.shape != target_ids.shape:
+        raise ValueError(
+            f"denoiser returned target log-probs {tuple(scores.shape)}; expected {tuple(target_ids.shape)}"
+        )
+    return scores
+
+
 def mask_token_id_of(model: Any) -> int:
     """The mask token id of a denoiser (``model.mask_token_id`` or ``model.config.mask_token_id``)."""
     for obj in (model, getattr(model, "config", None), getattr(getattr(model, "module", None), "config", None)):

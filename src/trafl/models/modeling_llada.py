@@ -25,6 +25,7 @@ with Attn full (non-causal) scaled-dot-product attention over the non-padding ke
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +35,7 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer  # blocks transformers' checkpointing recognises
 from transformers.modeling_outputs import MaskedLMOutput
+from transformers.utils import ModelOutput
 
 from trafl.errors import TraflError
 from trafl.models.configuration_llada import LLaDAConfig
@@ -46,6 +48,7 @@ from trafl.models.layers import (
     rms_norm,
     rope_angles,
 )
+from trafl.models.target_logprobs import target_logprobs
 
 _init: ModuleType
 try:  # transformers 5: initialisers that skip tensors already loaded from a checkpoint
@@ -177,6 +180,17 @@ class LLaDAModel(nn.Module):
 
         Hidden states follow LLaDA: the input of every block, then the final ``ln_f`` output.
         """
+        x, hidden = self.final_hidden(input_ids, attention_mask, inputs_embeds, output_hidden_states)
+        return self._lm_head(x), hidden
+
+    def final_hidden(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """The ``ln_f`` output ``[B, T, d_model]`` (what the head reads) and, if asked, every hidden state."""
         cfg = self.config
         x = self.transformer.wte(input_ids) if inputs_embeds is None else inputs_embeds
         seq_len = x.shape[1]
@@ -198,7 +212,7 @@ class LLaDAModel(nn.Module):
         x = self.transformer.ln_f(x)
         if output_hidden_states:
             hidden.append(x)
-        return self._lm_head(x), (tuple(hidden) if output_hidden_states else None)
+        return x, (tuple(hidden) if output_hidden_states else None)
 
     def _lm_head(self, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -251,6 +265,13 @@ class LLaDAModel(nn.Module):
         if not start <= lo <= hi <= start + width:
             raise ValueError(f"forward_window: logits_range ({lo}, {hi}) outside the window [{start}, {start + width})")
         return self._lm_head(self.transformer.ln_f(x[:, lo - start : hi - start]))
+
+
+@dataclass
+class TargetLogProbOutput(ModelOutput):
+    """``LLaDAModelLM(..., target_ids=y)``'s output: ``target_logprobs`` ``[B, L]`` float32."""
+
+    target_logprobs: torch.Tensor | None = None
 
 
 class LLaDAModelLM(PreTrainedModel):
@@ -321,9 +342,16 @@ class LLaDAModelLM(PreTrainedModel):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         labels: torch.Tensor | None = None,
+        target_ids: torch.Tensor | None = None,
+        temperature: float = 1.0,
         **kwargs: Any,
-    ) -> MaskedLMOutput | tuple:
+    ) -> MaskedLMOutput | TargetLogProbOutput | tuple:
         """Denoiser logits at every position; ``attention_mask`` [B, T] marks real (1) vs padding (0).
+
+        With ``target_ids`` ``[B, L]`` the output is instead a :class:`TargetLogProbOutput`: the
+        float32 log-probabilities ``[B, L]`` of those ids at the last ``L`` positions under the
+        logits divided by ``temperature``, computed chunk by chunk without the ``[B, L, V]`` logits
+        (:func:`trafl.models.target_logprobs.target_logprobs`).
 
         ``labels`` is not supported: the masked-diffusion losses live in ``trafl.sft`` and
         ``trafl.likelihood``. Unknown keyword arguments raise, rather than being silently ignored.
@@ -341,6 +369,16 @@ class LLaDAModelLM(PreTrainedModel):
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if target_ids is not None:
+            x, _ = self.model.final_hidden(input_ids, attention_mask, inputs_embeds)
+            if target_ids.dim() != 2 or target_ids.shape[0] != x.shape[0] or target_ids.shape[1] > x.shape[1]:
+                raise ValueError(
+                    f"target_ids {tuple(target_ids.shape)} must be [B, L] with L <= T for input [B, T] = {tuple(x.shape[:2])}"
+                )
+            scores = target_logprobs(
+                x[:, x.shape[1] - target_ids.shape[1] :], target_ids, self.model._lm_head, temperature=temperature
+            )
+            return TargetLogProbOutput(target_logprobs=scores) if return_dict else (scores,)
         logits, hidden = self.model(input_ids, attention_mask, inputs_embeds, output_hidden_states)
         if not return_dict:
             return (logits, hidden) if hidden is not None else (logits,)

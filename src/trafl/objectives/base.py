@@ -24,7 +24,8 @@ from torch import nn
 
 from trafl.errors import ConfigError
 from trafl.likelihood import Surrogate, SurrogateOutput, loss_positions
-from trafl.models.interface import get_logits, mask_token_id_of
+from trafl.models.interface import get_logits, get_target_logprobs, mask_token_id_of
+from trafl.objectives.chunked import ChunkedLoss, Finish, TokenTerms
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
 
@@ -55,8 +56,17 @@ class TemperatureScaled:
         self.mask_token_id = mask_token_id_of(model)
 
     def __call__(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        target_ids: torch.Tensor | None = None,
+        temperature: float = 1.0,
+        **kwargs: Any,
     ) -> torch.Tensor:
+        if target_ids is not None:  # the model scores the targets itself, at the compounded temperature
+            return get_target_logprobs(
+                self.model, input_ids, attention_mask, target_ids, temperature=temperature * self.temperature
+            )
         return get_logits(self.model, input_ids, attention_mask) / self.temperature
 
 
@@ -88,6 +98,9 @@ class Objective(nn.Module):
     rollout_order: ClassVar[str | None] = None
     on_policy_rollouts: ClassVar[bool] = True
     summary: ClassVar[str] = ""
+    #: ``True`` when :meth:`loss_chunks` gives the loss per forward chunk of an ordered surrogate (its loss
+    #: is a sum of per-token terms): then only one chunk's graph is alive at a time.
+    chunked_backward: ClassVar[bool] = False
 
     def __init__(self, options: ObjectiveOptions | None = None, *, micro_batch_size: int | None = None):
         super().__init__()
@@ -185,6 +198,34 @@ class Objective(nn.Module):
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    @property
+    def backward_per_chunk(self) -> bool:
+        """Whether the trainer backpropagates this objective's loss one forward chunk at a time."""
+        return self.chunked_backward and self.surrogate.ordered
+
+    def loss_chunks(self, policy: Any, group: RolloutGroup) -> ChunkedLoss | None:
+        """The loss as pieces to backpropagate one at a time (:mod:`trafl.objectives.chunked`), or ``None``
+        when the objective computes it in one graph only (the default)."""
+        return None
+
+    def chunked_token_loss(
+        self, policy: Any, group: RolloutGroup, terms: TokenTerms, finish: Finish
+    ) -> ChunkedLoss | None:
+        """A :class:`ChunkedLoss` over the ordered surrogate's chunks (``None`` for other surrogates), with the
+        rollout policy's cached log-probabilities as the ratio's denominator (:meth:`old_surrogate`'s rule)."""
+        if not self.surrogate.ordered:
+            return None
+        order = self.surrogate.order(group.batch, group.commit_step)
+        return ChunkedLoss(
+            self.scored(policy, group),
+            group.batch,
+            order,
+            self.surrogate.chunks(order),
+            old_logp=None if group.old is None else group.old.token_logp,
+            terms=terms,
+            finish=finish,
+        )
 
     def forward(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
         if group.noise is None and self.surrogate.name in ("elbo", "onestep"):

@@ -24,6 +24,7 @@ import torch
 
 from trafl.likelihood.surrogate import SurrogateName
 from trafl.objectives.base import Objective, clip_range
+from trafl.objectives.chunked import ChunkedLoss
 from trafl.objectives.functional import clip_fraction, group_normalise, ppo_clip
 from trafl.objectives.group import RolloutGroup
 from trafl.objectives.options import ObjectiveOptions
@@ -59,6 +60,7 @@ class JustGRPO(Objective):
     rollout_order = "left_to_right"
     summary = "token GRPO on the exact left-to-right likelihood of left-to-right rollouts, no KL"
     on_policy_rollouts = True  # clipped ratios to the rollout policy: samples must follow its law
+    chunked_backward = True  # per-token terms: backpropagated per forward chunk (loss_chunks)
 
     def __init__(self, options: JustGRPOOptions | None = None, **kwargs: Any):
         super().__init__(options, **kwargs)
@@ -69,15 +71,44 @@ class JustGRPO(Objective):
         return False
 
     def loss(self, policy: Any, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
-        logp, log_ratio = self.token_log_ratio(policy, group)
-        advantage = group_normalise(group.rewards.to(logp.dtype), unbiased=self.options.unbiased_std).reshape(-1, 1)
-        per_token = ppo_clip(log_ratio, advantage, self.eps_low, self.eps_high)
-        weights = self.token_weights(group).to(logp.dtype)
+        _, log_ratio = self.token_log_ratio(policy, group)
+        return self.loss_and_metrics(log_ratio, group)
+
+    def loss_chunks(self, policy: Any, group: RolloutGroup) -> ChunkedLoss | None:
+        """The same loss backpropagated per forward chunk of the exact ordered likelihood (same gradient,
+        same value and metrics; one chunk's graph alive at a time): its terms are per token."""
+        advantage, weights = self.advantage_and_weights(group)
+
+        def terms(logp: torch.Tensor, log_ratio: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return token_terms(
+                log_ratio, advantage[rows].to(logp.dtype), weights[rows].to(logp.dtype), self.eps_low, self.eps_high
+            )
+
+        return self.chunked_token_loss(
+            policy, group, terms, lambda logp, log_ratio: self.loss_and_metrics(log_ratio, group)
+        )
+
+    def advantage_and_weights(self, group: RolloutGroup) -> tuple[torch.Tensor, torch.Tensor]:
+        """``([N, 1] advantages, [N, L] token weights)``, the latter divided by the informative share when asked."""
+        advantage = group_normalise(group.rewards.float(), unbiased=self.options.unbiased_std).reshape(-1, 1)
+        weights = self.token_weights(group)
         if self.options.per_informative_sample and self.options.token_reduction == "sequence":
             informative = (advantage.reshape(-1) != 0).sum().clamp(min=1)
             weights = weights * (weights.shape[0] / informative)
-        loss = -(per_token * weights).sum()
+        return advantage, weights
+
+    def loss_and_metrics(self, log_ratio: torch.Tensor, group: RolloutGroup) -> tuple[torch.Tensor, dict[str, float]]:
+        advantage, weights = self.advantage_and_weights(group)
+        dtype = log_ratio.dtype
+        loss = token_terms(log_ratio, advantage.to(dtype), weights.to(dtype), self.eps_low, self.eps_high).sum()
         return loss, {
             "loss": float(loss.detach()),
             "justgrpo/clip_fraction": float(clip_fraction(log_ratio, self.eps_low, self.eps_high)),
         }
+
+
+def token_terms(
+    log_ratio: torch.Tensor, advantage: torch.Tensor, weights: torch.Tensor, eps_low: float, eps_high: float
+) -> torch.Tensor:
+    """``-w_t min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A)``: each token's share of the loss."""
+    return -(ppo_clip(log_ratio, advantage, eps_low, eps_high) * weights)

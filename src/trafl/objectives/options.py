@@ -59,7 +59,14 @@ class ObjectiveOptions:
     p_mask_prompt: float = option(
         0.15, "One-step surrogate: probability of masking each prompt token.", min=0.0, max=1.0
     )
-    ar_chunk_size: int = option(64, "Autoregressive / trajectory surrogate: canvases per batched forward.", min=1)
+    ar_chunk_size: int = option(
+        64,
+        (
+            "Autoregressive / trajectory surrogate: canvases per batched forward (JustGRPO backpropagates each "
+            "chunk before the next, so its activations scale with this, not with B L)."
+        ),
+        min=1,
+    )
     resample_noise: bool = option(
         False,
         "Draw fresh surrogate noise (ELBO masks, one-step prompt masks) for every inner iteration instead of one "

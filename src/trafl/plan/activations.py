@@ -28,10 +28,17 @@ weight's gradient); a frozen one saves nothing but its weight. So, per token:
 Under LoRA the first block's input needs no gradient, so its ``attn_norm`` saves nothing and its
 ``q/k/v`` dropouts keep no mask.
 
-After the blocks, ``ln_f`` saves like a norm above, and ``token_logprobs`` keeps the float32 logits
-for ``logsumexp``: ``4 V`` per *completion* token when the model runs in bf16 (the ``.float()`` copy
-of the completion slice; the bf16 ``[N, T, V]`` logits are freed), ``4 V`` per *canvas* token in
-float32 (``.float()`` is then a no-op and the slice keeps the whole ``[N, T, V]`` storage alive).
+After the blocks, ``ln_f`` saves its float32 input and ``rsqrt`` (and, trained, the normalised value),
+and the target log-probabilities (:mod:`trafl.models.target_logprobs`) keep no logits: the completion's
+``ln_f`` output is copied to ``[N L, d]`` (a view of the whole ``[N, T, d]`` output when ``N = 1``),
+``s d`` per completion token, with the target ids (``8`` per completion token); each chunk of
+``c = min(1024, N L)`` tokens runs the head and the float32 log-softmax under checkpointing, so its
+``[c, V]`` logits exist only while it runs, forward or backward (:func:`head_transient`).
+
+A denoiser scored through its full logits instead (``token_logprobs``'s path for models that do not
+score targets themselves, e.g. Dream) keeps the float32 logits for ``logsumexp``: ``4 V`` per
+*completion* token in bf16, per *canvas* token in float32 (:func:`head_saved_logits`,
+:func:`head_transient_logits`); :mod:`benchmarks.plan_memory` measures both paths side by side.
 
 Gradient checkpointing (transformers' non-reentrant checkpoint around each ``LLaDABlock``) keeps
 only each block's input, ``s d`` per token per block, and recomputes one block at a time in the
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trafl.models.target_logprobs import TARGET_CHUNK_TOKENS
 from trafl.plan.shape import ModelShape
 
 
@@ -134,7 +142,23 @@ def trunk_saved(
 
 
 def head_saved(shape: ModelShape, rows: int, tokens: int, completion: int, s: int, *, full_finetuning: bool) -> float:
-    """``ln_f`` + float32 logits for ``logsumexp`` + token ids + RoPE tables (see module docstring):
+    """``ln_f`` (input and ``rsqrt``; trained: ``+ s d`` normalised) + the chunks' hidden rows + ids + RoPE:
+
+    ``N T (4 d + 4 + [full] s d) + N L' s d + N L 8 + [full] N T 8 (the embedding's ids) + 2 T D 4``
+    with ``L' = T`` when the completion slice is a view (``N = 1`` or no prompt), else ``L``.
+    """
+    d = shape.d_model
+    view = rows == 1 or tokens == completion
+    out = rows * tokens * (4 * d + 4 + (s * d if full_finetuning else 0))
+    out += rows * (tokens if view else completion) * s * d + rows * completion * 8
+    out += (8 * rows * tokens if full_finetuning else 0) + 2 * tokens * shape.head_dim * 4
+    return float(out)
+
+
+def head_saved_logits(
+    shape: ModelShape, rows: int, tokens: int, completion: int, s: int, *, full_finetuning: bool
+) -> float:
+    """The full-logits path: ``ln_f`` + float32 logits for ``logsumexp`` + token ids + RoPE tables:
 
     ``N T norm + N L' 4 V + N T 8 (target ids; + 8 for the embedding's under full fine-tuning)
     + N L 4 (logsumexp) + 2 T D 4 (cos, sin)`` with ``L' = T`` in float32, ``L`` in bf16.
@@ -156,15 +180,20 @@ def training_peak(
     mask_bytes: int,
     checkpointing: bool,
     attention: str = "fused",
+    full_logits: bool = False,
 ) -> dict[str, float]:
-    """Peak bytes of one training forward/backward above the model states: ``saved + transient``."""
+    """Peak bytes of one training forward/backward above the model states: ``saved + transient``
+    (``full_logits``: scored through the whole logits, the path of denoisers that do not score targets)."""
     full = lora is None
     saved = trunk_saved(
         shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes, checkpointing=checkpointing, attention=attention
     )
-    saved += head_saved(shape, rows, tokens, completion, s, full_finetuning=full)
+    if full_logits:
+        saved += head_saved_logits(shape, rows, tokens, completion, s, full_finetuning=full)
+    else:
+        saved += head_saved(shape, rows, tokens, completion, s, full_finetuning=full)
     transient = max(
-        head_transient(shape, rows, completion),
+        head_transient_logits(shape, rows, completion) if full_logits else head_transient(shape, rows, completion, s),
         block_transient(
             shape, rows, tokens, s, lora=lora, mask_bytes=mask_bytes, checkpointing=checkpointing, attention=attention
         ),
@@ -172,10 +201,18 @@ def training_peak(
     return {"saved": saved, "transient": transient, "peak": saved + transient}
 
 
-def head_transient(shape: ModelShape, rows: int, completion: int) -> float:
-    """``3 * 4 N L V``: ``logsumexp``'s backward, ``grad * (z - lse).exp()``, holds three float32
-    ``[N, L, V]`` temporaries at once (C++ keeps an expression's temporaries until it ends), while
-    the saved logits are still alive."""
+def head_transient(shape: ModelShape, rows: int, completion: int, s: int) -> float:
+    """One chunk of ``c = min(1024, N L)`` tokens recomputed in the backward pass: its logits (``s``), their
+    float32 copy (bf16 only) and ``logsumexp``'s backward (three float32 temporaries, as in
+    :func:`head_transient_logits`): ``c V (s + 4 [s != 4] + 12)``."""
+    chunk = min(TARGET_CHUNK_TOKENS, rows * completion)
+    return float(chunk * shape.vocab * (s + (4 if s != 4 else 0) + 12))
+
+
+def head_transient_logits(shape: ModelShape, rows: int, completion: int) -> float:
+    """The full-logits path: ``3 * 4 N L V``, ``logsumexp``'s backward, ``grad * (z - lse).exp()``, holds
+    three float32 ``[N, L, V]`` temporaries at once (C++ keeps an expression's temporaries until it
+    ends), while the saved logits are still alive."""
     return float(3 * 4 * rows * completion * shape.vocab)
 
 

@@ -39,6 +39,7 @@ from trafl.plan.shape import (
 )
 from trafl.plan.states import (
     comm_buffer_bytes,
+    fsdp_accumulates_unsharded,
     gathered_bytes,
     logz_head_parameters,
     model_state_bytes,
@@ -171,7 +172,7 @@ def load_train_config(path: str, overrides: list[str] | None = None) -> Any:
 
 # ---- the plan -------------------------------------------------------------------------------------
 def scored_rows(train: Any) -> int:
-    """Canvases per micro-batch the surrogate runs with gradients (all kept until backward)."""
+    """Canvases per micro-batch the surrogate runs with gradients."""
     o, b = train.objective, train.per_device_train_batch_size
     if o.surrogate == "elbo":
         return b * o.num_mc
@@ -180,6 +181,12 @@ def scored_rows(train: Any) -> int:
     if o.surrogate == "autoregressive":
         return b * train.max_completion_length
     return b * train.diffusion_steps  # trajectory: one canvas per (row, sampler step), at most
+
+
+def graph_rows(train: Any, rows: int, backward_per_chunk: bool) -> int:
+    """Canvases whose graph is alive at once: all ``rows`` until backward, or one forward chunk
+    (``ar_chunk_size``) when the objective backpropagates per chunk (JustGRPO's ordered likelihood)."""
+    return min(rows, train.objective.ar_chunk_size) if backward_per_chunk else rows
 
 
 def make_plan(
@@ -220,6 +227,8 @@ def make_plan(
     prompt = pc.prompt_length or train.max_prompt_length
     tokens = prompt + length
     rows = scored_rows(train)
+    per_chunk = objective.backward_per_chunk
+    live = graph_rows(train, rows, per_chunk)
 
     terms = model_state_bytes(
         par,
@@ -229,8 +238,10 @@ def make_plan(
         trainable=n_total if full else 0,
         adapters=n_lora,
     )
+    if fsdp_accumulates_unsharded(par, train.gradient_accumulation_steps, per_chunk):
+        terms["gradients"] *= par.num_processes  # no_sync micro-batches: every process holds whole gradients
     terms["reference"] = reference_bytes(
-        total_parameters=n_total, weight_bytes=w, full_finetuning=full, needs_reference=objective.needs_reference
+        par, total_parameters=n_total, weight_bytes=w, full_finetuning=full, needs_reference=objective.needs_reference
     )
     logz = getattr(objective, "logz_head", None)
     terms["logz_head"] = float(16 * logz_head_parameters(shape.d_model, o.logz_width)) if logz is not None else 0.0
@@ -245,7 +256,7 @@ def make_plan(
     terms["buffers"] = comm_buffer_bytes(par, compute_bytes=compute)
     act = training_peak(
         shape,
-        rows,
+        live,
         tokens,
         length,
         s,
@@ -278,11 +289,23 @@ def make_plan(
     flops["total"] = sum(flops.values())
 
     notes = []
-    if o.surrogate in ("autoregressive", "trajectory"):
+    if o.surrogate in ("autoregressive", "trajectory") and per_chunk:
+        notes.append(
+            f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward); "
+            f"'{train.method}' backpropagates each chunk before the next: activations of {live} canvases"
+        )
+    elif o.surrogate in ("autoregressive", "trajectory"):
         notes.append(
             f"surrogate '{o.surrogate}' runs {rows} canvases per micro-batch ({o.ar_chunk_size} per forward) "
             "and keeps every chunk's graph until backward: activations scale with all of them"
         )
+    if fsdp_accumulates_unsharded(par, train.gradient_accumulation_steps, per_chunk):
+        notes.append(
+            "FSDP with gradient accumulation: the micro-batches before the last skip the reduce-scatter "
+            "(no_sync), and FSDP2 then keeps whole (unsharded) gradients on every process"
+        )
+    if terms["reference"] and par.shards_parameters and par.num_processes > 1:
+        notes.append("the full fine-tuning reference copy is sharded like the policy (trafl.train.reference)")
     if logz is not None:
         notes.append("TraFL's learned logZ head: float32, outside the sharded model (16 bytes per parameter)")
     inputs = {
@@ -298,6 +321,7 @@ def make_plan(
         "compute_bytes": s,
         "micro_batch": b,
         "scored_rows": rows,
+        "graph_rows": live,
         "prompt_length": prompt,
         "completion_length": length,
         "gradient_checkpointing": checkpointing,
@@ -322,7 +346,7 @@ TERM_HELP = {
     "parameters": "weights held by this GPU",
     "gradients": "gradients of the trained weights (DDP: + all-reduce buckets)",
     "optimizer": "AdamW states (mixed precision: + fp32 master)",
-    "reference": "frozen reference copy (full fine-tuning only)",
+    "reference": "frozen reference copy (full fine-tuning only; sharded under ZeRO-3 / FSDP)",
     "logz_head": "TraFL's learned logZ head with its AdamW states",
     "gathered": "ZeRO-3 / FSDP: gathered layers in compute dtype",
     "buffers": "DeepSpeed communication buckets (defaults)",
@@ -343,7 +367,9 @@ def format_plan(plan: Plan) -> str:
         ),
         (
             f"train {i['train_config']}: {i['method']} ({i['surrogate']}), B {i['micro_batch']} -> {i['scored_rows']} "
-            f"scored rows x T {i['prompt_length']}+{i['completion_length']}, checkpointing {i['gradient_checkpointing']}"
+            f"scored rows x T {i['prompt_length']}+{i['completion_length']}"
+            + (f" ({i['graph_rows']} with a graph at once)" if i["graph_rows"] != i["scored_rows"] else "")
+            + f", checkpointing {i['gradient_checkpointing']}"
         ),
         f"parallel {i['parallel']}, weights {i['weights_dtype']}, activations {i['compute_bytes']} bytes",
         "",

@@ -23,10 +23,13 @@ FSDP2 (bf16)         4 ``/N`` (accel-  4 ``/N``                     8 ``/N`` (mo
                      keep ``w``)
 ===================  ================  ===========================  ===================================
 
-Without mixed precision DeepSpeed and FSDP keep ``w`` bytes and 2 ``w`` of moments. Frozen weights
+Under FSDP with gradient accumulation the gradients are whole on every process
+(:func:`fsdp_accumulates_unsharded`). Without mixed precision DeepSpeed and FSDP keep ``w`` bytes and
+2 ``w`` of moments. Frozen weights
 have no gradient nor optimizer state. The full fine-tuning reference (:class:`FrozenReference`) is
-a deep copy made *before* ``accelerator.prepare``: ``P w`` on every GPU, never sharded. Under LoRA
-the reference is the policy with adapters disabled: no copy.
+a deep copy of the initial policy: ``P w`` on every GPU, or ``P w / N`` under ZeRO-3 and FSDP, which
+shard it like the policy (:mod:`trafl.train.reference`). Under LoRA the reference is the policy with
+adapters disabled: no copy.
 """
 
 from __future__ import annotations
@@ -64,9 +67,23 @@ def model_state_bytes(
     return {"parameters": float(params), "gradients": float(grads), "optimizer": float(optim)}
 
 
-def reference_bytes(*, total_parameters: int, weight_bytes: int, full_finetuning: bool, needs_reference: bool) -> float:
-    """``P w`` for full fine-tuning with an objective that reads the reference, else 0."""
-    return float(total_parameters * weight_bytes) if (full_finetuning and needs_reference) else 0.0
+def fsdp_accumulates_unsharded(par: Parallelism, accumulation_steps: int, backward_per_chunk: bool) -> bool:
+    """Whether FSDP holds whole gradients between backward passes: the trainer skips the reduce-scatter
+    (``no_sync``) on every micro-batch but the last, and FSDP2 then accumulates *unsharded* gradients,
+    ``learn w`` on every process instead of ``/N``. Not when the objective backpropagates per chunk: the
+    trainer then reduce-scatters every piece under FSDP (``trafl.train.update``)."""
+    return par.strategy == "fsdp" and par.num_processes > 1 and accumulation_steps > 1 and not backward_per_chunk
+
+
+def reference_bytes(
+    par: Parallelism, *, total_parameters: int, weight_bytes: int, full_finetuning: bool, needs_reference: bool
+) -> float:
+    """``P w`` for full fine-tuning with an objective that reads the reference (``/N`` when ZeRO-3 / FSDP
+    shard the parameters: the copy is sharded like the policy), else 0."""
+    if not (full_finetuning and needs_reference):
+        return 0.0
+    shards = par.num_processes if par.shards_parameters else 1
+    return float(total_parameters * weight_bytes) / shards
 
 
 def gathered_bytes(par: Parallelism, *, block_params: int, root_params: int, compute_bytes: int) -> float:

@@ -32,6 +32,7 @@ from trafl.sampling.settings import SamplerSettings
 from trafl.train.config import TrainConfig
 from trafl.train.data import prompt_indices_for_step, split_for_process, training_rows
 from trafl.train.policy import DenoiserView, base_model, load_policy, save_merged
+from trafl.train.reference import shard_reference
 from trafl.train.rollout import Rollout, check_sharded_sampler, clock, resolve_reward_weights
 from trafl.train.update import PolicyUpdate, average
 from trafl.utils.run import Run
@@ -95,6 +96,7 @@ class RLTrainer:
         self.objective = objective_from_config(cfg, hidden_size=hidden_size_of(base))
         # The reference exists only when the objective reads it (a full fine-tuning copy is a model's size).
         self.reference = make_reference(self.model) if self.objective.needs_reference else None
+        self.reference = shard_reference(self.accelerator, self.reference)  # FSDP / ZeRO-3: a shard per process
         self.objective.to(self.device)
         view = DenoiserView(self.model, base)  # the rollout policy: sampling needs no gradient synchronisation
         self.update = PolicyUpdate.build(cfg, self.accelerator, self.model, self.objective, self.reference, view)

@@ -133,7 +133,12 @@ class PolicyUpdate:
         metrics = []
         for m, (group, position) in enumerate(zip(groups, positions)):
             torch.manual_seed(step_seed(self.seed, step, position, iteration, "dropout"))
-            with micro_batch(self.accelerator, self.wrapped, m == len(groups) - 1), self._autocast():
+            last = m == len(groups) - 1
+            chunked = self.objective.loss_chunks(self.policy, group.for_iteration(iteration))
+            if chunked is not None:
+                metrics.append(self._backward_per_chunk(chunked, len(groups), last, step))
+                continue
+            with micro_batch(self.accelerator, self.wrapped, last), self._autocast():
                 loss, values = self.objective(self.policy, group.for_iteration(iteration))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss {float(loss)} at step {step}; metrics {values}")
@@ -145,6 +150,29 @@ class PolicyUpdate:
                     p.grad = torch.zeros_like(p)
                 p.grad.copy_(self.accelerator.reduce(p.grad, reduction="mean"))
         return metrics
+
+    def _backward_per_chunk(self, chunked: Any, num_micro: int, last_micro: bool, step: int) -> dict[str, float]:
+        """One micro-batch whose loss comes in pieces (``objective.loss_chunks``): each piece's forward and
+        backward (``/ num_micro``) in turn; returns the objective's metrics (:meth:`ChunkedLoss.finish`).
+
+        Gradients are synchronised on the last piece of the last micro-batch only, except under FSDP, where
+        every piece reduce-scatters its gradients: FSDP2 accumulates skipped reductions in *unsharded*
+        gradients (the whole model's, per process), which is what sharding is there to avoid. (DeepSpeed
+        reduces its partitions at every backward and steps only on the last piece.)"""
+        from accelerate.utils import DistributedType
+
+        every = self.accelerator.distributed_type == DistributedType.FSDP
+        for j, piece in enumerate(chunked):
+            sync = every or (last_micro and j == len(chunked) - 1)
+            with micro_batch(self.accelerator, self.wrapped, sync), self._autocast():
+                part = piece()
+                if not torch.isfinite(part):
+                    raise FloatingPointError(f"non-finite loss piece {float(part)} (chunk {j}) at step {step}")
+                self.accelerator.backward(part / num_micro)
+        loss, values = chunked.finish()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss {float(loss)} at step {step}; metrics {values}")
+        return values
 
     def _clip(self) -> torch.Tensor:
         """Clip the policy's and the head's gradients to ``max_grad_norm`` (0: no clipping, norm NaN)."""
