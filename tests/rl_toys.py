@@ -23,6 +23,7 @@ LEARNING_SETTINGS: dict[str, dict] = {
     "espo": {},
     "justgrpo": {},
     "diffu_grpo": {"learning_rate": 1e-3},
+    "wd1": {},
 }
 
 #: The bar every method's :func:`learning_gain` must clear. Measured over 8 seeds x 3 CPU kernel sets x

@@ -56,6 +56,19 @@ def test_defaults_table_in_docs_matches_the_registry():
             ),
         ),
         ("trafl", dict(surrogate="elbo", num_iterations=1)),
+        (
+            "wd1",
+            dict(
+                surrogate="onestep",
+                length_norm="tokens",
+                resample_noise=True,
+                psi=1.0,
+                ref_tilt=0.0,
+                positive_weight=1.0,
+                negative_weight=1.0,
+                num_iterations=12,
+            ),
+        ),
     ],
 )
 def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
@@ -88,6 +101,8 @@ def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
         ("diffu_grpo", 512, (0.9, 128, 32, "low_confidence")),
         ("justgrpo", 256, (1.0, 256, 1, "low_confidence")),
         ("trafl", 256, (0.9, 128, 32, "low_confidence")),
+        # wd1: wd1/train.yaml (block 32, 128 steps, low_confidence), diffu_grpo_config.py (T 0.9)
+        ("wd1", 256, (0.9, 128, 32, "low_confidence")),
     ],
 )
 def test_method_with_no_sampler_flags_samples_as_its_authors(method, length, expected):
@@ -178,7 +193,7 @@ def _param_bytes(*modules) -> int:
     return total
 
 
-@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None)])
+@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None), ("wd1", None)])
 def test_no_reference_copy_when_the_objective_never_reads_it(method, beta, tmp_path):
     from trafl.train.trainer import RLTrainer
 

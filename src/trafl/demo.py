@@ -38,7 +38,10 @@ from trafl.utils.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 ASSET_BASE = Path(__file__).resolve().parent / "assets" / "demo_base"
+#: Every registered method can be compared (``methods``); the committed study and the default run
+#: compare these four, so adding an objective to the registry changes neither (``--methods`` adds it).
 METHODS = tuple(OBJECTIVES)
+DEFAULT_METHODS = ("trafl", "espo", "justgrpo", "diffu_grpo")
 
 #: How the shipped base checkpoint was made (``--retrain-base`` runs exactly this).
 BASE_SFT = {
@@ -69,7 +72,10 @@ class DemoConfig:
     retrain_base: bool = option(
         False, "Rebuild the base with trafl sft (BASE_SFT in trafl/demo.py) instead of using the shipped one."
     )
-    methods: list[str] = option(list(METHODS), "Post-training methods to compare (each with its authors' mechanics).")
+    methods: list[str] = option(
+        list(DEFAULT_METHODS),
+        "Post-training methods to compare (each with its authors' mechanics); any registered method may be added.",
+    )
     seeds: int = option(2, "Training seeds per method (seed, seed+1, ...); the tables report seed means.", min=1)
     task: str = option("decoy_rule", "Synthetic task (the shipped base knows decoy_rule).")
     gen_length: int = option(5, "Completion canvas length (decoy_rule answers are 4 letters + EOS).", min=1)

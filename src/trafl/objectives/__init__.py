@@ -4,6 +4,7 @@
 * :class:`ESPO` (``espo``) — sequence-level PPO on the ELBO, leave-one-out advantages;
 * :class:`JustGRPO` (``justgrpo``) — token GRPO on the exact autoregressive likelihood;
 * :class:`DiffuGRPO` (``diffu_grpo``) — d1's token GRPO on the one-step surrogate with k3 KL.
+* :class:`Wd1` (``wd1``) — wd1's ratio-free likelihood weighted by group softmaxes of +-advantages.
 
 Each is built by :func:`get_objective`, prepared once per rollout batch with
 ``objective.prepare(group, reference=..., old_policy=..., generator=...)`` and called as
