@@ -8,6 +8,10 @@ Each config runs *as shipped* except for what a CPU test must change:
   ``num_generations`` completions at the shipped canvas and sampler, is the file's; accumulating 2-8 of
   them, or an inner update past the second, the first to see a policy other than the rollout's, would
   only repeat what the first two do);
+* for JustGRPO only, the canvas: 32 tokens instead of 256 / 512 (its sampler follows: one token per step).
+  Its exact left-to-right likelihood scores every completion with one forward pass of the whole canvas
+  per token (``L`` passes of ``P + L`` tokens), which at ``L = 512`` takes minutes per step on a CPU;
+  the same code path runs at 32;
 * where the rows come from: real rows of ``../shared/data`` written to a local file (MBPP problems in
   KodCode's layout for the code configs); skipped when that directory is absent.
 
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from trafl.objectives.registry import objective_class
 from trafl.train.config import TrainConfig
 from trafl.utils.config import load_config
 
@@ -112,6 +117,8 @@ def test_paper_config_runs_two_steps_and_resumes(path, model_dir, data_files, tm
         "gradient_accumulation_steps": 1,
         "num_iterations": min(shipped.num_iterations, 2),
     }
+    if objective_class(shipped.method).rollout_order == "left_to_right":
+        common["max_completion_length"] = 32
     first = RLTrainer(_config(path, **common, max_steps=2), progress=False)
     step_once = first.train_step
 
