@@ -189,6 +189,14 @@ def test_demo_config_errors():
         load_config(DemoConfig, None, {"methods": "trafl,ppo"})
 
 
+def test_demo_compares_the_four_study_methods_unless_told_otherwise():
+    from trafl.demo import DEFAULT_METHODS
+    from trafl.objectives.registry import OBJECTIVES
+
+    assert load_config(DemoConfig, None, {}).methods == list(DEFAULT_METHODS) == ["trafl", "espo", "justgrpo", "diffu_grpo"]
+    assert load_config(DemoConfig, None, {"methods": "all"}).methods == list(OBJECTIVES)
+
+
 def test_demo_sampler_settings_are_checked_at_load_and_reach_training(tmp_path):
     from trafl.demo import train_fields
     from trafl.errors import ConfigError

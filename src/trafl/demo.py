@@ -74,7 +74,8 @@ class DemoConfig:
     )
     methods: list[str] = option(
         list(DEFAULT_METHODS),
-        "Post-training methods to compare (each with its authors' mechanics); any registered method may be added.",
+        "Post-training methods to compare (each with its authors' mechanics); any registered method may be added, "
+        "or 'all' for every registered one.",
     )
     seeds: int = option(2, "Training seeds per method (seed, seed+1, ...); the tables report seed means.", min=1)
     task: str = option("decoy_rule", "Synthetic task (the shipped base knows decoy_rule).")
@@ -123,6 +124,8 @@ class DemoConfig:
     def validate(self) -> None:
         if self.k_max > self.eval_n:
             raise ConfigError(f"config field 'k_max': {self.k_max} exceeds eval_n = {self.eval_n} samples per prompt")
+        if self.methods == ["all"]:
+            self.methods = list(METHODS)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"config field 'methods': unknown {unknown}; valid: {', '.join(METHODS)}")
