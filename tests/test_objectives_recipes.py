@@ -56,6 +56,21 @@ def test_defaults_table_in_docs_matches_the_registry():
             ),
         ),
         ("trafl", dict(surrogate="elbo", num_iterations=1)),
+        (
+            "spg",
+            dict(
+                negative_bound="mix",
+                eubo_beta=1.5,
+                mix_weight=0.5,
+                num_mc=2,
+                block_masking=True,
+                mask_block_length=32,
+                length_norm="tokens",
+                resample_noise=True,
+                num_iterations=4,
+                temperature=0.9,
+            ),
+        ),
     ],
 )
 def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
@@ -88,6 +103,9 @@ def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
         ("diffu_grpo", 512, (0.9, 128, 32, "low_confidence")),
         ("justgrpo", 256, (1.0, 256, 1, "low_confidence")),
         ("trafl", 256, (0.9, 128, 32, "low_confidence")),
+        # SPG: spg/slurm_scripts/train.yaml (block 32, 128 steps), diffu_grpo_config.py (T 0.9)
+        ("spg", 256, (0.9, 128, 32, "low_confidence")),
+        ("spg", 512, (0.9, 128, 32, "low_confidence")),
     ],
 )
 def test_method_with_no_sampler_flags_samples_as_its_authors(method, length, expected):
@@ -178,7 +196,7 @@ def _param_bytes(*modules) -> int:
     return total
 
 
-@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None)])
+@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None), ("spg", None)])
 def test_no_reference_copy_when_the_objective_never_reads_it(method, beta, tmp_path):
     from trafl.train.trainer import RLTrainer
 

@@ -18,12 +18,13 @@ from trafl.objectives.diffu_grpo import DiffuGRPO
 from trafl.objectives.espo import ESPO
 from trafl.objectives.justgrpo import JustGRPO
 from trafl.objectives.options import ObjectiveOptions
+from trafl.objectives.spg import SPG
 from trafl.objectives.trafl import TraFL
 from trafl.utils.config import config_from_dict
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO)}
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO, SPG)}
 #: The registered method names as a type, for config fields that name a method.
-MethodName = Literal["trafl", "espo", "justgrpo", "diffu_grpo"]
+MethodName = Literal["trafl", "espo", "justgrpo", "diffu_grpo", "spg"]
 if tuple(OBJECTIVES) != get_args(MethodName):
     raise TraflError(f"MethodName {get_args(MethodName)} must list the registry's objectives {tuple(OBJECTIVES)}")
 
