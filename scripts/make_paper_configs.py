@@ -144,17 +144,17 @@ PUBLISHED = {
 }
 # SPG (facebookresearch/SPG, a d1 fork) spg/slurm_scripts/train.yaml + spg_mix/{gsm,math}_base_spg_mix_beta1.5_weight0.5
 # .sbatch: d1's geometry (1 prompt x G 6 per device, GA 2: the sbatch overrides train.yaml's 4) -> 16 prompts/step,
-# 10 epochs; its 4 inner iterations, no KL and the ELBO/EUBO mixture are the objective's defaults. d1's data, XML
-# prompt and rewards (SPG's xmlcount differs slightly: docs/published-recipes.md).
+# 10 epochs; its 4 inner iterations, no KL and the ELBO/EUBO mixture are the objective's defaults. d1's data and XML
+# prompt; its rewards are d1's but for the xmlcount penalty (rewards: spg).
 PUBLISHED["spg"] = {
     "common": {**PUBLISHED["diffu_grpo"]["common"]},
     "gsm8k": {
         "max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16,
-        "task_options": {"prompt_template": "d1", "rewards": "d1"},
+        "task_options": {"prompt_template": "d1", "rewards": "spg"},
     },
     "math": {
         "max_steps": TRAIN_PROMPTS["math"] * 10 // 16,
-        "task_options": {**MATH_SOURCE, "prompt_template": "d1", "rewards": "d1"},
+        "task_options": {**MATH_SOURCE, "prompt_template": "d1", "rewards": "spg"},
     },
 }
 SHARED_RUNTIME = {
