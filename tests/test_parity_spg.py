@@ -40,6 +40,7 @@ from parity_originals_spg import (
     spg_token_logp_and_prob,
 )
 
+from trafl.errors import ConfigError
 from trafl.objectives import get_objective
 from trafl.objectives.spg import draw_block_masks
 
@@ -292,6 +293,22 @@ def test_spg_authors_defaults():
         o.antithetic,
     ) == ("mix", 1.5, 0.5, 2, True, 32, 0.0, 1.0, 0.15, True, "tokens", False)
     assert not get_objective("spg").needs_reference
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [
+        ({"surrogate": "onestep"}, "surrogate"),
+        ({"antithetic": True}, "antithetic"),
+        ({"min_t": 0.6, "max_t": 0.5}, "min_t"),
+        ({"mask_block_length": 4}, "mask_block_length"),  # does not divide L = 6
+        ({"mask_block_length": 3, "num_mc": 3}, "num_mc"),  # 3 draws, 2 blocks
+    ],
+)
+def test_spg_rejects_settings_the_original_cannot_run(options, field):
+    with pytest.raises(ConfigError, match=field):
+        objective = get_objective("spg", **options)
+        objective.prepare(base.make_group(False), generator=torch.Generator().manual_seed(0))
 
 
 def test_zz_report_max_relative_errors(capsys):
