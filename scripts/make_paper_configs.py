@@ -177,6 +177,21 @@ PUBLISHED = {
 }
 #: The authors' process count where it is not 8 (the per-device values above are for it).
 PUBLISHED_GPUS = {"wd1": 4}
+# SPG (facebookresearch/SPG, a d1 fork) spg/slurm_scripts/train.yaml + spg_mix/{gsm,math}_base_spg_mix_beta1.5_weight0.5
+# .sbatch: d1's geometry (1 prompt x G 6 per device, GA 2: the sbatch overrides train.yaml's 4) -> 16 prompts/step,
+# 10 epochs; its 4 inner iterations, no KL and the ELBO/EUBO mixture are the objective's defaults. d1's data and XML
+# prompt; its rewards are d1's but for the xmlcount penalty (rewards: spg).
+PUBLISHED["spg"] = {
+    "common": {**PUBLISHED["diffu_grpo"]["common"]},
+    "gsm8k": {
+        "max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16,
+        "task_options": {"prompt_template": "d1", "rewards": "spg"},
+    },
+    "math": {
+        "max_steps": TRAIN_PROMPTS["math"] * 10 // 16,
+        "task_options": {**MATH_SOURCE, "prompt_template": "d1", "rewards": "spg"},
+    },
+}
 SHARED_RUNTIME = {
     "model": LLADA,
     "gradient_checkpointing": True,
@@ -212,6 +227,7 @@ MATCHED_METHODS = {
     "justgrpo": {"ar_chunk_size": 32},
     "diffu_grpo": {},
     "wd1": {},
+    "spg": {},
 }
 
 

@@ -127,7 +127,8 @@ def render() -> str:
                 "(GiB per GPU; `configs/paper/llada8b_gsm8k_512_trafl.yaml` with G and the micro-batch set to 16):"
             ),
             explicit_table(),
-            "**The 24 matched configs (`configs/paper/*.yaml`)**, GiB per GPU on 8 x 80 GiB, ✓ fits with 10% headroom:",
+            f"**The {len(paper)} matched configs (`configs/paper/*.yaml`)**, GiB per GPU on 8 x 80 GiB, ✓ fits with "
+            "10% headroom:",
             config_table(paper),
             "**The published recipes (`configs/paper/published/*.yaml`)**:",
             config_table(published),

@@ -4,6 +4,7 @@ removed (marked ``# print removed``) and names prefixed by the repository; nothi
 
 - d1 837888f ``diffu-grpo/reward_func.py`` l.6-79 and l.232-272, ``diffu-grpo/math500_utils.py`` l.13-227
 - ESPO b5f2dac ``espo/rewards.py`` l.182-238 and l.386-413
+- SPG a1c7120 ``spg/reward_func.py`` l.67-84 (its ``count_xml``; its other rewards are d1's)
 """
 
 # ruff: noqa
@@ -356,3 +357,26 @@ def espo_correctness_reward_func_math(prompts, completions, answer, step=None, r
     parsed_answer = [parse(a) for a in answer]
     # print removed
     return [1.0 if verify(r, a) else 0.0 for r, a in zip(parsed_responses, parsed_answer)]
+
+
+# ---- SPG a1c7120 spg/reward_func.py l.67-84 (d1's count_xml with l.75 changed) --------------------
+
+
+def spg_count_xml(text) -> float:
+    count = 0.0
+    if text.count("<reasoning>\n") == 1:
+        count += 0.125
+    if text.count("\n</reasoning>\n") == 1:
+        count += 0.125
+    if text.count("\n<answer>\n") == 1:
+        count += 0.125
+        count -= len(text.split("\n<answer>\n")[-1]) * 0.001
+    if text.count("\n</answer>") == 1:
+        count += 0.125
+        count -= (len(text.split("\n</answer>")[-1]) - 1) * 0.001
+    return count
+
+
+def spg_xmlcount_reward_func(completions, **kwargs) -> list[float]:
+    contents = [completion[0]["content"] for completion in completions]
+    return [spg_count_xml(c) for c in contents]

@@ -24,6 +24,8 @@ LEARNING_SETTINGS: dict[str, dict] = {
     "justgrpo": {},
     "diffu_grpo": {"learning_rate": 1e-3},
     "wd1": {},
+    # the toy's 4-token completions in two mask blocks of 2 (SPG's recipe: the sampler's block, 32)
+    "spg": {"mask_block_length": 2},
 }
 
 #: The bar every method's :func:`learning_gain` must clear. Measured over 8 seeds x 3 CPU kernel sets x

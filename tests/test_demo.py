@@ -193,7 +193,11 @@ def test_demo_compares_the_four_study_methods_unless_told_otherwise():
     from trafl.demo import DEFAULT_METHODS
     from trafl.objectives.registry import OBJECTIVES
 
-    assert load_config(DemoConfig, None, {}).methods == list(DEFAULT_METHODS) == ["trafl", "espo", "justgrpo", "diffu_grpo"]
+    assert (
+        load_config(DemoConfig, None, {}).methods
+        == list(DEFAULT_METHODS)
+        == ["trafl", "espo", "justgrpo", "diffu_grpo"]
+    )
     assert load_config(DemoConfig, None, {"methods": "all"}).methods == list(OBJECTIVES)
 
 

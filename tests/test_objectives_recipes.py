@@ -69,6 +69,21 @@ def test_defaults_table_in_docs_matches_the_registry():
                 num_iterations=12,
             ),
         ),
+        (
+            "spg",
+            dict(
+                negative_bound="mix",
+                eubo_beta=1.5,
+                mix_weight=0.5,
+                num_mc=2,
+                block_masking=True,
+                mask_block_length=32,
+                length_norm="tokens",
+                resample_noise=True,
+                num_iterations=4,
+                temperature=0.9,
+            ),
+        ),
     ],
 )
 def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
@@ -103,6 +118,9 @@ def test_method_with_no_flags_runs_its_authors_recipe(method, expected):
         ("trafl", 256, (0.9, 128, 32, "low_confidence")),
         # wd1: wd1/train.yaml (block 32, 128 steps, low_confidence), diffu_grpo_config.py (T 0.9)
         ("wd1", 256, (0.9, 128, 32, "low_confidence")),
+        # SPG: spg/slurm_scripts/train.yaml (block 32, 128 steps), diffu_grpo_config.py (T 0.9)
+        ("spg", 256, (0.9, 128, 32, "low_confidence")),
+        ("spg", 512, (0.9, 128, 32, "low_confidence")),
     ],
 )
 def test_method_with_no_sampler_flags_samples_as_its_authors(method, length, expected):
@@ -193,7 +211,7 @@ def _param_bytes(*modules) -> int:
     return total
 
 
-@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None), ("wd1", None)])
+@pytest.mark.parametrize("method,beta", [("espo", 0.0), ("justgrpo", None), ("wd1", None), ("spg", None)])
 def test_no_reference_copy_when_the_objective_never_reads_it(method, beta, tmp_path):
     from trafl.train.trainer import RLTrainer
 

@@ -13,6 +13,7 @@ import pytest
 
 from trafl.rewards.math import d1 as ours_d1
 from trafl.rewards.math import espo as ours_espo
+from trafl.rewards.math import spg as ours_spg
 from trafl.rewards.math.hendrycks import hendrycks_equiv, hendrycks_normal_form
 from trafl.tasks import get_task
 
@@ -124,6 +125,25 @@ def test_d1_gsm8k_rewards_match_the_original():
     assert {v for v in orig.d1_soft_format_reward_func(_chat(comps))} == {0.0, 0.5}
     assert {v for v in orig.d1_int_reward_func(_chat(comps))} == {0.0, 0.5}
     assert len(set(orig.d1_xmlcount_reward_func(_chat(comps)))) >= 6
+
+
+def test_spg_gsm8k_rewards_match_the_original():
+    """SPG's xmlcount matches its code (d1's with one line changed) and differs from d1's on the corpus;
+    ``rewards: spg`` is d1's set with it in xmlcount's place, on GSM8K only."""
+    comps = GSM8K_COMPLETIONS
+    ours = ours_spg.spg_xmlcount_reward([""] * len(comps), comps)
+    assert ours == orig.spg_xmlcount_reward_func(_chat(comps))
+    assert ours_spg.spg_xmlcount_reward([""] * len(comps), _chat(comps)) == ours
+    assert ours != orig.d1_xmlcount_reward_func(_chat(comps)) and len(set(ours)) >= 6
+    spg, d1 = get_task("gsm8k", rewards="spg"), get_task("gsm8k", rewards="d1")
+    assert spg.reward_functions()[1:] == d1.reward_functions()[1:]
+    assert spg.reward_functions()[0] is ours_spg.spg_xmlcount_reward
+    assert spg.default_reward_weights() == d1.default_reward_weights()
+    m_spg, m_d1 = get_task("math", rewards="spg"), get_task("math", rewards="d1")
+    assert (
+        m_spg.reward_functions() == m_d1.reward_functions()
+        and m_spg.default_reward_weights() == m_d1.default_reward_weights()
+    )
 
 
 def test_d1_math_rewards_match_the_original():

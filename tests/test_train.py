@@ -90,6 +90,7 @@ def test_each_objective_raises_mean_reward(method, model_dir, tmp_path):
     | justgrpo | 24: avx512 x 1, 2 x 8; avx2, default x 1 x 4 | 0.493 | 0.060 | 0.419 | 6.6 |
     | diffu_grpo | 23: avx512, avx2, default x 1 x 8 (7 on default) | 0.637 | 0.092 | 0.423 | 5.9 |
     | wd1 | 24: avx512, avx2, default x 1 x 8 | 0.666 | 0.109 | 0.454 | 5.2 |
+    | spg | 16: avx512, avx2 x 1 x 8 (mask_block_length 2) | 0.841 | 0.063 | 0.743 | 11.7 |
 
     A short RL run's end point is chaotic in float rounding, so the old check (last 5 against first 5
     steps, > 0.1, diffu-GRPO at 3e-3) passed on one CPU and failed on another (0.362 -> 0.456 on the
@@ -448,6 +449,7 @@ def test_on_policy_flag_of_each_objective():
         "justgrpo": True,
         "diffu_grpo": True,
         "wd1": True,
+        "spg": True,
     }
 
 

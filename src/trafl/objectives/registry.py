@@ -18,13 +18,14 @@ from trafl.objectives.diffu_grpo import DiffuGRPO
 from trafl.objectives.espo import ESPO
 from trafl.objectives.justgrpo import JustGRPO
 from trafl.objectives.options import ObjectiveOptions
+from trafl.objectives.spg import SPG
 from trafl.objectives.trafl import TraFL
 from trafl.objectives.wd1 import Wd1
 from trafl.utils.config import config_from_dict
 
-OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO, Wd1)}
+OBJECTIVES: dict[str, type[Objective]] = {cls.name: cls for cls in (TraFL, ESPO, JustGRPO, DiffuGRPO, Wd1, SPG)}
 #: The registered method names as a type, for config fields that name a method.
-MethodName = Literal["trafl", "espo", "justgrpo", "diffu_grpo", "wd1"]
+MethodName = Literal["trafl", "espo", "justgrpo", "diffu_grpo", "wd1", "spg"]
 if tuple(OBJECTIVES) != get_args(MethodName):
     raise TraflError(f"MethodName {get_args(MethodName)} must list the registry's objectives {tuple(OBJECTIVES)}")
 

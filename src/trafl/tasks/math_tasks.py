@@ -1,7 +1,7 @@
 """Math tasks: GSM8K, MATH (train), MATH-500, Minerva Math.
 
 Rows: ``prompt`` (the problem), ``answer`` (the reference final answer) and an ``id``; with a reward
-set that grades against it (``d1``, ``espo``), ``solution``: the worked reference (GSM8K's answer
+set that grades against it (``d1``, ``espo``, ``spg``), ``solution``: the worked reference (GSM8K's answer
 ending ``#### N``, MATH's solution; ``#### answer`` / ``\\boxed{answer}`` when the source has none).
 
 Task options (``get_task(name, **options)``, ``task_options`` in a training or eval config):
@@ -17,6 +17,7 @@ Task options (``get_task(name, **options)``, ``task_options`` in a training or e
   correctness then the ``\\boxed{}`` format reward, weights 1, 0; ``d1``: d1's rewards
   (:mod:`trafl.rewards.math.d1`), weights all 1; ``espo``: ESPO's correctness alone
   (:mod:`trafl.rewards.math.espo`), weight 1.
+  ``spg``: SPG's, d1's with SPG's xmlcount on GSM8K (:mod:`trafl.rewards.math.spg`), weights all 1.
 - ``max_problem_chars``: keep only problems of at most this many characters (JustGRPO trains MATH on
   problems under 1,500 characters, ``data/math.py`` l.127: 1499).
 - ``source`` (``math`` only, :data:`MathSource`): ``lighteval`` (Hendrycks MATH train, 7,500
@@ -50,6 +51,7 @@ from trafl.rewards.math import (
     normalise,
     numbers_equal,
     parse_number,
+    spg_xmlcount_reward,
 )
 from trafl.tasks.base import RewardFn, Task
 from trafl.tasks.loading import convert, first_field, load_rows
@@ -57,7 +59,7 @@ from trafl.tasks.loading import convert, first_field, load_rows
 #: Named prompt templates of the math tasks (module docstring).
 PromptTemplate = Literal["default", "d1", "justgrpo", "espo"]
 #: Named reward sets of the math tasks (module docstring).
-RewardSet = Literal["default", "d1", "espo"]
+RewardSet = Literal["default", "d1", "espo", "spg"]
 #: Where the ``math`` task's training problems come from (module docstring).
 MathSource = Literal["lighteval", "prm800k"]
 
@@ -100,6 +102,7 @@ MATH_REWARDS: dict[str, RewardRecipe] = {
     "default": ((math_correctness_reward, boxed_format_reward), (1.0, 0.0)),
     "d1": ((d1_math_correctness_reward, d1_answer_tag_format_reward), (1.0, 1.0)),
     "espo": ((espo_math_correctness_reward,), (1.0,)),
+    "spg": ((d1_math_correctness_reward, d1_answer_tag_format_reward), (1.0, 1.0)),  # d1's functions
 }
 #: reward set -> (functions, default weights) of GSM8K, d1's in its order (``diffu_grpo_train.py`` l.39-45)
 GSM8K_REWARDS: dict[str, RewardRecipe] = {
@@ -115,6 +118,17 @@ GSM8K_REWARDS: dict[str, RewardRecipe] = {
         (1.0, 1.0, 1.0, 1.0, 1.0),
     ),
     "espo": ((espo_gsm8k_correctness_reward,), (1.0,)),
+    # SPG's (spg/diffu_grpo_train.py l.43-51): d1's with its own xmlcount
+    "spg": (
+        (
+            spg_xmlcount_reward,
+            d1_soft_format_reward,
+            d1_strict_format_reward,
+            d1_integer_reward,
+            d1_gsm8k_correctness_reward,
+        ),
+        (1.0, 1.0, 1.0, 1.0, 1.0),
+    ),
 }
 
 

@@ -134,7 +134,7 @@ class TrainConfig(RunConfig):
     num_iterations: int | None = option(
         None,
         "mu: inner updates on each rollout batch, old policy = the rollout policy "
-        "(default: the method's recipe: espo 8, diffu_grpo and wd1 12, else 1).",
+        "(default: the method's recipe: espo 8, diffu_grpo and wd1 12, spg 4, else 1).",
         min=1,
     )
     learning_rate: float = option_of(

@@ -1,6 +1,6 @@
 """Math grading: final-answer extraction, equivalence through math-verify, reward functions (trafl's
 own in :mod:`~trafl.rewards.math.rewards`; the originals' in :mod:`~trafl.rewards.math.d1` and
-:mod:`~trafl.rewards.math.espo`)."""
+:mod:`~trafl.rewards.math.espo`; SPG's xmlcount in :mod:`~trafl.rewards.math.spg`)."""
 
 from trafl.rewards.math.d1 import (
     d1_answer_tag_format_reward,
@@ -20,6 +20,7 @@ from trafl.rewards.math.rewards import (
     gsm8k_correctness_reward,
     math_correctness_reward,
 )
+from trafl.rewards.math.spg import spg_xmlcount_reward
 
 __all__ = [
     "answer_tag_format_reward",
@@ -45,4 +46,5 @@ __all__ = [
     "normalise",
     "numbers_equal",
     "parse_number",
+    "spg_xmlcount_reward",
 ]
