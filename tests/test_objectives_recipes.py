@@ -77,7 +77,7 @@ def test_defaults_table_in_docs_matches_the_registry():
                 mix_weight=0.5,
                 num_mc=2,
                 block_masking=True,
-                mask_block_length=32,
+                mask_block_length=16,  # the sampler's block_length (16 here; 32 in SPG's recipe)
                 length_norm="tokens",
                 resample_noise=True,
                 num_iterations=4,

@@ -291,7 +291,7 @@ def test_spg_authors_defaults():
         o.resample_noise,
         o.length_norm,
         o.antithetic,
-    ) == ("mix", 1.5, 0.5, 2, True, 32, 0.0, 1.0, 0.15, True, "tokens", False)
+    ) == ("mix", 1.5, 0.5, 2, True, None, 0.0, 1.0, 0.15, True, "tokens", False)  # None: the sampler's block
     assert not get_objective("spg").needs_reference
 
 
@@ -314,3 +314,37 @@ def test_spg_rejects_settings_the_original_cannot_run(options, field):
 def test_zz_report_max_relative_errors(capsys):
     with capsys.disabled():
         print("\nSPG max relative errors (loss, grad):", {k: f"{v:.2e}" for k, v in MAX_REL.items()})
+
+
+def test_spg_block_geometry_is_checked_when_the_training_config_loads():
+    """The mask block is the sampler's block unless given; one that does not divide L (or too few blocks for
+    num_mc) stops the run at load, before any rollout."""
+    from trafl.train.config import TrainConfig
+    from trafl.utils.config import load_config
+
+    base = {
+        "model": "m",
+        "task": "t",
+        "method": "spg",
+        "max_completion_length": 5,
+        "block_length": 5,
+        "diffusion_steps": 5,
+    }
+    assert load_config(TrainConfig, None, base).objective.mask_block_length == 5
+    recipe = {**base, "max_completion_length": 256, "block_length": None, "diffusion_steps": None}
+    assert load_config(TrainConfig, None, recipe).objective.mask_block_length == 32
+    with pytest.raises(ConfigError, match="'mask_block_length': 2 must divide the completion length 5"):
+        load_config(TrainConfig, None, {**base, "mask_block_length": 2})
+    with pytest.raises(ConfigError, match="'num_mc': 4 block-wise draws need at least as many blocks"):
+        load_config(
+            TrainConfig,
+            None,
+            {
+                **base,
+                "max_completion_length": 6,
+                "block_length": 6,
+                "diffusion_steps": 6,
+                "mask_block_length": 2,
+                "num_mc": 4,
+            },
+        )

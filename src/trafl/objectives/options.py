@@ -78,6 +78,11 @@ class ObjectiveOptions:
         "sampler drew from (as TRL does). False scores the model at T = 1.",
     )
 
+    def bind_rollout(self, completion_length: int, block_length: int) -> None:
+        """Resolve the options that follow the rollout sampler and check those that must agree with it
+        (the completion length ``L`` and the sampler's block length). Called when a training config loads,
+        so a mismatch stops the run before its first rollout; nothing by default."""
+
     def validate(self) -> None:
         if self.surrogate == "elbo" and self.antithetic and self.num_mc % 2:
             raise ConfigError(

@@ -78,13 +78,22 @@ class SPGOptions(ObjectiveOptions):
     block_masking: bool = option(
         True, "Block-wise masks (SPG's block_random); false: one block spanning the completion (its 'random')."
     )
-    mask_block_length: int = option(
-        32, "Block length of the block-wise masks (SPG uses its sampler's block length); must divide L.", min=1
+    mask_block_length: int | None = option(
+        None,
+        "Block length of the block-wise masks; must divide L. None: the rollout sampler's block_length, as SPG "
+        "(32 in its recipe).",
+        min=1,
     )
     min_t: float = option(
         0.0, "Smallest masked fraction of the scored block (floor, at least one token).", min=0.0, max=1.0
     )
     max_t: float = option(1.0, "Largest masked fraction of the scored block.", min=0.0, max=1.0)
+
+    def bind_rollout(self, completion_length: int, block_length: int) -> None:
+        if self.mask_block_length is None:
+            self.mask_block_length = block_length
+        block = self.mask_block_length if self.block_masking else completion_length
+        check_block_geometry(completion_length, block, self.num_mc)
 
     def validate(self) -> None:
         super().validate()
@@ -114,6 +123,21 @@ class BlockMasks:
         return BlockMasks(self.canvas[rows], self.block[rows])
 
 
+def check_block_geometry(length: int, block_length: int, num_mc: int) -> None:
+    """``mask_block_length`` divides ``L``, and ``num_mc`` block-wise draws have as many blocks to score
+    (one block, SPG's 'random' masks, is scored by every draw)."""
+    if length % block_length:
+        raise ConfigError(
+            f"config field 'mask_block_length': {block_length} must divide the completion length {length}"
+        )
+    num_blocks = length // block_length
+    if num_mc > num_blocks > 1:
+        raise ConfigError(
+            f"config field 'num_mc': {num_mc} block-wise draws need at least as many blocks, got "
+            f"{num_blocks} (L {length} / mask_block_length {block_length})"
+        )
+
+
 def draw_block_masks(
     counted: torch.Tensor,
     prompt_real: torch.Tensor,
@@ -136,16 +160,8 @@ def draw_block_masks(
     """
     n, length = counted.shape
     device = counted.device
-    if length % block_length:
-        raise ConfigError(
-            f"config field 'mask_block_length': {block_length} must divide the completion length {length}"
-        )
+    check_block_geometry(length, block_length, num_mc)
     num_blocks = length // block_length
-    if num_mc > num_blocks > 1:  # one block (SPG's 'random' masks): every draw scores it
-        raise ConfigError(
-            f"config field 'num_mc': {num_mc} block-wise draws need at least as many blocks, got "
-            f"{num_blocks} (L {length} / mask_block_length {block_length})"
-        )
     lengths = counted.sum(dim=1).clamp(min=1)
     nonempty = (lengths - 1) // block_length + 1
     if num_blocks == 1:
@@ -246,7 +262,14 @@ class SPG(Objective):
         o = self.options
         counted = loss_positions(group.completion, group.eos_token_id, o.length_norm)
         prompt_real = group.attention_mask[:, : group.prompt_length].bool()
-        block = o.mask_block_length if o.block_masking else counted.shape[1]
+        block = counted.shape[1]
+        if o.block_masking:
+            if o.mask_block_length is None:
+                raise ConfigError(
+                    "config field 'mask_block_length' is unset: give it, or build the objective from a training "
+                    "config, which takes the rollout sampler's block_length"
+                )
+            block = o.mask_block_length
         draws = [
             draw_block_masks(
                 counted,

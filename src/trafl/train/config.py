@@ -250,6 +250,7 @@ class TrainConfig(RunConfig):
                 f"multiple of 'num_generations' ({self.num_generations}): each micro-batch holds whole groups"
             )
         check_sampler(self.sampler, TRAIN_NAMES)
+        self.objective.bind_rollout(self.max_completion_length, self.block_length)
         if self.objective.surrogate == "trajectory" and self.remasking != "random":
             raise ConfigError("config field 'surrogate': 'trajectory' is exact only with remasking: random")
         super().validate()
