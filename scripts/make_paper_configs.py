@@ -46,30 +46,32 @@ TRAIN_PROMPTS = {"gsm8k": 7473, "math": 12000}
 MATH_SOURCE = {"source": "prm800k"}
 
 # ---- as published (per device, 8 GPUs) ------------------------------------------------------------------
+# d1's trainer settings (slurm_scripts/train.yaml), which its forks wd1 and SPG keep.
+D1_COMMON = {
+    **LORA_AS_PUBLISHED,
+    "learning_rate": 3e-6,
+    "lr_scheduler_type": "constant",
+    "warmup_steps": 0,
+    "weight_decay": 0.1,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.99,
+    "max_grad_norm": 0.2,
+    "num_generations": 6,
+    "per_device_train_batch_size": 6,
+    "gradient_accumulation_steps": 2,
+    "temperature": 0.9,
+    "max_completion_length": 256,
+    "diffusion_steps": 128,
+    "block_length": 32,
+    "max_prompt_length": 200,
+    "prompt_truncation": "left",
+    "seed": 42,
+}
 PUBLISHED = {
     # d1 slurm_scripts/train.yaml + gsm_base.sbatch: 1 prompt x G 6 per device, GA 2 -> 16 prompts/step, 10 epochs;
     # its XML prompt and rewards (correctness 2.0 + format rewards, weights 1), prompts cut from the left at 200.
     "diffu_grpo": {
-        "common": {
-            **LORA_AS_PUBLISHED,
-            "learning_rate": 3e-6,
-            "lr_scheduler_type": "constant",
-            "warmup_steps": 0,
-            "weight_decay": 0.1,
-            "adam_beta1": 0.9,
-            "adam_beta2": 0.99,
-            "max_grad_norm": 0.2,
-            "num_generations": 6,
-            "per_device_train_batch_size": 6,
-            "gradient_accumulation_steps": 2,
-            "temperature": 0.9,
-            "max_completion_length": 256,
-            "diffusion_steps": 128,
-            "block_length": 32,
-            "max_prompt_length": 200,
-            "prompt_truncation": "left",
-            "seed": 42,
-        },
+        "common": D1_COMMON,
         "gsm8k": {
             "max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16,
             "task_options": {"prompt_template": "d1", "rewards": "d1"},
@@ -145,26 +147,7 @@ PUBLISHED = {
     # wd1 (xiaohangt/wd1) wd1/train.yaml + run/wll_NP_{gsm8k,math}.sh: d1's recipe and code base on 4 GPUs
     # (--num_processes 4): 1 prompt x G 6 per device, GA 2 -> 8 prompts/step, 10 epochs; d1's XML prompt and rewards.
     "wd1": {
-        "common": {
-            **LORA_AS_PUBLISHED,
-            "learning_rate": 3e-6,
-            "lr_scheduler_type": "constant",
-            "warmup_steps": 0,
-            "weight_decay": 0.1,
-            "adam_beta1": 0.9,
-            "adam_beta2": 0.99,
-            "max_grad_norm": 0.2,
-            "num_generations": 6,
-            "per_device_train_batch_size": 6,
-            "gradient_accumulation_steps": 2,
-            "temperature": 0.9,
-            "max_completion_length": 256,
-            "diffusion_steps": 128,
-            "block_length": 32,
-            "max_prompt_length": 200,
-            "prompt_truncation": "left",
-            "seed": 42,
-        },
+        "common": D1_COMMON,
         "gsm8k": {
             "max_steps": TRAIN_PROMPTS["gsm8k"] // 8 * 10,
             "task_options": {"prompt_template": "d1", "rewards": "d1"},
@@ -182,7 +165,7 @@ PUBLISHED_GPUS = {"wd1": 4}
 # 10 epochs; its 4 inner iterations, no KL and the ELBO/EUBO mixture are the objective's defaults. d1's data and XML
 # prompt; its rewards are d1's but for the xmlcount penalty (rewards: spg).
 PUBLISHED["spg"] = {
-    "common": {**PUBLISHED["diffu_grpo"]["common"]},
+    "common": D1_COMMON,
     "gsm8k": {
         "max_steps": TRAIN_PROMPTS["gsm8k"] * 10 // 16,
         "task_options": {"prompt_template": "d1", "rewards": "spg"},
