@@ -51,9 +51,10 @@ def hash_reference(solution: str) -> str | None:
     return solution.split("####")[1].strip() if "####" in solution else None
 
 
-def xml_tag_count(text: str) -> float:
+def xml_tag_count(text: str, penalised_after: str = "\n</answer>\n") -> float:
     """d1's ``count_xml``: 0.125 per tag line present exactly once, minus 0.001 per trailing character
-    after ``\\n</answer>\\n`` and after ``\\n</answer>`` (less one, the newline)."""
+    after ``penalised_after`` (d1: ``\\n</answer>\\n``; SPG moved it to ``\\n<answer>\\n``) and after
+    ``\\n</answer>`` (less one, the newline)."""
     score = 0.0
     if text.count("<reasoning>\n") == 1:
         score += 0.125
@@ -61,7 +62,7 @@ def xml_tag_count(text: str) -> float:
         score += 0.125
     if text.count("\n<answer>\n") == 1:
         score += 0.125
-        score -= 0.001 * len(text.split("\n</answer>\n")[-1])  # in d1's order: the same float
+        score -= 0.001 * len(text.split(penalised_after)[-1])  # in d1's order: the same float
     if text.count("\n</answer>") == 1:
         score += 0.125
         score -= 0.001 * (len(text.split("\n</answer>")[-1]) - 1)

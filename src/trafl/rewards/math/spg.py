@@ -17,23 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from trafl.rewards.math.d1 import xml_tag_count
 from trafl.rewards.math.rewards import _texts
 
 
 def spg_xml_tag_count(text: str) -> float:
-    """SPG's ``count_xml`` (see the module docstring), in its order of operations (the same floats)."""
-    score = 0.0
-    if text.count("<reasoning>\n") == 1:
-        score += 0.125
-    if text.count("\n</reasoning>\n") == 1:
-        score += 0.125
-    if text.count("\n<answer>\n") == 1:
-        score += 0.125
-        score -= 0.001 * len(text.split("\n<answer>\n")[-1])
-    if text.count("\n</answer>") == 1:
-        score += 0.125
-        score -= 0.001 * (len(text.split("\n</answer>")[-1]) - 1)
-    return score
+    """SPG's ``count_xml`` (see the module docstring): d1's with the answer-length penalty after ``\\n<answer>\\n``."""
+    return xml_tag_count(text, penalised_after="\n<answer>\n")
 
 
 def spg_xmlcount_reward(prompts: Sequence, completions: Sequence, **_) -> list[float]:
