@@ -88,7 +88,7 @@ def _update_setups(g: int, p: int, gen_length: int) -> dict[str, tuple]:
     for method in METHODS:
         torch.manual_seed(0)
         policy = build_model("tiny")
-        objective = build_objective(method, policy.config.d_model)
+        objective = build_objective(method, policy.config.d_model, gen_length)
         reference, opt = make_trainable(policy, objective)
         group = random_group(
             1, g, p, gen_length, policy.config.vocab_size, policy.config.eos_token_id, policy.config.mask_token_id
@@ -115,8 +115,9 @@ def bench_train(args, record: dict) -> None:
         )
     print_side_by_side(
         f"one inner update per objective (G={g}, P={p}, L={gen_length}, each method's default options: "
-        f"TraFL ELBO K=2, ESPO its ELBO K=4 (2 coupled pairs), JustGRPO autoregressive, diffu-GRPO "
-        f"one-step; one inner iteration each (ESPO's recipe runs 8, d1's 12); tiny model, full fine-tuning)",
+        f"TraFL ELBO K=2, ESPO its ELBO K=4 (2 coupled pairs), JustGRPO autoregressive, diffu-GRPO and wd1 "
+        f"one-step, SPG 2 block-wise draws (8 blocks); one inner iteration each (ESPO's recipe runs 8, d1's and "
+        f"wd1's 12, SPG's 4); tiny model, full fine-tuning)",
         rows,
         ["method", "median_s", "time_over_trafl", "peak_MiB"],
     )

@@ -54,11 +54,16 @@ def random_group(
     )
 
 
-def build_objective(method: str, hidden_size: int, **options: Any):
+def build_objective(method: str, hidden_size: int, gen_length: int | None = None, **options: Any):
+    """Objective ``method`` with its authors' options; with ``gen_length``, bound to a rollout of that
+    length whose sampler has 8 blocks, as the recipes' 256 tokens in blocks of 32 (SPG's masks follow them)."""
     if method == "trafl":  # the learned head: its cost is part of the measurement, and row chunks need it
         options.setdefault("hidden_size", hidden_size)
         options.setdefault("logz", "learned")
-    return get_objective(method, **options)
+    objective = get_objective(method, **options)
+    if gen_length is not None:
+        objective.options.bind_rollout(gen_length, max(1, gen_length // 8))
+    return objective
 
 
 def _row_chunks(group: RolloutGroup, chunks: int) -> list[tuple[RolloutGroup, float]]:

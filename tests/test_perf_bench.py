@@ -115,12 +115,10 @@ def test_benchmark_entry_point_smoke(tmp_path, monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "token identity of trafl's uncached sampler with the reference loop at T=0: PASS" in text
     record = json.loads(out.read_text().splitlines()[-1])
-    assert record["sampler"]["token_identical"] and {r["method"] for r in record["train"]["rows"]} == {
-        "trafl",
-        "espo",
-        "justgrpo",
-        "diffu_grpo",
-    }
+    from trafl.objectives import OBJECTIVES
+
+    assert record["sampler"]["token_identical"] and {r["method"] for r in record["train"]["rows"]} == set(OBJECTIVES)
+    assert {r["method"] for r in record["train_recipe"]["rows"]} == set(OBJECTIVES)
 
 
 def test_percent_mean_and_standard_error():
