@@ -231,67 +231,49 @@ def run_case(case: dict) -> dict:
     return {**case, **json.loads(proc.stdout.strip().splitlines()[-1])}
 
 
+def _case(
+    preset: str,
+    shape: tuple[int, int, int],
+    gpu: bool,
+    path: str,
+    *,
+    lora: bool = False,
+    checkpointing: bool = True,
+    surrogate: str = "tokens",
+    chunk: int = 0,
+) -> dict:
+    """One worker case: ``shape`` = (rows, prompt, completion)."""
+    rows, prompt, completion = shape
+    return {
+        "preset": preset,
+        "vocab": VOCAB[preset],
+        "rows": rows,
+        "prompt": prompt,
+        "completion": completion,
+        "lora": lora,
+        "checkpointing": checkpointing,
+        "gpu": gpu,
+        "path": path,
+        "surrogate": surrogate,
+        "chunk": chunk,
+    }
+
+
 def cases(presets: list[str], gpu: bool, paths: tuple[str, ...] = PATHS) -> list[dict]:
     """Every preset x weights x checkpointing, scored by each path (``chunked`` then ``logits``), then on
     ``tiny`` a longer batch (:data:`LONG`, several chunks) and JustGRPO's ordered likelihood backpropagated
     per chunk and all at once."""
     out = []
     for preset in presets:
-        rows, prompt, completion = CASES[preset]
         for lora in (False, True):
             for ckpt in (False, True):
-                for path in paths:
-                    out.append(
-                        {
-                            "preset": preset,
-                            "vocab": VOCAB[preset],
-                            "rows": rows,
-                            "prompt": prompt,
-                            "completion": completion,
-                            "lora": lora,
-                            "checkpointing": ckpt,
-                            "gpu": gpu,
-                            "path": path,
-                            "surrogate": "tokens",
-                            "chunk": 0,
-                        }
-                    )
+                out += [_case(preset, CASES[preset], gpu, path, lora=lora, checkpointing=ckpt) for path in paths]
         if preset == "tiny":
-            rows, prompt, completion = LONG
             for ckpt in (False, True):
-                for path in paths:
-                    out.append(
-                        {
-                            "preset": preset,
-                            "vocab": VOCAB[preset],
-                            "rows": rows,
-                            "prompt": prompt,
-                            "completion": completion,
-                            "lora": False,
-                            "checkpointing": ckpt,
-                            "gpu": gpu,
-                            "path": path,
-                            "surrogate": "tokens",
-                            "chunk": 0,
-                        }
-                    )
+                out += [_case(preset, LONG, gpu, path, checkpointing=ckpt) for path in paths]
             rows, prompt, completion, chunk = ORDERED
-            for path in paths:
-                out.append(
-                    {
-                        "preset": preset,
-                        "vocab": VOCAB[preset],
-                        "rows": rows,
-                        "prompt": prompt,
-                        "completion": completion,
-                        "lora": False,
-                        "checkpointing": True,
-                        "gpu": gpu,
-                        "path": path,
-                        "surrogate": "ordered",
-                        "chunk": chunk,
-                    }
-                )
+            ordered = (rows, prompt, completion)
+            out += [_case(preset, ordered, gpu, path, surrogate="ordered", chunk=chunk) for path in paths]
     return out
 
 
